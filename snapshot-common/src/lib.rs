@@ -1,0 +1,168 @@
+//! Types shared by the eBPF programs (`snapshot-ebpf`) and the userspace controller
+//! (`snapshot-userspace`): one definition of every record, map value and map name.
+//!
+//! Every type is `#[repr(C)]` with explicit padding fields, checked at compile time, so that the
+//! byte layout is the same on both sides and no uninitialised padding reaches userspace.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Number of probe slots: each slot is one program per probe kind in the eBPF object, and the
+/// slot number is the probe id carried by every event.
+pub const MAX_PROBES: usize = 16;
+
+/// Number of argument words an event carries.
+pub const MAX_ARGS: usize = 6;
+
+/// Length of a task's command name, as in the kernel (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Names of the maps and globals in the eBPF object, used by userspace to find them.
+pub mod names {
+    /// The record buffer: `2 halves × ncpu × capacity` events, `BPF_F_MMAPABLE`.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU writer state ([`super::CpuState`]), one element per CPU, `BPF_F_MMAPABLE`.
+    pub const CPU_STATE: &str = "CPU_STATE";
+    /// Controller state ([`super::Control`]), one element.
+    pub const CONTROL: &str = "CONTROL";
+    /// Target thread-group ids (tgid → 1) when filtering by process.
+    pub const TARGETS: &str = "TARGETS";
+    /// Per-probe decoding configuration ([`super::ProbeConfig`]), indexed by probe id.
+    pub const PROBES: &str = "PROBES";
+    /// Read-only global: number of possible CPUs (sizes the buffer).
+    pub const GLOBAL_NCPU: &str = "SNAPSHOT_NCPU";
+    /// Read-only global: events per CPU per half.
+    pub const GLOBAL_CAPACITY: &str = "SNAPSHOT_CAPACITY";
+    /// Read-only global: [`super::FilterMode`] as `u32`.
+    pub const GLOBAL_FILTER: &str = "SNAPSHOT_FILTER";
+    /// Read-only global: the controller's own tgid, never recorded.
+    pub const GLOBAL_SELF_TGID: &str = "SNAPSHOT_SELF_TGID";
+}
+
+/// How the eBPF side decides whether the current task is recorded.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterMode {
+    /// Every task but the controller itself.
+    All = 0,
+    /// Only tasks whose tgid is a key of the `TARGETS` map.
+    Targets = 1,
+}
+
+/// The event carries a return value in [`Event::ret`].
+pub const EVENT_HAS_RET: u32 = 1 << 0;
+/// The event carries arguments in [`Event::args`].
+pub const EVENT_HAS_ARGS: u32 = 1 << 1;
+
+/// One fixed-size record, as written by a probe into the live half of the buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Commit word: the record's position in its CPU's ring plus one, written last. A slot
+    /// whose `seq` does not match the position the reader expects was torn or never written.
+    pub seq: u64,
+    /// `bpf_ktime_get_boot_ns()` when the probe fired.
+    pub ts_ns: u64,
+    /// `tgid << 32 | tid`, as `bpf_get_current_pid_tgid()` returns it.
+    pub pid_tgid: u64,
+    /// Up to [`MAX_ARGS`] arguments (entry probes, tracepoint fields).
+    pub args: [u64; MAX_ARGS],
+    /// Return value (return probes, a tracepoint's `ret` field).
+    pub ret: u64,
+    /// The task's command name, NUL padded.
+    pub comm: [u8; COMM_LEN],
+    /// CPU the probe ran on.
+    pub cpu: u32,
+    /// Probe id (index of the probe spec on the command line).
+    pub probe_id: u32,
+    /// `EVENT_*` flags.
+    pub flags: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+impl Event {
+    /// Thread-group id (the process id as userspace sees it).
+    #[must_use]
+    pub const fn tgid(&self) -> u32 {
+        (self.pid_tgid >> 32) as u32
+    }
+
+    /// Thread id.
+    #[must_use]
+    pub const fn tid(&self) -> u32 {
+        self.pid_tgid as u32
+    }
+}
+
+/// Per-CPU writer state, padded to a cache line. Lives in an mmap-able array indexed by CPU so
+/// that userspace reads heads without a syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuState {
+    /// 1 while a probe on this CPU is writing a record (taken with an atomic exchange).
+    pub busy: u64,
+    /// Completed writes on this CPU; lets a reader see that an in-flight writer finished.
+    pub generation: u64,
+    /// Records ever written into each half on this CPU (the ring head, not wrapped).
+    pub head: [u64; 2],
+    /// Events dropped because a writer was already busy on this CPU (nesting, preemption).
+    pub dropped: u64,
+    /// Explicit padding to 64 bytes.
+    pub _pad: [u64; 3],
+}
+
+/// Controller state shared with the eBPF side (one element).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// The half probes write into (0 or 1).
+    pub active: u64,
+    /// Non-zero stops recording (probes return at once).
+    pub stopped: u64,
+}
+
+/// Where a tracepoint field lives in the raw tracepoint record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldLoc {
+    /// Byte offset from the start of the record.
+    pub offset: u16,
+    /// Size in bytes: 1, 2, 4 or 8; 0 means "absent".
+    pub size: u8,
+    /// 1 if the field is signed (sign-extended to 64 bits).
+    pub signed: u8,
+}
+
+/// How the eBPF side decodes a tracepoint probe's fields into an event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Fields copied into [`Event::args`].
+    pub args: [FieldLoc; MAX_ARGS],
+    /// Field copied into [`Event::ret`] (size 0: none).
+    pub ret: FieldLoc,
+    /// Number of valid entries in `args`.
+    pub nargs: u32,
+}
+
+// No implicit padding: every byte of these types is a named field.
+const _: () = assert!(size_of::<Event>() == 8 * 3 + 8 * MAX_ARGS + 8 + COMM_LEN + 16);
+const _: () = assert!(size_of::<Event>() % 8 == 0);
+const _: () = assert!(size_of::<CpuState>() == 64);
+const _: () = assert!(size_of::<Control>() == 16);
+const _: () = assert!(size_of::<FieldLoc>() == 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * MAX_ARGS + 4 + 4);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all four types are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
+    // and have no implicit padding (asserted above), so every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CpuState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Control {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProbeConfig {}
+}

@@ -1,0 +1,18 @@
+//! Which tasks are recorded: applied in the kernel before any record is written.
+
+use snapshot_common::FilterMode;
+
+use crate::maps::{TARGETS, filter_mode, self_tgid};
+
+/// True when events of the process `tgid` should be recorded.
+#[inline(always)]
+pub fn wanted(tgid: u32) -> bool {
+    if tgid == self_tgid() {
+        return false;
+    }
+    if filter_mode() == FilterMode::All as u32 {
+        return true;
+    }
+    // SAFETY: the value is a plain u8 and is only tested for presence.
+    unsafe { TARGETS.get(&tgid).is_some() }
+}

@@ -1,0 +1,99 @@
+//! Writing one fixed-size record into the live half of the flight recorder.
+//!
+//! Layout: `EVENTS[(half * ncpu + cpu) * capacity + head % capacity]`; each CPU owns its own
+//! region of each half, so writers on different CPUs never share a slot.
+//!
+//! Exclusion on one CPU: a probe takes `CpuState::busy` with an atomic exchange before it
+//! reads the head and releases it with another exchange after the record and the head are
+//! written. A second probe on the same CPU while the first is writing (a kprobe inside a
+//! tracepoint program, an NMI, or a preempted uprobe program) finds `busy == 1`, writes nothing
+//! and is counted in `CpuState::dropped`: it can neither tear nor duplicate a record.
+//!
+//! Publication: `seq` (position + 1) is written after every other field and before the head
+//! moves; the release exchange on `busy` is a full barrier. A reader that waited for `busy == 0`
+//! (or for `generation` to move) after the half stopped being live sees complete records, and
+//! the `seq` check catches any slot that was not (counted as torn; the design keeps it at 0).
+
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+    bpf_ktime_get_boot_ns,
+};
+use snapshot_common::{COMM_LEN, MAX_ARGS};
+
+use crate::{
+    atomic, filter,
+    maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
+};
+
+/// What a probe observed, before the common fields are added.
+pub struct Payload {
+    /// Arguments or tracepoint fields.
+    pub args: [u64; MAX_ARGS],
+    /// Return value, when `flags` has `EVENT_HAS_RET`.
+    pub ret: u64,
+    /// `EVENT_*` flags.
+    pub flags: u32,
+}
+
+/// Records one event for `probe_id` if the current task is a target and recording is on.
+#[inline(always)]
+pub fn record(probe_id: u32, payload: &Payload) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !filter::wanted((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let Some(control) = CONTROL.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: `control` points at the single CONTROL value, valid while the program runs;
+    // volatile because userspace changes it concurrently.
+    let (stopped, active) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*control).stopped),
+            core::ptr::read_volatile(&raw const (*control).active),
+        )
+    };
+    if stopped != 0 {
+        return;
+    }
+    // SAFETY: BPF helper without preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(state) = CPU_STATE.get_ptr_mut(cpu) else {
+        return;
+    };
+    // SAFETY: `state` is this CPU's CpuState map value; `busy` is 8-byte aligned.
+    if unsafe { atomic::xchg(&raw mut (*state).busy, 1) } != 0 {
+        // SAFETY: as above.
+        unsafe { atomic::add(&raw mut (*state).dropped, 1) };
+        return;
+    }
+    let half = (active & 1) as usize;
+    let cap = u64::from(capacity());
+    // SAFETY: we hold `busy`, so no other writer on this CPU touches the head.
+    let head = unsafe { (*state).head[half] };
+    if cap != 0 {
+        let slot = (half as u64 * u64::from(ncpu()) + u64::from(cpu)) * cap + head % cap;
+        if let Some(event) = EVENTS.get_ptr_mut(slot as u32) {
+            // SAFETY: `event` is a valid map value; this CPU owns the slot while holding `busy`.
+            unsafe {
+                (*event).ts_ns = bpf_ktime_get_boot_ns();
+                (*event).pid_tgid = pid_tgid;
+                (*event).args = payload.args;
+                (*event).ret = payload.ret;
+                (*event).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+                (*event).cpu = cpu;
+                (*event).probe_id = probe_id;
+                (*event).flags = payload.flags;
+                (*event)._pad = 0;
+                core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
+                core::ptr::write_volatile(&raw mut (*event).seq, head + 1);
+                (*state).head[half] = head + 1;
+            }
+        }
+    }
+    // SAFETY: as above; the exchange publishes everything written before it.
+    unsafe {
+        (*state).generation += 1;
+        atomic::xchg(&raw mut (*state).busy, 0);
+    }
+}

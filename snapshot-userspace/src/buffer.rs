@@ -1,0 +1,244 @@
+//! Reading the flight recorder's halves through `mmap` (zero copy until the records are taken).
+//!
+//! The eBPF side writes `EVENTS[(half * ncpu + cpu) * capacity + pos % capacity]` and advances
+//! `CpuState::head[half]`; see `snapshot-ebpf/src/record.rs` for the writer protocol.
+
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    ptr::NonNull,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use aya::{Ebpf, maps::Map};
+use snapshot_common::{CpuState, Event, names};
+
+/// A read-only shared mapping of a `BPF_F_MMAPABLE` array map.
+pub struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mmap {
+    /// Maps `len` bytes of the map behind `fd`, read-only.
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let len = len.div_ceil(page) * page;
+        // SAFETY: a fresh shared read-only mapping of a valid fd; the kernel checks `len` against
+        // the map's size and fails with EINVAL rather than mapping beyond it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// Reads element `index` of type `T` (the map's value type) with a volatile copy: the
+    /// kernel may be writing other elements concurrently.
+    ///
+    /// # Panics
+    /// If the element lies outside the mapping (a caller bug).
+    #[must_use]
+    pub fn read<T: Copy>(&self, index: usize) -> T {
+        let offset = index * size_of::<T>();
+        assert!(offset + size_of::<T>() <= self.len, "read beyond the mapping");
+        // SAFETY: in bounds (checked above); map values are 8-byte aligned and T is a Pod map
+        // value type, valid for any bit pattern.
+        unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(offset).cast::<T>()) }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping created in `map`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+// SAFETY: the mapping is read-only and only read through volatile copies.
+unsafe impl Send for Mmap {}
+// SAFETY: as above.
+unsafe impl Sync for Mmap {}
+
+/// Accounting for one CPU's ring in one drained half.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CpuAccount {
+    /// CPU number.
+    pub cpu: u32,
+    /// Records taken into the snapshot.
+    pub recorded: u64,
+    /// Records lost to wrap-around (the ring held only the newest `capacity`).
+    pub overwritten: u64,
+    /// Events not written because the CPU's writer was busy (nesting, preemption).
+    pub dropped: u64,
+    /// Slots whose commit word did not match (must stay 0).
+    pub torn: u64,
+}
+
+/// Takes the valid records of one CPU's ring: positions `head - min(head, cap) .. head`, each
+/// checked against its commit word. `slot(i)` reads slot `i` of the ring.
+pub fn drain_ring(head: u64, capacity: u64, slot: impl Fn(u64) -> Event) -> (Vec<Event>, u64, u64) {
+    let kept = head.min(capacity);
+    let mut events = Vec::with_capacity(kept as usize);
+    let mut torn = 0;
+    for pos in head - kept..head {
+        let event = slot(pos % capacity);
+        if event.seq == pos + 1 {
+            events.push(event);
+        } else {
+            torn += 1;
+        }
+    }
+    (events, head - kept, torn)
+}
+
+/// Merges per-CPU runs (each already in time order) into one time-ordered list.
+#[must_use]
+pub fn merge_by_time(mut runs: Vec<Vec<Event>>) -> Vec<Event> {
+    let mut all: Vec<Event> = runs.iter_mut().flat_map(std::mem::take).collect();
+    // Stable: records of one CPU with equal timestamps keep their ring order.
+    all.sort_by_key(|e| e.ts_ns);
+    all
+}
+
+/// Both halves and the per-CPU states, mapped.
+pub struct Buffers {
+    events: Mmap,
+    states: Mmap,
+    ncpu: u32,
+    capacity: u32,
+}
+
+fn map_fd<'a>(ebpf: &'a Ebpf, name: &str) -> anyhow::Result<BorrowedFd<'a>> {
+    match ebpf.map(name) {
+        Some(Map::Array(data)) => Ok(data.fd().as_fd()),
+        _ => anyhow::bail!("array map {name} missing from the eBPF object: rebuild with `cargo xtask build`"),
+    }
+}
+
+impl Buffers {
+    /// Maps the buffers of a loaded object.
+    pub fn map(ebpf: &Ebpf, ncpu: u32, capacity: u32) -> anyhow::Result<Self> {
+        let n_events = 2 * ncpu as usize * capacity as usize;
+        let events = Mmap::map(map_fd(ebpf, names::EVENTS)?, n_events * size_of::<Event>())
+            .context("mmap of the event buffer failed (the map must be BPF_F_MMAPABLE)")?;
+        let states = Mmap::map(map_fd(ebpf, names::CPU_STATE)?, ncpu as usize * size_of::<CpuState>())
+            .context("mmap of the per-CPU state failed")?;
+        Ok(Self { events, states, ncpu, capacity })
+    }
+
+    /// Number of CPUs the buffer is laid out for.
+    #[must_use]
+    pub const fn ncpu(&self) -> u32 {
+        self.ncpu
+    }
+
+    /// The current writer state of `cpu`.
+    #[must_use]
+    pub fn state(&self, cpu: u32) -> CpuState {
+        self.states.read(cpu as usize)
+    }
+
+    /// Waits until no writer that started before this call is still writing, on any CPU: for
+    /// each CPU, `busy == 0` or its `generation` moved. Returns false on timeout.
+    #[must_use]
+    pub fn wait_writers(&self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let before: Vec<CpuState> = (0..self.ncpu).map(|c| self.state(c)).collect();
+        for (cpu, old) in (0..self.ncpu).zip(before) {
+            while old.busy != 0 {
+                let now = self.state(cpu);
+                if now.busy == 0 || now.generation != old.generation {
+                    break;
+                }
+                if start.elapsed() > timeout {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+
+    /// Takes every valid record of `half`, merged in time order, with per-CPU accounting.
+    /// The caller must make sure no writer still writes into `half` (see [`Self::wait_writers`]).
+    #[must_use]
+    pub fn drain(&self, half: usize) -> (Vec<Event>, Vec<CpuAccount>) {
+        let cap = u64::from(self.capacity);
+        let mut runs = Vec::with_capacity(self.ncpu as usize);
+        let mut accounts = Vec::with_capacity(self.ncpu as usize);
+        for cpu in 0..self.ncpu {
+            let state = self.state(cpu);
+            let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
+            let (events, overwritten, torn) =
+                drain_ring(state.head[half], cap, |slot| self.events.read((base + slot) as usize));
+            accounts.push(CpuAccount {
+                cpu,
+                recorded: events.len() as u64,
+                overwritten,
+                dropped: state.dropped,
+                torn,
+            });
+            runs.push(events);
+        }
+        (merge_by_time(runs), accounts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, ts: u64) -> Event {
+        Event { seq, ts_ns: ts, pid_tgid: 0, args: [0; 6], ret: 0, comm: [0; 16], cpu: 0, probe_id: 0, flags: 0, _pad: 0 }
+    }
+
+    #[test]
+    fn drain_without_wrap() {
+        let ring: Vec<Event> = (0..3).map(|p| ev(p + 1, p * 10)).chain([ev(0, 0)]).collect();
+        let (events, overwritten, torn) = drain_ring(3, 4, |s| ring[s as usize]);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!((overwritten, torn), (0, 0));
+    }
+
+    #[test]
+    fn drain_after_wrap_keeps_newest_and_counts_lost() {
+        // 10 records into a ring of 4: positions 6..10 remain, in slots 2,3,0,1.
+        let mut ring = vec![ev(0, 0); 4];
+        for pos in 0..10u64 {
+            ring[(pos % 4) as usize] = ev(pos + 1, pos);
+        }
+        let (events, overwritten, torn) = drain_ring(10, 4, |s| ring[s as usize]);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8, 9, 10]);
+        assert_eq!((overwritten, torn), (6, 0));
+    }
+
+    #[test]
+    fn torn_slot_is_counted_not_returned() {
+        let mut ring: Vec<Event> = (0..4).map(|p| ev(p + 1, p)).collect();
+        ring[2].seq = 99;
+        let (events, _, torn) = drain_ring(4, 4, |s| ring[s as usize]);
+        assert_eq!(events.len(), 3);
+        assert_eq!(torn, 1);
+    }
+
+    #[test]
+    fn merge_orders_across_cpus() {
+        let merged = merge_by_time(vec![vec![ev(1, 5), ev(2, 20)], vec![ev(1, 1), ev(2, 10)]]);
+        assert_eq!(merged.iter().map(|e| e.ts_ns).collect::<Vec<_>>(), [1, 5, 10, 20]);
+    }
+}

@@ -1,0 +1,121 @@
+//! Events as people and scripts read them: ftrace-like text and JSON objects.
+
+use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, Event, MAX_ARGS};
+
+use crate::spec::{ProbeKind, ProbeSpec};
+
+/// What is known about a probe when decoding its events.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeInfo {
+    /// Probe id (slot).
+    pub id: u32,
+    /// Display name (alias, function, tracepoint or symbol).
+    pub name: String,
+    /// The spec as given.
+    pub spec: String,
+    /// Kind.
+    pub kind: ProbeKind,
+    /// Names of the argument fields, where known (tracepoints).
+    pub arg_names: Vec<String>,
+}
+
+impl ProbeInfo {
+    /// Builds the info of probe `id`.
+    #[must_use]
+    pub fn new(id: u32, spec: &ProbeSpec, arg_names: Vec<String>) -> Self {
+        Self { id, name: spec.name().to_owned(), spec: spec.text.clone(), kind: spec.kind, arg_names }
+    }
+
+    /// How many argument words its events carry.
+    #[must_use]
+    pub fn nargs(&self) -> usize {
+        match self.kind {
+            ProbeKind::Tracepoint => self.arg_names.len(),
+            ProbeKind::Rawtp => 2,
+            ProbeKind::Kretprobe | ProbeKind::Uretprobe => 0,
+            _ => MAX_ARGS,
+        }
+    }
+}
+
+/// One event, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventView {
+    /// Boot-time timestamp, ns.
+    pub ts_ns: u64,
+    /// CPU.
+    pub cpu: u32,
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Command name.
+    pub comm: String,
+    /// Probe name.
+    pub probe: String,
+    /// Arguments.
+    pub args: Vec<u64>,
+    /// Return value, when the probe sees one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ret: Option<i64>,
+}
+
+/// Decodes `event` with the probe table.
+#[must_use]
+pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
+    let probe = probes.iter().find(|p| p.id == event.probe_id);
+    let nargs = if event.flags & EVENT_HAS_ARGS == 0 { 0 } else { probe.map_or(MAX_ARGS, ProbeInfo::nargs) };
+    let comm_len = event.comm.iter().position(|&b| b == 0).unwrap_or(event.comm.len());
+    EventView {
+        ts_ns: event.ts_ns,
+        cpu: event.cpu,
+        pid: event.tgid(),
+        tid: event.tid(),
+        comm: String::from_utf8_lossy(&event.comm[..comm_len]).into_owned(),
+        probe: probe.map_or_else(|| format!("probe{}", event.probe_id), |p| p.name.clone()),
+        args: event.args[..nargs].to_vec(),
+        ret: (event.flags & EVENT_HAS_RET != 0).then_some(event.ret as i64),
+    }
+}
+
+/// ftrace-like line: `comm-tid [cpu] seconds: probe: arg0=0x.. ret=..`.
+#[must_use]
+pub fn text_line(v: &EventView, arg_names: &[String]) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!(
+        "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
+        v.comm, v.tid, v.cpu, v.ts_ns / 1_000_000_000, (v.ts_ns % 1_000_000_000) / 1000, v.probe
+    );
+    for (i, a) in v.args.iter().enumerate() {
+        match arg_names.get(i) {
+            Some(n) => write!(line, " {n}={a:#x}"),
+            None => write!(line, " arg{i}={a:#x}"),
+        }
+        .expect("writing to a String cannot fail");
+    }
+    if let Some(r) = v.ret {
+        write!(line, " ret={r}").expect("writing to a String cannot fail");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_formats() {
+        let spec: ProbeSpec = "tracepoint:syscalls:sys_exit_close".parse().unwrap();
+        let probes = [ProbeInfo::new(0, &spec, vec!["fd".into()])];
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"work");
+        let ev = Event {
+            seq: 1, ts_ns: 1_500_000_000, pid_tgid: (7 << 32) | 9, args: [3, 0, 0, 0, 0, 0],
+            ret: (-9i64) as u64, comm, cpu: 1, probe_id: 0, flags: EVENT_HAS_ARGS | EVENT_HAS_RET, _pad: 0,
+        };
+        let v = view(&ev, &probes);
+        assert_eq!((v.pid, v.tid, v.comm.as_str(), v.args.as_slice(), v.ret), (7, 9, "work", &[3][..], Some(-9)));
+        let line = text_line(&v, &probes[0].arg_names);
+        assert!(line.ends_with("[001] 1.500000: sys_exit_close: fd=0x3 ret=-9"), "{line}");
+    }
+}

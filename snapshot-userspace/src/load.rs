@@ -1,0 +1,68 @@
+//! Loading the eBPF object, sized and configured for one recording.
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap},
+};
+use snapshot_common::{Control, FilterMode, ProbeConfig, names};
+
+/// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
+
+/// Load-time configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadConfig {
+    /// Possible CPUs (`aya::util::nr_cpus`).
+    pub ncpu: u32,
+    /// Events per CPU per half.
+    pub capacity: u32,
+    /// Which tasks are recorded.
+    pub filter: FilterMode,
+}
+
+/// Loads the object with `config` patched in; no program is loaded or attached yet.
+pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
+    let self_tgid = std::process::id();
+    let filter = config.filter as u32;
+    let events = u64::from(config.ncpu) * u64::from(config.capacity) * 2;
+    let events = u32::try_from(events).context(
+        "the buffer is too large for this many CPUs: choose a smaller --buffer-size",
+    )?;
+    EbpfLoader::new()
+        .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
+        .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
+        .override_global(names::GLOBAL_FILTER, &filter, true)
+        .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
+        .map_max_entries(names::EVENTS, events)
+        .map_max_entries(names::CPU_STATE, config.ncpu)
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled")
+}
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name)
+        .with_context(|| format!("map {name} missing from the eBPF object (a build mismatch): rebuild with `cargo xtask build`"))
+}
+
+/// Adds `tgid` to the in-kernel target set.
+pub fn add_target(ebpf: &mut Ebpf, tgid: u32) -> anyhow::Result<()> {
+    let mut targets: HashMap<_, u32, u8> = HashMap::try_from(map_mut(ebpf, names::TARGETS)?)?;
+    targets
+        .insert(&tgid, &1, 0)
+        .with_context(|| format!("cannot add pid {tgid} to the target map"))
+}
+
+/// Stores the tracepoint field layout of probe `id`.
+pub fn set_probe_config(ebpf: &mut Ebpf, id: u32, config: &ProbeConfig) -> anyhow::Result<()> {
+    let mut probes: Array<_, ProbeConfig> = Array::try_from(map_mut(ebpf, names::PROBES)?)?;
+    probes
+        .set(id, config, 0)
+        .with_context(|| format!("cannot store the field layout of probe {id}"))
+}
+
+/// Writes the controller state.
+pub fn set_control(ebpf: &mut Ebpf, control: &Control) -> anyhow::Result<()> {
+    let mut map: Array<_, Control> = Array::try_from(map_mut(ebpf, names::CONTROL)?)?;
+    map.set(0, control, 0).context("cannot update the control map")
+}

@@ -1,0 +1,27 @@
+//! `snapshot`: the controller's command line.
+
+use clap::Parser as _;
+use snapshot_userspace::{cli, target};
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == target::HELD_EXEC) {
+        std::process::exit(target::held_exec_main(&args));
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("snapshot: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("snapshot: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

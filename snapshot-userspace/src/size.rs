@@ -1,0 +1,70 @@
+//! Buffer sizes: `1M` (bytes per CPU per half) or `65536ev` (events per CPU per half).
+
+use snapshot_common::Event;
+
+/// Largest capacity accepted, in events per CPU per half (keeps the map under 4 GiB).
+pub const MAX_EVENTS: u64 = 1 << 22;
+
+/// Why a `--buffer-size` value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SizeError {
+    /// Not a number with a known suffix.
+    #[error("bad buffer size `{0}`: write bytes with an optional K/M/G suffix (`1M`) or an event count (`65536ev`)")]
+    Syntax(String),
+    /// Too small or too large.
+    #[error("buffer size `{text}` is {events} events per CPU; it must be between 16 and {max}")]
+    Range {
+        /// What the user wrote.
+        text: String,
+        /// Events it amounts to.
+        events: u64,
+        /// The upper bound.
+        max: u64,
+    },
+}
+
+/// Parses a per-CPU buffer size into a number of events.
+pub fn parse_events(text: &str) -> Result<u32, SizeError> {
+    let syntax = || SizeError::Syntax(text.to_owned());
+    let t = text.trim();
+    let events = if let Some(n) = t.strip_suffix("ev") {
+        n.parse::<u64>().map_err(|_| syntax())?
+    } else {
+        let (digits, mult) = match t.char_indices().last() {
+            Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+            Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+            Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+            _ => (t, 1),
+        };
+        let bytes = digits
+            .parse::<u64>()
+            .map_err(|_| syntax())?
+            .checked_mul(mult)
+            .ok_or_else(syntax)?;
+        bytes / size_of::<Event>() as u64
+    };
+    if !(16..=MAX_EVENTS).contains(&events) {
+        return Err(SizeError::Range {
+            text: text.to_owned(),
+            events,
+            max: MAX_EVENTS,
+        });
+    }
+    Ok(events as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_events("65536ev").unwrap(), 65536);
+        assert_eq!(parse_events("1M").unwrap(), (1 << 20) / 112);
+        assert_eq!(parse_events("112K").unwrap(), 1024);
+        assert!(matches!(parse_events("1X"), Err(SizeError::Syntax(_))));
+        assert!(matches!(parse_events("8ev"), Err(SizeError::Range { .. })));
+        assert!(matches!(parse_events("64G"), Err(SizeError::Range { .. })));
+        assert!(matches!(parse_events("99999999999999999999G"), Err(SizeError::Syntax(_))));
+    }
+}

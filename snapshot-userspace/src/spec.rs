@@ -1,0 +1,381 @@
+//! Probe specifications in bpftrace syntax: `kprobe:vfs_read`, `tracepoint:syscalls:sys_enter_close`,
+//! `uprobe:/bin/bash:readline`, optionally named with `NAME=SPEC`.
+
+use std::{fmt, path::PathBuf, str::FromStr};
+
+/// What kind of program a probe is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// Kernel function entry (kprobe).
+    Kprobe,
+    /// Kernel function return (kretprobe).
+    Kretprobe,
+    /// Kernel function entry through BTF trampolines.
+    Fentry,
+    /// Kernel function return through BTF trampolines.
+    Fexit,
+    /// Classic (perf) tracepoint.
+    Tracepoint,
+    /// Raw tracepoint.
+    Rawtp,
+    /// User function entry.
+    Uprobe,
+    /// User function return.
+    Uretprobe,
+}
+
+impl ProbeKind {
+    /// All kinds, in the order the help text lists them.
+    pub const ALL: [Self; 8] = [
+        Self::Kprobe,
+        Self::Kretprobe,
+        Self::Fentry,
+        Self::Fexit,
+        Self::Tracepoint,
+        Self::Rawtp,
+        Self::Uprobe,
+        Self::Uretprobe,
+    ];
+
+    /// The spec prefix (`kprobe`, `tracepoint`, …).
+    #[must_use]
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::Kprobe => "kprobe",
+            Self::Kretprobe => "kretprobe",
+            Self::Fentry => "fentry",
+            Self::Fexit => "fexit",
+            Self::Tracepoint => "tracepoint",
+            Self::Rawtp => "rawtp",
+            Self::Uprobe => "uprobe",
+            Self::Uretprobe => "uretprobe",
+        }
+    }
+
+    /// Name of the program for probe slot `id` in the eBPF object.
+    #[must_use]
+    pub fn program_name(self, id: usize) -> String {
+        let family = match self {
+            Self::Tracepoint => "tracepoint",
+            Self::Rawtp => "rawtp",
+            other => other.prefix(),
+        };
+        format!("{family}_{id}")
+    }
+
+    /// True for probes that see a return value rather than arguments.
+    #[must_use]
+    pub const fn is_return(self) -> bool {
+        matches!(self, Self::Kretprobe | Self::Fexit | Self::Uretprobe)
+    }
+
+    fn from_prefix(prefix: &str) -> Option<Self> {
+        Some(match prefix {
+            "kprobe" | "k" => Self::Kprobe,
+            "kretprobe" | "kr" => Self::Kretprobe,
+            "fentry" | "f" => Self::Fentry,
+            "fexit" | "fr" => Self::Fexit,
+            "tracepoint" | "t" => Self::Tracepoint,
+            "rawtp" | "rawtracepoint" | "rt" => Self::Rawtp,
+            "uprobe" | "u" => Self::Uprobe,
+            "uretprobe" | "ur" => Self::Uretprobe,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+/// Where a probe attaches.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Location {
+    /// A kernel function, with a byte offset for kprobes.
+    Kernel {
+        /// Function name.
+        function: String,
+        /// Offset from the function's start (kprobe only).
+        offset: u64,
+    },
+    /// A tracepoint `category:name`.
+    Tracepoint {
+        /// Category (directory under `events/`).
+        category: String,
+        /// Event name.
+        name: String,
+    },
+    /// A raw tracepoint.
+    Raw {
+        /// Tracepoint name (`sys_enter`).
+        name: String,
+    },
+    /// A function in a user binary or library.
+    User {
+        /// Path of the binary or library.
+        path: PathBuf,
+        /// Symbol name.
+        symbol: String,
+        /// Offset from the symbol (uprobe only).
+        offset: u64,
+    },
+}
+
+/// One `--probe` argument, parsed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeSpec {
+    /// Program kind.
+    pub kind: ProbeKind,
+    /// Attach point.
+    pub location: Location,
+    /// Name given with `NAME=SPEC`, if any.
+    pub alias: Option<String>,
+    /// The spec as the user wrote it.
+    pub text: String,
+}
+
+impl ProbeSpec {
+    /// The name events and triggers use for this probe: the alias, else the function,
+    /// tracepoint or symbol name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        if let Some(alias) = &self.alias {
+            return alias;
+        }
+        match &self.location {
+            Location::Kernel { function, .. } => function,
+            Location::Tracepoint { name, .. } | Location::Raw { name } => name,
+            Location::User { symbol, .. } => symbol,
+        }
+    }
+}
+
+/// Why a probe spec could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// No `kind:` prefix.
+    #[error("probe `{0}` has no kind: write KIND:TARGET, e.g. `kprobe:vfs_read`, `tracepoint:syscalls:sys_enter_openat`, `uprobe:/bin/bash:readline`")]
+    MissingKind(String),
+    /// Unknown prefix.
+    #[error("unknown probe kind `{kind}` in `{spec}`: use one of kprobe, kretprobe, fentry, fexit, tracepoint, rawtp, uprobe, uretprobe")]
+    UnknownKind {
+        /// The prefix found.
+        kind: String,
+        /// The whole spec.
+        spec: String,
+    },
+    /// Wrong shape for the kind.
+    #[error("malformed probe `{spec}`: expected `{expected}`")]
+    Malformed {
+        /// The whole spec.
+        spec: String,
+        /// The shape this kind takes.
+        expected: &'static str,
+    },
+    /// Offset that is not a number.
+    #[error("bad offset `{offset}` in `{spec}`: write a decimal or 0x-prefixed hex byte offset, e.g. `+0x10`")]
+    BadOffset {
+        /// The offset text.
+        offset: String,
+        /// The whole spec.
+        spec: String,
+    },
+    /// Alias that is not an identifier.
+    #[error("bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit")]
+    BadAlias(String),
+}
+
+fn parse_offset(text: &str, spec: &str) -> Result<u64, SpecError> {
+    let parsed = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16)
+    } else {
+        text.parse()
+    };
+    parsed.map_err(|_| SpecError::BadOffset {
+        offset: text.to_owned(),
+        spec: spec.to_owned(),
+    })
+}
+
+/// Splits `NAME+OFFSET` into the name and its offset (0 when absent).
+fn split_offset<'a>(target: &'a str, spec: &str) -> Result<(&'a str, u64), SpecError> {
+    match target.split_once('+') {
+        Some((name, offset)) => Ok((name, parse_offset(offset, spec)?)),
+        None => Ok((target, 0)),
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Characters a kernel symbol or tracepoint name may contain (`.` for `foo.isra.0`).
+fn is_symbol(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+impl FromStr for ProbeSpec {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (alias, spec) = match text.split_once('=') {
+            Some((alias, spec)) if !alias.contains(':') => {
+                if !is_ident(alias) {
+                    return Err(SpecError::BadAlias(alias.to_owned()));
+                }
+                (Some(alias.to_owned()), spec)
+            }
+            _ => (None, text),
+        };
+        let (prefix, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| SpecError::MissingKind(spec.to_owned()))?;
+        let kind = ProbeKind::from_prefix(prefix).ok_or_else(|| SpecError::UnknownKind {
+            kind: prefix.to_owned(),
+            spec: spec.to_owned(),
+        })?;
+        let malformed = |expected| SpecError::Malformed {
+            spec: spec.to_owned(),
+            expected,
+        };
+        let location = match kind {
+            ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit => {
+                let (function, offset) = split_offset(rest, spec)?;
+                let expected = match kind {
+                    ProbeKind::Kprobe => "kprobe:FUNCTION[+OFFSET]",
+                    ProbeKind::Kretprobe => "kretprobe:FUNCTION",
+                    ProbeKind::Fentry => "fentry:FUNCTION",
+                    _ => "fexit:FUNCTION",
+                };
+                if !is_symbol(function) || (offset != 0 && kind != ProbeKind::Kprobe) {
+                    return Err(malformed(expected));
+                }
+                Location::Kernel {
+                    function: function.to_owned(),
+                    offset,
+                }
+            }
+            ProbeKind::Tracepoint => match rest.split_once(':') {
+                Some((category, name)) if is_symbol(category) && is_symbol(name) => {
+                    Location::Tracepoint {
+                        category: category.to_owned(),
+                        name: name.to_owned(),
+                    }
+                }
+                _ => return Err(malformed("tracepoint:CATEGORY:NAME")),
+            },
+            ProbeKind::Rawtp => {
+                if !is_symbol(rest) {
+                    return Err(malformed("rawtp:NAME"));
+                }
+                Location::Raw {
+                    name: rest.to_owned(),
+                }
+            }
+            ProbeKind::Uprobe | ProbeKind::Uretprobe => {
+                let expected = if kind == ProbeKind::Uprobe {
+                    "uprobe:PATH:SYMBOL[+OFFSET]"
+                } else {
+                    "uretprobe:PATH:SYMBOL"
+                };
+                let (path, target) = rest.rsplit_once(':').ok_or_else(|| malformed(expected))?;
+                let (symbol, offset) = split_offset(target, spec)?;
+                if path.is_empty()
+                    || symbol.is_empty()
+                    || (offset != 0 && kind == ProbeKind::Uretprobe)
+                {
+                    return Err(malformed(expected));
+                }
+                Location::User {
+                    path: PathBuf::from(path),
+                    symbol: symbol.to_owned(),
+                    offset,
+                }
+            }
+        };
+        Ok(Self {
+            kind,
+            location,
+            alias,
+            text: text.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ProbeSpec, SpecError> {
+        s.parse()
+    }
+
+    #[test]
+    fn kernel_specs() {
+        let p = parse("kprobe:vfs_read+0x10").unwrap();
+        assert_eq!(p.kind, ProbeKind::Kprobe);
+        assert_eq!(
+            p.location,
+            Location::Kernel {
+                function: "vfs_read".into(),
+                offset: 16
+            }
+        );
+        assert_eq!(p.name(), "vfs_read");
+        assert_eq!(parse("kretprobe:vfs_read").unwrap().kind, ProbeKind::Kretprobe);
+        assert_eq!(parse("fentry:vfs_write").unwrap().kind, ProbeKind::Fentry);
+        assert_eq!(parse("fexit:vfs_write").unwrap().kind, ProbeKind::Fexit);
+        assert!(matches!(
+            parse("kretprobe:vfs_read+4"),
+            Err(SpecError::Malformed { .. })
+        ));
+        assert!(matches!(parse("kprobe:vfs_read+zz"), Err(SpecError::BadOffset { .. })));
+        assert!(matches!(parse("kprobe:"), Err(SpecError::Malformed { .. })));
+    }
+
+    #[test]
+    fn tracepoint_and_raw() {
+        let p = parse("tracepoint:syscalls:sys_enter_close").unwrap();
+        assert_eq!(
+            p.location,
+            Location::Tracepoint {
+                category: "syscalls".into(),
+                name: "sys_enter_close".into()
+            }
+        );
+        assert_eq!(p.name(), "sys_enter_close");
+        assert!(matches!(parse("tracepoint:syscalls"), Err(SpecError::Malformed { .. })));
+        assert_eq!(parse("rawtp:sys_enter").unwrap().name(), "sys_enter");
+        assert_eq!(ProbeKind::Rawtp.program_name(3), "rawtp_3");
+    }
+
+    #[test]
+    fn user_specs_and_aliases() {
+        let p = parse("f=uprobe:/usr/bin/x:main+4").unwrap();
+        assert_eq!(p.alias.as_deref(), Some("f"));
+        assert_eq!(p.name(), "f");
+        assert_eq!(
+            p.location,
+            Location::User {
+                path: "/usr/bin/x".into(),
+                symbol: "main".into(),
+                offset: 4
+            }
+        );
+        assert!(matches!(parse("uprobe:/bin/x"), Err(SpecError::Malformed { .. })));
+        assert!(matches!(parse("1x=kprobe:f"), Err(SpecError::BadAlias(_))));
+    }
+
+    #[test]
+    fn kind_errors() {
+        assert!(matches!(parse("vfs_read"), Err(SpecError::MissingKind(_))));
+        let err = parse("kprob:vfs_read").unwrap_err();
+        assert!(err.to_string().contains("unknown probe kind `kprob`"), "{err}");
+    }
+}

@@ -1,0 +1,196 @@
+//! What is recorded: an existing process, or a command started here and held until every
+//! probe is attached (so its first events are not lost).
+
+use std::{
+    ffi::{OsStr, OsString},
+    fs::File,
+    io::{self, Read as _, Write as _},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::process::CommandExt as _,
+    },
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus},
+};
+
+/// Hidden first argument that turns the binary into the exec shim of a held command.
+pub const HELD_EXEC: &str = "__exec-held";
+
+/// Why a target could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// `--pid` names no process.
+    #[error("no process with pid {0}: check the pid with `ps -p {0}`")]
+    NoSuchPid(u32),
+    /// The command is not found or not executable.
+    #[error("cannot run `{0}`: not found in PATH or not executable")]
+    NotFound(String),
+    /// Starting the command failed.
+    #[error("cannot start `{cmd}`: {source}")]
+    Spawn {
+        /// The command.
+        cmd: String,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+/// True when `/proc/PID` (under `proc_root`) exists.
+#[must_use]
+pub fn pid_exists(proc_root: &Path, pid: u32) -> bool {
+    proc_root.join(pid.to_string()).is_dir()
+}
+
+/// Finds an executable the way `execvp` would.
+#[must_use]
+pub fn find_executable(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let cmd_path = Path::new(cmd);
+    if cmd_path.components().count() > 1 || cmd.to_string_lossy().contains('/') {
+        return executable(cmd_path).then(|| cmd_path.to_path_buf());
+    }
+    std::env::split_paths(path_var?)
+        .map(|dir| dir.join(cmd))
+        .find(|p| executable(p))
+}
+
+/// A command started but held before `exec` until [`Held::release`].
+pub struct Held {
+    child: Child,
+    go: Option<File>,
+}
+
+impl Held {
+    /// Starts `argv` held: the child is this binary waiting on a pipe, which then execs the
+    /// command in place (same pid), so the pid is known and filtered before the command runs.
+    pub fn spawn(argv: &[OsString]) -> Result<Self, TargetError> {
+        let name = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        find_executable(&argv[0], std::env::var_os("PATH").as_deref())
+            .ok_or_else(|| TargetError::NotFound(name.clone()))?;
+        let spawn_err = |source| TargetError::Spawn { cmd: name.clone(), source };
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two ints.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(spawn_err(io::Error::last_os_error()));
+        }
+        // SAFETY: pipe2 returned two fresh fds that we now own.
+        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let read_fd = read_end.as_raw_fd();
+        let exe = std::env::current_exe().map_err(spawn_err)?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(HELD_EXEC).arg(read_fd.to_string()).arg("--").args(argv);
+        // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(read_fd, libc::F_SETFD, 0) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        let child = cmd.spawn().map_err(spawn_err)?;
+        drop(read_end);
+        Ok(Self { child, go: Some(File::from(write_end)) })
+    }
+
+    /// The command's pid (also its tgid).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the command run.
+    pub fn release(&mut self) -> io::Result<()> {
+        if let Some(mut go) = self.go.take() {
+            go.write_all(b"g")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the command to finish (blocking).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.go.take().is_some() {
+            // Never released: recording failed to start. The shim exits on EOF without
+            // running the command; reap it.
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Body of the exec shim: `HELD_EXEC FD -- CMD ARGS…`. Waits for the go byte, then execs.
+/// Returns only on failure, with the exit code to use.
+#[must_use]
+pub fn held_exec_main(args: &[OsString]) -> i32 {
+    let fd: Option<i32> = args.get(2).and_then(|a| a.to_str()?.parse().ok());
+    let (Some(fd), Some(cmd)) = (fd, args.get(4..).filter(|c| !c.is_empty())) else {
+        eprintln!("snapshot: {HELD_EXEC} is internal: usage {HELD_EXEC} FD -- CMD ARGS");
+        return 2;
+    };
+    // SAFETY: the parent passed us this fd open and without CLOEXEC; we take ownership.
+    let mut go = unsafe { File::from_raw_fd(fd) };
+    let mut byte = [0u8; 1];
+    if !matches!(go.read(&mut byte), Ok(1)) {
+        // The recorder gave up before attaching: do not run the command.
+        return 125;
+    }
+    drop(go);
+    let err = Command::new(&cmd[0]).args(&cmd[1..]).exec();
+    eprintln!("snapshot: cannot run `{}`: {err}", cmd[0].to_string_lossy());
+    127
+}
+
+/// A pidfd: readable once the process has exited.
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid`.
+    pub fn open(pid: u32) -> io::Result<Self> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd we own.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Waits (asynchronously) until the process exits.
+    pub async fn exited(self) -> io::Result<()> {
+        // SAFETY: we own the pidfd and move it into the AsyncFd, which keeps it open until it is
+        // dropped (deregistering first), as `register_with_interest` requires.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(self.0, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        let _guard = fd.readable().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_executables_like_execvp() {
+        assert!(find_executable(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).is_some());
+        assert!(find_executable(OsStr::new("no-such-command-xyz"), Some(OsStr::new("/bin"))).is_none());
+        assert!(find_executable(OsStr::new("/bin/sh"), None).is_some());
+        assert!(find_executable(OsStr::new("/etc/hostname"), None).is_none());
+    }
+
+    #[test]
+    fn pid_lookup_uses_the_given_proc_root() {
+        let root = std::env::temp_dir().join(format!("snapshot-proc-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("42")).unwrap();
+        assert!(pid_exists(&root, 42));
+        assert!(!pid_exists(&root, 43));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,55 @@
+//! Running commands with their command line echoed and failures explained.
+
+use std::process::{Command, Output};
+
+use anyhow::{Context as _, bail};
+
+/// Prints a step header.
+pub fn step(msg: &str) {
+    eprintln!("\x1b[1m==> {msg}\x1b[0m");
+}
+
+/// Prints an error line in red.
+pub fn red(msg: &str) {
+    eprintln!("\x1b[31;1m{msg}\x1b[0m");
+}
+
+/// Prints a success line in green.
+pub fn green(msg: &str) {
+    eprintln!("\x1b[32;1m{msg}\x1b[0m");
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs `cmd` with inherited stdio; fails with the command line when it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let line = describe(cmd);
+    eprintln!("    $ {line}");
+    let status = cmd.status().with_context(|| format!("cannot start `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and captures its output; fails (showing stderr) when it fails.
+pub fn output(cmd: &mut Command) -> anyhow::Result<Output> {
+    let line = describe(cmd);
+    let out = cmd.output().with_context(|| format!("cannot start `{line}`"))?;
+    if !out.status.success() {
+        bail!("`{line}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
+/// Captured stdout as a trimmed string.
+pub fn stdout(cmd: &mut Command) -> anyhow::Result<String> {
+    Ok(String::from_utf8_lossy(&output(cmd)?.stdout).trim().to_owned())
+}

@@ -1,0 +1,95 @@
+//! Project tasks. `cargo xtask setup | build | run | test | vm`.
+
+mod apt;
+mod build;
+mod cmd;
+mod initramfs;
+mod paths;
+mod run;
+mod setup;
+mod test;
+mod vm;
+
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+/// Tasks of the snapshot controller project.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: Debian packages, QEMU, toolchains, bpf-linker, VM kernels.
+    Setup {
+        /// Refresh the private apt lists even if they are recent.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Build the eBPF object and the userspace binaries.
+    Build {
+        /// Optimised build.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run the controller as root (`snapshot ARGS`); with no arguments, the demo.
+    Run {
+        /// Arguments for `snapshot`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every test layer: unit (no root), host integration (root), VM integration.
+    Test {
+        /// Only these layers (unit, lint, host, vm); default all.
+        #[arg(long = "layer", value_name = "LAYER")]
+        layers: Vec<test::Layer>,
+        /// Only these VM kernels; default 6.1 and 6.12.
+        #[arg(long = "kernel", value_name = "SERIES")]
+        kernels: Vec<String>,
+    },
+    /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
+    Vm {
+        /// Kernel series.
+        #[arg(long, default_value = "6.1", value_parser = ["6.1", "6.12"])]
+        kernel: String,
+        /// Seconds before the VM is stopped.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Guest CPUs.
+        #[arg(long, default_value_t = 1)]
+        smp: u32,
+        /// Guest memory.
+        #[arg(long, default_value = "1G")]
+        memory: String,
+        /// Host directory shared read-write at the same path (everything else is read-only).
+        #[arg(long)]
+        rw: Option<PathBuf>,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup { refresh } => setup::run(refresh).map(|()| 0),
+        Task::Build { release } => build::binaries(release).map(|_| 0),
+        Task::Run { args } => run::run(&args),
+        Task::Test { layers, kernels } => test::run(&layers, &kernels),
+        Task::Vm { kernel, timeout, smp, memory, rw, command } => {
+            vm::run(&vm::VmOptions { series: kernel, timeout, smp, memory, rw, env: Vec::new(), command })
+        }
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            cmd::red(&format!("xtask: error: {e:#}"));
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `cargo xtask test`: every layer, one summary. A layer that cannot run fails the command
+//! with the reason; nothing is skipped silently.
+
+use std::{ffi::OsString, time::Instant};
+
+use crate::{build, cmd, setup, vm};
+
+/// A test layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layer {
+    /// Unit tests, no root (`cargo test --workspace`).
+    Unit,
+    /// rustfmt and clippy.
+    Lint,
+    /// Integration tests loading real programs on this host (root).
+    Host,
+    /// Integration tests inside QEMU on each kernel (kprobe, kretprobe, fentry).
+    Vm,
+}
+
+struct Outcome {
+    layer: &'static str,
+    kernel: String,
+    result: Result<(), String>,
+    seconds: f64,
+}
+
+fn host_kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
+}
+
+fn cargo_ok(args: &[&str]) -> Result<(), String> {
+    cmd::run(build::cargo().args(args)).map_err(|e| format!("{e:#}"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn host_layer() -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
+    }
+    cargo_ok(&["test", "--package", "snapshot-userspace", "--test", "host", "--", "--test-threads=1"])
+}
+
+fn vm_layer(series: &str) -> Result<(), String> {
+    let exe = build::test_binary("vm").map_err(|e| format!("{e:#}"))?;
+    build::binaries(false).map_err(|e| format!("{e:#}"))?;
+    let opts = vm::VmOptions {
+        series: series.to_owned(),
+        timeout: 900,
+        smp: 2,
+        memory: "1G".into(),
+        rw: None,
+        env: vec![("SNAPSHOT_VM_SERIES".into(), series.into())],
+        command: vec![exe.into_os_string(), OsString::from("--test-threads=1")],
+    };
+    match vm::run(&opts) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(format!("VM tests exited with {code}")),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// Runs the selected layers (all when empty) and prints the summary; returns the exit code.
+pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
+    let all = [Layer::Unit, Layer::Lint, Layer::Host, Layer::Vm];
+    let layers = if layers.is_empty() { &all[..] } else { layers };
+    let kernels: Vec<String> = if kernels.is_empty() { vm::SERIES.iter().map(|s| (*s).to_owned()).collect() } else { kernels.to_vec() };
+    if !setup::complete() {
+        cmd::step("something is missing: running `cargo xtask setup` first");
+        setup::run(false)?;
+    }
+    let mut outcomes = Vec::new();
+    let mut record = |layer: &'static str, kernel: String, f: &dyn Fn() -> Result<(), String>| {
+        cmd::step(&format!("test layer {layer} ({kernel})"));
+        let start = Instant::now();
+        let result = f();
+        if let Err(e) = &result {
+            cmd::red(&format!("layer {layer} on {kernel} FAILED: {e}"));
+        }
+        outcomes.push(Outcome { layer, kernel, result, seconds: start.elapsed().as_secs_f64() });
+    };
+    for layer in layers {
+        match layer {
+            Layer::Unit => record("unit", host_kernel(), &|| cargo_ok(&["test", "--workspace"])),
+            Layer::Lint => record("lint", "-".into(), &|| {
+                cargo_ok(&["fmt", "--all", "--", "--check"])?;
+                cargo_ok(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+            }),
+            Layer::Host => record("host", host_kernel(), &host_layer),
+            Layer::Vm => {
+                for series in &kernels {
+                    let label = vm::Kernel::find(series).map_or_else(|_| series.clone(), |k| k.release);
+                    record("vm", label, &|| vm_layer(series));
+                }
+            }
+        }
+    }
+    eprintln!("\n\x1b[1mtest summary\x1b[0m");
+    eprintln!("  {:<6} {:<28} {:<8} {:>8}", "layer", "kernel", "result", "time");
+    let mut failed = 0;
+    for o in &outcomes {
+        let (mark, color) = if o.result.is_ok() { ("passed", "32") } else { ("FAILED", "31") };
+        eprintln!("  {:<6} {:<28} \x1b[{color};1m{mark:<8}\x1b[0m {:>7.1}s", o.layer, o.kernel, o.seconds);
+        if let Err(e) = &o.result {
+            failed += 1;
+            eprintln!("         reason: {e}");
+        }
+    }
+    let passed = outcomes.len() - failed;
+    println!("{passed} passed, {failed} failed");
+    Ok(i32::from(failed != 0))
+}

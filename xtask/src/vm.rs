@@ -1,0 +1,259 @@
+//! `cargo xtask vm`: run a host command as root inside QEMU (TCG) on one of Debian's kernels,
+//! with the host filesystem visible read-only (writes go to a throw-away overlay).
+//!
+//! Exit codes: the command's own; [`EXIT_TIMEOUT`], [`EXIT_BOOT`] or [`EXIT_PANIC`] when the
+//! VM did not let it finish, each with an explanation on stderr.
+
+use std::{
+    ffi::OsString,
+    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cmd, initramfs, paths};
+
+/// The VM ran out of time.
+pub const EXIT_TIMEOUT: i32 = 124;
+/// The VM never ran the command (QEMU or the guest's init failed).
+pub const EXIT_BOOT: i32 = 125;
+/// The guest kernel panicked.
+pub const EXIT_PANIC: i32 = 126;
+
+/// Kernel series the project tests on.
+pub const SERIES: [&str; 2] = ["6.1", "6.12"];
+
+/// An unpacked kernel.
+pub struct Kernel {
+    /// `uname -r` of the kernel.
+    pub release: String,
+    /// The bzImage.
+    pub vmlinuz: PathBuf,
+    /// Its modules.
+    pub moddir: PathBuf,
+}
+
+/// File naming the package unpacked for `series`.
+#[must_use]
+pub fn pointer(series: &str) -> PathBuf {
+    paths::kernels().join(format!("{series}.package"))
+}
+
+impl Kernel {
+    /// Finds the kernel unpacked for `series` by `cargo xtask setup`.
+    pub fn find(series: &str) -> anyhow::Result<Self> {
+        let pkg = std::fs::read_to_string(pointer(series))
+            .with_context(|| format!("kernel {series} is not unpacked yet: run `cargo xtask setup`"))?;
+        let root = paths::kernels().join(pkg.trim());
+        let boot = root.join("boot");
+        let vmlinuz = std::fs::read_dir(&boot)
+            .with_context(|| format!("{} missing: run `cargo xtask setup` again", boot.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("vmlinuz-")))
+            .with_context(|| format!("no vmlinuz in {}: run `cargo xtask setup` again", boot.display()))?;
+        let release = vmlinuz.file_name().and_then(|f| f.to_str()).unwrap_or_default().trim_start_matches("vmlinuz-").to_owned();
+        let moddir = root.join("lib/modules").join(&release);
+        if !moddir.is_dir() {
+            bail!("{} missing: run `cargo xtask setup` again", moddir.display());
+        }
+        Ok(Self { release, vmlinuz, moddir })
+    }
+}
+
+/// Options of one VM run.
+pub struct VmOptions {
+    /// Kernel series (`6.1`, `6.12`).
+    pub series: String,
+    /// Seconds before the VM is killed.
+    pub timeout: u64,
+    /// Guest CPUs.
+    pub smp: u32,
+    /// Guest memory (QEMU syntax).
+    pub memory: String,
+    /// Host directory shared read-write at the same path.
+    pub rw: Option<PathBuf>,
+    /// Extra environment for the command.
+    pub env: Vec<(String, String)>,
+    /// The command.
+    pub command: Vec<OsString>,
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Environment variables passed from the host to the guest command.
+const PASS_ENV: [&str; 5] = ["RUST_LOG", "RUST_BACKTRACE", "RUST_TEST_THREADS", "NO_COLOR", "SNAPSHOT_TEST_BREAK"];
+
+fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
+    let mut s = String::from("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb\n");
+    s.push_str(&format!("export SNAPSHOT_VM_KERNEL={}\n", quote(release)));
+    for key in PASS_ENV {
+        if let Ok(v) = std::env::var(key) {
+            s.push_str(&format!("export {key}={}\n", quote(&v)));
+        }
+    }
+    for (k, v) in &opts.env {
+        s.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    let cwd = std::env::current_dir()?;
+    s.push_str(&format!("cd {} 2>/dev/null || cd /\n", quote(&cwd.to_string_lossy())));
+    let mut prog = opts.command.first().context("no command given: usage `cargo xtask vm -- CMD ARGS…`")?.to_string_lossy().into_owned();
+    if prog.contains('/') {
+        prog = std::fs::canonicalize(&prog).with_context(|| format!("{prog} does not exist"))?.to_string_lossy().into_owned();
+    }
+    s.push_str("exec ");
+    s.push_str(&quote(&prog));
+    for a in &opts.command[1..] {
+        s.push(' ');
+        s.push_str(&quote(&a.to_string_lossy()));
+    }
+    s.push('\n');
+    Ok(s)
+}
+
+/// Copies what was appended to `file` since `pos` to our stderr.
+fn forward(file: &Path, pos: &mut u64) {
+    if let Ok(mut f) = std::fs::File::open(file)
+        && f.seek(SeekFrom::Start(*pos)).is_ok()
+    {
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
+            *pos += buf.len() as u64;
+            let _ = std::io::stderr().write_all(&buf);
+        }
+    }
+}
+
+fn accel() -> (&'static str, &'static str) {
+    // /dev/kvm on this machine kind is PVM, which cannot boot a stock kernel: use TCG there.
+    let kvm_usable = Path::new("/dev/kvm").exists() && !Path::new("/sys/module/kvm_pvm").exists();
+    match std::env::var("SNAPSHOT_VM_ACCEL").as_deref() {
+        Ok("kvm") => ("kvm", "host"),
+        Ok("tcg") => ("tcg", "max"),
+        _ if kvm_usable => ("kvm", "host"),
+        _ => ("tcg", "max"),
+    }
+}
+
+/// Boots the VM, runs the command, returns the exit code to use.
+pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
+    let kernel = Kernel::find(&opts.series)?;
+    let vmdir = paths::cache().join("vm");
+    std::fs::create_dir_all(&vmdir)?;
+    let vmlinux = vmdir.join(format!("vmlinux-{}", kernel.release));
+    let boot = if vmlinux.exists() || initramfs::extract_vmlinux(&kernel.vmlinuz, &vmlinux)? {
+        vmlinux
+    } else {
+        kernel.vmlinuz.clone()
+    };
+    // The init script is part of the cache key, so changing it rebuilds the initramfs.
+    let key = initramfs::INIT.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let initrd = vmdir.join(format!("initrd-{}-{key:08x}.cpio", kernel.release));
+    if !initrd.exists() {
+        let busybox = which("busybox").context("busybox not found: run `cargo xtask setup`")?;
+        initramfs::build(&kernel.moddir, &busybox, &initrd)?;
+    }
+    let job = TempDir::new()?;
+    std::fs::write(job.0.join("cmd"), job_script(opts, &kernel.release)?)?;
+    let (accel, cpu) = accel();
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", accel, "-cpu", cpu, "-m", &opts.memory, "-smp", &opts.smp.to_string()])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .arg("-kernel").arg(&boot)
+        .arg("-initrd").arg(&initrd)
+        .arg("-append").arg("console=ttyS2 panic=-1 quiet loglevel=4")
+        .args(["-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out"])
+        .arg("-serial").arg(format!("file:{}", job.0.join("stderr").display()))
+        .arg("-serial").arg(format!("file:{}", job.0.join("kernel.log").display()))
+        .args(["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"])
+        .args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"])
+        .arg("-fsdev").arg(format!("local,id=job,path={},security_model=none", job.0.display()))
+        .args(["-device", "virtio-9p-pci,fsdev=job,mount_tag=jobdir"])
+        .stdin(Stdio::null());
+    if let Some(rw) = &opts.rw {
+        let rw = std::fs::canonicalize(rw).with_context(|| format!("--rw {}: no such directory", rw.display()))?;
+        std::fs::write(job.0.join("rwdir"), rw.to_string_lossy().as_bytes())?;
+        qemu.arg("-fsdev").arg(format!("local,id=rwd,path={},security_model=none", rw.display()))
+            .args(["-device", "virtio-9p-pci,fsdev=rwd,mount_tag=rwdir"]);
+    }
+    let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: run `cargo xtask setup` (it installs QEMU from bookworm-backports)")?;
+    let start = Instant::now();
+    let stderr_file = job.0.join("stderr");
+    let mut pos = 0;
+    let timed_out = loop {
+        forward(&stderr_file, &mut pos);
+        if child.try_wait()?.is_some() {
+            break false;
+        }
+        if start.elapsed() > Duration::from_secs(opts.timeout) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    forward(&stderr_file, &mut pos);
+    let klog = std::fs::read_to_string(job.0.join("kernel.log")).unwrap_or_default();
+    let tail = |n: usize| klog.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    if let Ok(rc) = std::fs::read_to_string(job.0.join("rc")) {
+        return Ok(rc.trim().parse().unwrap_or(EXIT_BOOT));
+    }
+    if klog.contains("Kernel panic") {
+        cmd::red(&format!("vm: the guest kernel {} panicked (exit {EXIT_PANIC}); kernel log tail:", kernel.release));
+        eprintln!("{}", tail(40));
+        return Ok(EXIT_PANIC);
+    }
+    if timed_out {
+        let phase = if job.0.join("started").exists() { "the command did not finish" } else { "the guest did not finish booting" };
+        cmd::red(&format!("vm: timed out after {} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer", opts.timeout));
+        eprintln!("{}", tail(20));
+        return Ok(EXIT_TIMEOUT);
+    }
+    let why = std::fs::read_to_string(job.0.join("boot-error")).unwrap_or_else(|_| "QEMU exited before the command ran".into());
+    cmd::red(&format!("vm: boot failure on {} (exit {EXIT_BOOT}): {}; kernel log tail:", kernel.release, why.trim()));
+    eprintln!("{}", tail(40));
+    Ok(EXIT_BOOT)
+}
+
+/// Finds `prog` on PATH.
+#[must_use]
+pub fn which(prog: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(prog)).find(|p| p.is_file())
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let base = std::env::temp_dir();
+        for n in 0..1000u32 {
+            let p = base.join(format!("snapshot-vm-{}-{n}", std::process::id()));
+            if std::fs::create_dir(&p).is_ok() {
+                return Ok(Self(p));
+            }
+        }
+        bail!("cannot create a temporary directory in {}", base.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("a'b"), r"'a'\''b'");
+    }
+}
