@@ -78,7 +78,7 @@ pub struct Event {
     /// `EVENT_*` flags.
     pub flags: u32,
     /// Explicit padding; always zero.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 impl Event {
@@ -109,7 +109,7 @@ pub struct CpuState {
     /// Events dropped because a writer was already busy on this CPU (nesting, preemption).
     pub dropped: u64,
     /// Explicit padding to 64 bytes.
-    pub _pad: [u64; 3],
+    pub pad: [u64; 3],
 }
 
 /// Controller state shared with the eBPF side (one element).
@@ -148,7 +148,7 @@ pub struct ProbeConfig {
 
 // No implicit padding: every byte of these types is a named field.
 const _: () = assert!(size_of::<Event>() == 8 * 3 + 8 * MAX_ARGS + 8 + COMM_LEN + 16);
-const _: () = assert!(size_of::<Event>() % 8 == 0);
+const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 64);
 const _: () = assert!(size_of::<Control>() == 16);
 const _: () = assert!(size_of::<FieldLoc>() == 4);

@@ -35,7 +35,10 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
 /// kretprobe / uretprobe: the return register.
 #[inline(always)]
 pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
-    record(probe_id, &payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET));
+    record(
+        probe_id,
+        &payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET),
+    );
     0
 }
 
@@ -113,7 +116,10 @@ fn func_args(ctx: *mut core::ffi::c_void) -> [u64; MAX_ARGS] {
 /// fentry: the traced function's arguments.
 #[inline(always)]
 pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
-    record(probe_id, &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS));
+    record(
+        probe_id,
+        &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS),
+    );
     0
 }
 

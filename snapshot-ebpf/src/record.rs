@@ -15,8 +15,7 @@
 //! the `seq` check catches any slot that was not (counted as torn; the design keeps it at 0).
 
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-    bpf_ktime_get_boot_ns,
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
 };
 use snapshot_common::{COMM_LEN, MAX_ARGS};
 
@@ -84,7 +83,7 @@ pub fn record(probe_id: u32, payload: &Payload) {
                 (*event).cpu = cpu;
                 (*event).probe_id = probe_id;
                 (*event).flags = payload.flags;
-                (*event)._pad = 0;
+                (*event).pad = 0;
                 core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
                 core::ptr::write_volatile(&raw mut (*event).seq, head + 1);
                 (*state).head[half] = head + 1;

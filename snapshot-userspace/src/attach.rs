@@ -4,7 +4,9 @@
 use anyhow::Context as _;
 use aya::{
     Btf, Ebpf,
-    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint, UProbe, uprobe::UProbeScope},
+    programs::{
+        FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint, UProbe, uprobe::UProbeScope,
+    },
 };
 
 use crate::{
@@ -18,7 +20,9 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     /// No kprobes in this kernel.
-    #[error("`{spec}` needs kprobes, which this kernel ({release}) lacks (/sys/bus/event_source/devices/kprobe/type is missing: CONFIG_KPROBES is off). Ways out: run inside a kprobe-capable kernel with `cargo xtask vm -- <this command>`, or probe a tracepoint that covers the same call (for example `tracepoint:syscalls:sys_enter_read` instead of `kprobe:vfs_read`)")]
+    #[error(
+        "`{spec}` needs kprobes, which this kernel ({release}) lacks (/sys/bus/event_source/devices/kprobe/type is missing: CONFIG_KPROBES is off). Ways out: run inside a kprobe-capable kernel with `cargo xtask vm -- <this command>`, or probe a tracepoint that covers the same call (for example `tracepoint:syscalls:sys_enter_read` instead of `kprobe:vfs_read`)"
+    )]
     NoKprobes {
         /// The spec.
         spec: String,
@@ -26,7 +30,9 @@ pub enum AttachError {
         release: String,
     },
     /// fentry/fexit refused or impossible.
-    #[error("`{spec}` needs BPF trampolines (fentry/fexit), which this kernel ({release}) refuses: {cause}. Ways out: `cargo xtask vm -- <this command>`, a kprobe on the same function where kprobes exist, or a tracepoint that covers the same call")]
+    #[error(
+        "`{spec}` needs BPF trampolines (fentry/fexit), which this kernel ({release}) refuses: {cause}. Ways out: `cargo xtask vm -- <this command>`, a kprobe on the same function where kprobes exist, or a tracepoint that covers the same call"
+    )]
     NoTrampolines {
         /// The spec.
         spec: String,
@@ -68,9 +74,12 @@ where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
     let name = spec.kind.program_name(id);
-    let prog = ebpf
-        .program_mut(&name)
-        .with_context(|| format!("program {name} missing from the eBPF object: at most {} probes are supported", snapshot_common::MAX_PROBES))?;
+    let prog = ebpf.program_mut(&name).with_context(|| {
+        format!(
+            "program {name} missing from the eBPF object: at most {} probes are supported",
+            snapshot_common::MAX_PROBES
+        )
+    })?;
     Ok(prog.try_into()?)
 }
 
@@ -97,7 +106,12 @@ pub fn attach(
             }
             let prog: &mut KProbe = program(ebpf, spec, id)?;
             prog.load().map_err(|e| failed(spec, &e))?;
-            prog.attach(function, *offset).map_err(|e| failed(spec, &format!("{e} (is `{function}` a kernel function? see /proc/kallsyms)")))?;
+            prog.attach(function, *offset).map_err(|e| {
+                failed(
+                    spec,
+                    &format!("{e} (is `{function}` a kernel function? see /proc/kallsyms)"),
+                )
+            })?;
             Ok(Vec::new())
         }
         (Location::Kernel { function, .. }, ProbeKind::Fentry | ProbeKind::Fexit) => {
@@ -114,14 +128,18 @@ pub fn attach(
             let btf = cx.btf.as_ref().context("kernel BTF not loaded")?;
             let result = if spec.kind == ProbeKind::Fentry {
                 let prog: &mut FEntry = program(ebpf, spec, id)?;
-                prog.load(function, btf).and_then(|()| prog.attach().map(drop))
+                prog.load(function, btf)
+                    .and_then(|()| prog.attach().map(drop))
             } else {
                 let prog: &mut FExit = program(ebpf, spec, id)?;
-                prog.load(function, btf).and_then(|()| prog.attach().map(drop))
+                prog.load(function, btf)
+                    .and_then(|()| prog.attach().map(drop))
             };
             result.map_err(|e| {
                 if is_eperm(&e) {
-                    no_trampolines("loading a tracing program fails with EPERM (kernel lockdown)".into())
+                    no_trampolines(
+                        "loading a tracing program fails with EPERM (kernel lockdown)".into(),
+                    )
                 } else {
                     failed(spec, &e)
                 }
@@ -130,7 +148,8 @@ pub fn attach(
         }
         (Location::Tracepoint { category, name }, _) => {
             tracefs::ensure_mounted()?;
-            let fields = tracefs::read_fields(std::path::Path::new(tracefs::TRACEFS), category, name)?;
+            let fields =
+                tracefs::read_fields(std::path::Path::new(tracefs::TRACEFS), category, name)?;
             let (config, names) = tracefs::probe_config(&fields);
             load::set_probe_config(ebpf, id as u32, &config)?;
             let prog: &mut TracePoint = program(ebpf, spec, id)?;
@@ -141,12 +160,34 @@ pub fn attach(
         (Location::Raw { name }, _) => {
             let prog: &mut RawTracePoint = program(ebpf, spec, id)?;
             prog.load().map_err(|e| failed(spec, &e))?;
-            prog.attach(name).map_err(|e| failed(spec, &format!("{e} (is `{name}` a tracepoint? see {}/available_events)", tracefs::TRACEFS)))?;
+            prog.attach(name).map_err(|e| {
+                failed(
+                    spec,
+                    &format!(
+                        "{e} (is `{name}` a tracepoint? see {}/available_events)",
+                        tracefs::TRACEFS
+                    ),
+                )
+            })?;
             Ok(Vec::new())
         }
-        (Location::User { path, symbol, offset }, _) => {
+        (
+            Location::User {
+                path,
+                symbol,
+                offset,
+            },
+            _,
+        ) => {
             if !path.exists() {
-                return Err(failed(spec, &format!("{} does not exist: give the full path of the binary or library", path.display())).into());
+                return Err(failed(
+                    spec,
+                    &format!(
+                        "{} does not exist: give the full path of the binary or library",
+                        path.display()
+                    ),
+                )
+                .into());
             }
             let prog: &mut UProbe = program(ebpf, spec, id)?;
             prog.load().map_err(|e| failed(spec, &e))?;
@@ -166,10 +207,19 @@ pub fn attach(
                     cause.push_str(&s.to_string());
                     src = s.source();
                 }
-                failed(spec, &format!("{cause} (is `{symbol}` a function symbol of {}? see `nm -D {}`)", path.display(), path.display()))
+                failed(
+                    spec,
+                    &format!(
+                        "{cause} (is `{symbol}` a function symbol of {}? see `nm -D {}`)",
+                        path.display(),
+                        path.display()
+                    ),
+                )
             })?;
             Ok(Vec::new())
         }
-        (Location::Kernel { .. }, _) => Err(failed(spec, &"kernel location for a non-kernel probe kind").into()),
+        (Location::Kernel { .. }, _) => {
+            Err(failed(spec, &"kernel location for a non-kernel probe kind").into())
+        }
     }
 }

@@ -53,7 +53,10 @@ impl Mmap {
     #[must_use]
     pub fn read<T: Copy>(&self, index: usize) -> T {
         let offset = index * size_of::<T>();
-        assert!(offset + size_of::<T>() <= self.len, "read beyond the mapping");
+        assert!(
+            offset + size_of::<T>() <= self.len,
+            "read beyond the mapping"
+        );
         // SAFETY: in bounds (checked above); map values are 8-byte aligned and T is a Pod map
         // value type, valid for any bit pattern.
         unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(offset).cast::<T>()) }
@@ -126,7 +129,9 @@ pub struct Buffers {
 fn map_fd<'a>(ebpf: &'a Ebpf, name: &str) -> anyhow::Result<BorrowedFd<'a>> {
     match ebpf.map(name) {
         Some(Map::Array(data)) => Ok(data.fd().as_fd()),
-        _ => anyhow::bail!("array map {name} missing from the eBPF object: rebuild with `cargo xtask build`"),
+        _ => anyhow::bail!(
+            "array map {name} missing from the eBPF object: rebuild with `cargo xtask build`"
+        ),
     }
 }
 
@@ -136,9 +141,17 @@ impl Buffers {
         let n_events = 2 * ncpu as usize * capacity as usize;
         let events = Mmap::map(map_fd(ebpf, names::EVENTS)?, n_events * size_of::<Event>())
             .context("mmap of the event buffer failed (the map must be BPF_F_MMAPABLE)")?;
-        let states = Mmap::map(map_fd(ebpf, names::CPU_STATE)?, ncpu as usize * size_of::<CpuState>())
-            .context("mmap of the per-CPU state failed")?;
-        Ok(Self { events, states, ncpu, capacity })
+        let states = Mmap::map(
+            map_fd(ebpf, names::CPU_STATE)?,
+            ncpu as usize * size_of::<CpuState>(),
+        )
+        .context("mmap of the per-CPU state failed")?;
+        Ok(Self {
+            events,
+            states,
+            ncpu,
+            capacity,
+        })
     }
 
     /// Number of CPUs the buffer is laid out for.
@@ -160,7 +173,10 @@ impl Buffers {
         let start = Instant::now();
         let before: Vec<CpuState> = (0..self.ncpu).map(|c| self.state(c)).collect();
         for (cpu, old) in (0..self.ncpu).zip(before) {
-            while old.busy != 0 {
+            if old.busy == 0 {
+                continue;
+            }
+            loop {
                 let now = self.state(cpu);
                 if now.busy == 0 || now.generation != old.generation {
                     break;
@@ -184,8 +200,9 @@ impl Buffers {
         for cpu in 0..self.ncpu {
             let state = self.state(cpu);
             let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
-            let (events, overwritten, torn) =
-                drain_ring(state.head[half], cap, |slot| self.events.read((base + slot) as usize));
+            let (events, overwritten, torn) = drain_ring(state.head[half], cap, |slot| {
+                self.events.read((base + slot) as usize)
+            });
             accounts.push(CpuAccount {
                 cpu,
                 recorded: events.len() as u64,
@@ -204,12 +221,26 @@ mod tests {
     use super::*;
 
     fn ev(seq: u64, ts: u64) -> Event {
-        Event { seq, ts_ns: ts, pid_tgid: 0, args: [0; 6], ret: 0, comm: [0; 16], cpu: 0, probe_id: 0, flags: 0, _pad: 0 }
+        Event {
+            seq,
+            ts_ns: ts,
+            pid_tgid: 0,
+            args: [0; 6],
+            ret: 0,
+            comm: [0; 16],
+            cpu: 0,
+            probe_id: 0,
+            flags: 0,
+            pad: 0,
+        }
     }
 
     #[test]
     fn drain_without_wrap() {
-        let ring: Vec<Event> = (0..3).map(|p| ev(p + 1, p * 10)).chain([ev(0, 0)]).collect();
+        let ring: Vec<Event> = (0..3)
+            .map(|p| ev(p + 1, p * 10))
+            .chain([ev(0, 0)])
+            .collect();
         let (events, overwritten, torn) = drain_ring(3, 4, |s| ring[s as usize]);
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!((overwritten, torn), (0, 0));
@@ -223,7 +254,10 @@ mod tests {
             ring[(pos % 4) as usize] = ev(pos + 1, pos);
         }
         let (events, overwritten, torn) = drain_ring(10, 4, |s| ring[s as usize]);
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8, 9, 10]);
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [7, 8, 9, 10]
+        );
         assert_eq!((overwritten, torn), (6, 0));
     }
 
@@ -239,6 +273,9 @@ mod tests {
     #[test]
     fn merge_orders_across_cpus() {
         let merged = merge_by_time(vec![vec![ev(1, 5), ev(2, 20)], vec![ev(1, 1), ev(2, 10)]]);
-        assert_eq!(merged.iter().map(|e| e.ts_ns).collect::<Vec<_>>(), [1, 5, 10, 20]);
+        assert_eq!(
+            merged.iter().map(|e| e.ts_ns).collect::<Vec<_>>(),
+            [1, 5, 10, 20]
+        );
     }
 }

@@ -23,7 +23,13 @@ impl ProbeInfo {
     /// Builds the info of probe `id`.
     #[must_use]
     pub fn new(id: u32, spec: &ProbeSpec, arg_names: Vec<String>) -> Self {
-        Self { id, name: spec.name().to_owned(), spec: spec.text.clone(), kind: spec.kind, arg_names }
+        Self {
+            id,
+            name: spec.name().to_owned(),
+            spec: spec.text.clone(),
+            kind: spec.kind,
+            arg_names,
+        }
     }
 
     /// How many argument words its events carry.
@@ -64,8 +70,16 @@ pub struct EventView {
 #[must_use]
 pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     let probe = probes.iter().find(|p| p.id == event.probe_id);
-    let nargs = if event.flags & EVENT_HAS_ARGS == 0 { 0 } else { probe.map_or(MAX_ARGS, ProbeInfo::nargs) };
-    let comm_len = event.comm.iter().position(|&b| b == 0).unwrap_or(event.comm.len());
+    let nargs = if event.flags & EVENT_HAS_ARGS == 0 {
+        0
+    } else {
+        probe.map_or(MAX_ARGS, ProbeInfo::nargs)
+    };
+    let comm_len = event
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(event.comm.len());
     EventView {
         ts_ns: event.ts_ns,
         cpu: event.cpu,
@@ -84,7 +98,12 @@ pub fn text_line(v: &EventView, arg_names: &[String]) -> String {
     use std::fmt::Write as _;
     let mut line = format!(
         "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
-        v.comm, v.tid, v.cpu, v.ts_ns / 1_000_000_000, (v.ts_ns % 1_000_000_000) / 1000, v.probe
+        v.comm,
+        v.tid,
+        v.cpu,
+        v.ts_ns / 1_000_000_000,
+        (v.ts_ns % 1_000_000_000) / 1000,
+        v.probe
     );
     for (i, a) in v.args.iter().enumerate() {
         match arg_names.get(i) {
@@ -110,12 +129,26 @@ mod tests {
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"work");
         let ev = Event {
-            seq: 1, ts_ns: 1_500_000_000, pid_tgid: (7 << 32) | 9, args: [3, 0, 0, 0, 0, 0],
-            ret: (-9i64) as u64, comm, cpu: 1, probe_id: 0, flags: EVENT_HAS_ARGS | EVENT_HAS_RET, _pad: 0,
+            seq: 1,
+            ts_ns: 1_500_000_000,
+            pid_tgid: (7 << 32) | 9,
+            args: [3, 0, 0, 0, 0, 0],
+            ret: (-9i64) as u64,
+            comm,
+            cpu: 1,
+            probe_id: 0,
+            flags: EVENT_HAS_ARGS | EVENT_HAS_RET,
+            pad: 0,
         };
         let v = view(&ev, &probes);
-        assert_eq!((v.pid, v.tid, v.comm.as_str(), v.args.as_slice(), v.ret), (7, 9, "work", &[3][..], Some(-9)));
+        assert_eq!(
+            (v.pid, v.tid, v.comm.as_str(), v.args.as_slice(), v.ret),
+            (7, 9, "work", &[3][..], Some(-9))
+        );
         let line = text_line(&v, &probes[0].arg_names);
-        assert!(line.ends_with("[001] 1.500000: sys_exit_close: fd=0x3 ret=-9"), "{line}");
+        assert!(
+            line.ends_with("[001] 1.500000: sys_exit_close: fd=0x3 ret=-9"),
+            "{line}"
+        );
     }
 }

@@ -18,11 +18,12 @@ impl KernelSupport {
     #[must_use]
     pub fn probe(root: &Path) -> Self {
         let release = std::fs::read_to_string(root.join("proc/sys/kernel/osrelease"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".to_owned());
+            .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
         Self {
             release,
-            kprobes: root.join("sys/bus/event_source/devices/kprobe/type").exists(),
+            kprobes: root
+                .join("sys/bus/event_source/devices/kprobe/type")
+                .exists(),
             btf: root.join("sys/kernel/btf/vmlinux").exists(),
         }
     }

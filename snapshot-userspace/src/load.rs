@@ -26,9 +26,8 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
     let self_tgid = std::process::id();
     let filter = config.filter as u32;
     let events = u64::from(config.ncpu) * u64::from(config.capacity) * 2;
-    let events = u32::try_from(events).context(
-        "the buffer is too large for this many CPUs: choose a smaller --buffer-size",
-    )?;
+    let events = u32::try_from(events)
+        .context("the buffer is too large for this many CPUs: choose a smaller --buffer-size")?;
     EbpfLoader::new()
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
         .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
@@ -64,5 +63,6 @@ pub fn set_probe_config(ebpf: &mut Ebpf, id: u32, config: &ProbeConfig) -> anyho
 /// Writes the controller state.
 pub fn set_control(ebpf: &mut Ebpf, control: &Control) -> anyhow::Result<()> {
     let mut map: Array<_, Control> = Array::try_from(map_mut(ebpf, names::CONTROL)?)?;
-    map.set(0, control, 0).context("cannot update the control map")
+    map.set(0, control, 0)
+        .context("cannot update the control map")
 }

@@ -9,7 +9,9 @@ pub const MAX_EVENTS: u64 = 1 << 22;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SizeError {
     /// Not a number with a known suffix.
-    #[error("bad buffer size `{0}`: write bytes with an optional K/M/G suffix (`1M`) or an event count (`65536ev`)")]
+    #[error(
+        "bad buffer size `{0}`: write bytes with an optional K/M/G suffix (`1M`) or an event count (`65536ev`)"
+    )]
     Syntax(String),
     /// Too small or too large.
     #[error("buffer size `{text}` is {events} events per CPU; it must be between 16 and {max}")]
@@ -65,6 +67,9 @@ mod tests {
         assert!(matches!(parse_events("1X"), Err(SizeError::Syntax(_))));
         assert!(matches!(parse_events("8ev"), Err(SizeError::Range { .. })));
         assert!(matches!(parse_events("64G"), Err(SizeError::Range { .. })));
-        assert!(matches!(parse_events("99999999999999999999G"), Err(SizeError::Syntax(_))));
+        assert!(matches!(
+            parse_events("99999999999999999999G"),
+            Err(SizeError::Syntax(_))
+        ));
     }
 }

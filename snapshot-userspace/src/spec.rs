@@ -158,10 +158,14 @@ impl ProbeSpec {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     /// No `kind:` prefix.
-    #[error("probe `{0}` has no kind: write KIND:TARGET, e.g. `kprobe:vfs_read`, `tracepoint:syscalls:sys_enter_openat`, `uprobe:/bin/bash:readline`")]
+    #[error(
+        "probe `{0}` has no kind: write KIND:TARGET, e.g. `kprobe:vfs_read`, `tracepoint:syscalls:sys_enter_openat`, `uprobe:/bin/bash:readline`"
+    )]
     MissingKind(String),
     /// Unknown prefix.
-    #[error("unknown probe kind `{kind}` in `{spec}`: use one of kprobe, kretprobe, fentry, fexit, tracepoint, rawtp, uprobe, uretprobe")]
+    #[error(
+        "unknown probe kind `{kind}` in `{spec}`: use one of kprobe, kretprobe, fentry, fexit, tracepoint, rawtp, uprobe, uretprobe"
+    )]
     UnknownKind {
         /// The prefix found.
         kind: String,
@@ -177,7 +181,9 @@ pub enum SpecError {
         expected: &'static str,
     },
     /// Offset that is not a number.
-    #[error("bad offset `{offset}` in `{spec}`: write a decimal or 0x-prefixed hex byte offset, e.g. `+0x10`")]
+    #[error(
+        "bad offset `{offset}` in `{spec}`: write a decimal or 0x-prefixed hex byte offset, e.g. `+0x10`"
+    )]
     BadOffset {
         /// The offset text.
         offset: String,
@@ -185,7 +191,9 @@ pub enum SpecError {
         spec: String,
     },
     /// Alias that is not an identifier.
-    #[error("bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit")]
+    #[error(
+        "bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit"
+    )]
     BadAlias(String),
 }
 
@@ -217,7 +225,9 @@ fn is_ident(s: &str) -> bool {
 
 /// Characters a kernel symbol or tracepoint name may contain (`.` for `foo.isra.0`).
 fn is_symbol(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 impl FromStr for ProbeSpec {
@@ -328,14 +338,20 @@ mod tests {
             }
         );
         assert_eq!(p.name(), "vfs_read");
-        assert_eq!(parse("kretprobe:vfs_read").unwrap().kind, ProbeKind::Kretprobe);
+        assert_eq!(
+            parse("kretprobe:vfs_read").unwrap().kind,
+            ProbeKind::Kretprobe
+        );
         assert_eq!(parse("fentry:vfs_write").unwrap().kind, ProbeKind::Fentry);
         assert_eq!(parse("fexit:vfs_write").unwrap().kind, ProbeKind::Fexit);
         assert!(matches!(
             parse("kretprobe:vfs_read+4"),
             Err(SpecError::Malformed { .. })
         ));
-        assert!(matches!(parse("kprobe:vfs_read+zz"), Err(SpecError::BadOffset { .. })));
+        assert!(matches!(
+            parse("kprobe:vfs_read+zz"),
+            Err(SpecError::BadOffset { .. })
+        ));
         assert!(matches!(parse("kprobe:"), Err(SpecError::Malformed { .. })));
     }
 
@@ -350,7 +366,10 @@ mod tests {
             }
         );
         assert_eq!(p.name(), "sys_enter_close");
-        assert!(matches!(parse("tracepoint:syscalls"), Err(SpecError::Malformed { .. })));
+        assert!(matches!(
+            parse("tracepoint:syscalls"),
+            Err(SpecError::Malformed { .. })
+        ));
         assert_eq!(parse("rawtp:sys_enter").unwrap().name(), "sys_enter");
         assert_eq!(ProbeKind::Rawtp.program_name(3), "rawtp_3");
     }
@@ -368,7 +387,10 @@ mod tests {
                 offset: 4
             }
         );
-        assert!(matches!(parse("uprobe:/bin/x"), Err(SpecError::Malformed { .. })));
+        assert!(matches!(
+            parse("uprobe:/bin/x"),
+            Err(SpecError::Malformed { .. })
+        ));
         assert!(matches!(parse("1x=kprobe:f"), Err(SpecError::BadAlias(_))));
     }
 
@@ -376,6 +398,9 @@ mod tests {
     fn kind_errors() {
         assert!(matches!(parse("vfs_read"), Err(SpecError::MissingKind(_))));
         let err = parse("kprob:vfs_read").unwrap_err();
-        assert!(err.to_string().contains("unknown probe kind `kprob`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown probe kind `kprob`"),
+            "{err}"
+        );
     }
 }

@@ -45,7 +45,10 @@ pub fn pid_exists(proc_root: &Path, pid: u32) -> bool {
 #[must_use]
 pub fn find_executable(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     let cmd_path = Path::new(cmd);
     if cmd_path.components().count() > 1 || cmd.to_string_lossy().contains('/') {
         return executable(cmd_path).then(|| cmd_path.to_path_buf());
@@ -65,21 +68,31 @@ impl Held {
     /// Starts `argv` held: the child is this binary waiting on a pipe, which then execs the
     /// command in place (same pid), so the pid is known and filtered before the command runs.
     pub fn spawn(argv: &[OsString]) -> Result<Self, TargetError> {
-        let name = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = argv
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
         find_executable(&argv[0], std::env::var_os("PATH").as_deref())
             .ok_or_else(|| TargetError::NotFound(name.clone()))?;
-        let spawn_err = |source| TargetError::Spawn { cmd: name.clone(), source };
+        let spawn_err = |source| TargetError::Spawn {
+            cmd: name.clone(),
+            source,
+        };
         let mut fds = [0; 2];
         // SAFETY: `fds` is a valid array of two ints.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(spawn_err(io::Error::last_os_error()));
         }
         // SAFETY: pipe2 returned two fresh fds that we now own.
-        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let read_fd = read_end.as_raw_fd();
         let exe = std::env::current_exe().map_err(spawn_err)?;
         let mut cmd = Command::new(exe);
-        cmd.arg(HELD_EXEC).arg(read_fd.to_string()).arg("--").args(argv);
+        cmd.arg(HELD_EXEC)
+            .arg(read_fd.to_string())
+            .arg("--")
+            .args(argv);
         // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -92,7 +105,10 @@ impl Held {
         }
         let child = cmd.spawn().map_err(spawn_err)?;
         drop(read_end);
-        Ok(Self { child, go: Some(File::from(write_end)) })
+        Ok(Self {
+            child,
+            go: Some(File::from(write_end)),
+        })
     }
 
     /// The command's pid (also its tgid).
@@ -141,7 +157,9 @@ pub fn held_exec_main(args: &[OsString]) -> i32 {
         // The recorder gave up before attaching: do not run the command.
         return 125;
     }
-    drop(go);
+    // Closed by exec itself (no extra syscall recorded for the target before the command runs).
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(go.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
     let err = Command::new(&cmd[0]).args(&cmd[1..]).exec();
     eprintln!("snapshot: cannot run `{}`: {err}", cmd[0].to_string_lossy());
     127
@@ -166,8 +184,10 @@ impl PidFd {
     pub async fn exited(self) -> io::Result<()> {
         // SAFETY: we own the pidfd and move it into the AsyncFd, which keeps it open until it is
         // dropped (deregistering first), as `register_with_interest` requires.
-        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(self.0, tokio::io::Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(self.0, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| e.into_parts().1)?;
         let _guard = fd.readable().await?;
         Ok(())
     }
@@ -179,10 +199,24 @@ mod tests {
 
     #[test]
     fn finds_executables_like_execvp() {
-        assert!(find_executable(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).is_some());
-        assert!(find_executable(OsStr::new("no-such-command-xyz"), Some(OsStr::new("/bin"))).is_none());
+        assert!(
+            find_executable(
+                OsStr::new("sh"),
+                Some(OsStr::new("/nonexistent:/bin:/usr/bin"))
+            )
+            .is_some()
+        );
+        assert!(
+            find_executable(OsStr::new("no-such-command-xyz"), Some(OsStr::new("/bin"))).is_none()
+        );
         assert!(find_executable(OsStr::new("/bin/sh"), None).is_some());
-        assert!(find_executable(OsStr::new("/etc/hostname"), None).is_none());
+        let plain = std::env::temp_dir().join(format!("snapshot-plain-{}", std::process::id()));
+        std::fs::write(&plain, b"not a program").unwrap();
+        assert!(
+            find_executable(plain.as_os_str(), None).is_none(),
+            "mode 0644 is not executable"
+        );
+        std::fs::remove_file(&plain).unwrap();
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub struct Field {
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
     /// The tracepoint does not exist.
-    #[error("no tracepoint `{category}:{name}` ({path} not found): list them with `ls {TRACEFS}/events/{category}`")]
+    #[error(
+        "no tracepoint `{category}:{name}` ({path} not found): list them with `ls {TRACEFS}/events/{category}`"
+    )]
     Unknown {
         /// Category.
         category: String,
@@ -48,7 +50,9 @@ pub enum TracefsError {
         source: std::io::Error,
     },
     /// tracefs is not mounted and mounting failed.
-    #[error("tracefs is not mounted at {TRACEFS} and mounting it failed ({0}): run `mount -t tracefs nodev {TRACEFS}` as root")]
+    #[error(
+        "tracefs is not mounted at {TRACEFS} and mounting it failed ({0}): run `mount -t tracefs nodev {TRACEFS}` as root"
+    )]
     Mount(std::io::Error),
 }
 
@@ -97,9 +101,7 @@ pub fn parse_format(text: &str) -> Vec<Field> {
         };
         // "unsigned int fd", "const char * filename", "char comm[16]"
         let decl = decl.split('[').next().unwrap_or(decl).trim();
-        let split = decl
-            .rfind(|c: char| c == ' ' || c == '*')
-            .map_or(0, |i| i + 1);
+        let split = decl.rfind([' ', '*']).map_or(0, |i| i + 1);
         let (c_type, name) = (decl[..split].trim(), &decl[split..]);
         if name.starts_with("common_") {
             continue;
@@ -180,14 +182,31 @@ mod tests {
         let (config, args) = probe_config(&fields);
         assert_eq!(args, ["fd", "filename"]);
         assert_eq!(config.nargs, 2);
-        assert_eq!(config.args[0], FieldLoc { offset: 16, size: 8, signed: 0 });
-        assert_eq!(config.ret, FieldLoc { offset: 48, size: 8, signed: 1 });
+        assert_eq!(
+            config.args[0],
+            FieldLoc {
+                offset: 16,
+                size: 8,
+                signed: 0
+            }
+        );
+        assert_eq!(
+            config.ret,
+            FieldLoc {
+                offset: 48,
+                size: 8,
+                signed: 1
+            }
+        );
     }
 
     #[test]
     fn unknown_tracepoint_is_a_clear_error() {
         let dir = std::env::temp_dir().join(format!("snapshot-tracefs-{}", std::process::id()));
         let err = read_fields(&dir, "syscalls", "nope").unwrap_err();
-        assert!(err.to_string().contains("no tracepoint `syscalls:nope`"), "{err}");
+        assert!(
+            err.to_string().contains("no tracepoint `syscalls:nope`"),
+            "{err}"
+        );
     }
 }

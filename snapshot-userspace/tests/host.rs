@@ -1,0 +1,243 @@
+//! Host integration tests: real programs loaded into this kernel (root), on a workload the
+//! test controls, asserting exact event counts and argument values.
+
+mod common;
+
+use common::{SNAPSHOT, WORKLOAD, of, record_workload, require_root, snapshot, workload_probe};
+
+#[test]
+fn tracepoint_records_every_close_with_its_fd_and_errno() {
+    require_root();
+    let n = 200u64;
+    let base = 300_000u64;
+    let run = record_workload(
+        &[
+            "tracepoint:syscalls:sys_enter_close",
+            "tracepoint:syscalls:sys_exit_close",
+        ],
+        &["close", &n.to_string(), &base.to_string()],
+    );
+    let mut fds: Vec<u64> = of(&run, "sys_enter_close")
+        .iter()
+        .map(|e| e.args[0])
+        .filter(|&fd| fd >= base)
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(
+        fds,
+        (base..base + n).collect::<Vec<_>>(),
+        "each closed fd exactly once"
+    );
+    let ebadf = of(&run, "sys_exit_close")
+        .iter()
+        .filter(|e| e.ret == Some(-9))
+        .count();
+    assert_eq!(ebadf as u64, n, "every close of a bad fd returns -EBADF");
+    let pid = run.events[0].pid;
+    assert!(
+        run.events.iter().all(|e| e.pid == pid),
+        "only the target is recorded"
+    );
+}
+
+#[test]
+fn uprobe_and_uretprobe_see_arguments_and_return_values() {
+    require_root();
+    let n = 100u64;
+    let entry = workload_probe("uprobe");
+    let ret = workload_probe("uretprobe");
+    let run = record_workload(&[&entry, &ret], &["calls", &n.to_string()]);
+    let calls = of(&run, "snapshot_workload_fn");
+    let entries: Vec<_> = calls.iter().filter(|e| e.ret.is_none()).collect();
+    let returns: Vec<_> = calls.iter().filter(|e| e.ret.is_some()).collect();
+    assert_eq!(entries.len() as u64, n);
+    assert_eq!(returns.len() as u64, n);
+    for (i, (e, r)) in (1..=n).zip(entries.iter().zip(&returns)) {
+        assert_eq!(e.args[..3], [i, 2 * i, 3 * i], "arguments of call {i}");
+        assert_eq!(r.ret, Some((6 * i) as i64), "return value of call {i}");
+        assert!(e.ts_ns <= r.ts_ns, "entry before return");
+    }
+}
+
+#[test]
+fn pid_filter_is_applied_in_the_kernel() {
+    require_root();
+    // Target: sleeps then makes 7 calls. Bystander: same binary, 11 calls, not targeted.
+    let mut target = std::process::Command::new(WORKLOAD)
+        .args(["sleep-calls", "700", "7"])
+        .spawn()
+        .expect("start target");
+    let mut bystander = std::process::Command::new(WORKLOAD)
+        .args(["sleep-calls", "700", "11"])
+        .spawn()
+        .expect("start bystander");
+    let pid = target.id().to_string();
+    let probe = workload_probe("uprobe");
+    let run = snapshot(&["record", "--json", "--probe", &probe, "--pid", &pid]);
+    target.wait().expect("target");
+    bystander.wait().expect("bystander");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.events.len(),
+        7,
+        "only the target's 7 calls: {:?}",
+        run.events
+    );
+    assert!(run.events.iter().all(|e| e.pid.to_string() == pid));
+}
+
+#[test]
+fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
+    require_root();
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        // This kernel has kprobes: the error path is exercised by the VM layer's fallback tests.
+        let run = snapshot(&[
+            "record",
+            "--probe",
+            "kprobe:no_such_function_xyz",
+            "--",
+            WORKLOAD,
+            "calls",
+            "1",
+        ]);
+        assert_ne!(run.code, Some(0));
+        assert!(
+            run.stderr.contains("no_such_function_xyz"),
+            "{}",
+            run.stderr
+        );
+        return;
+    }
+    let run = snapshot(&[
+        "record",
+        "--probe",
+        "kprobe:vfs_read",
+        "--",
+        WORKLOAD,
+        "calls",
+        "1",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for needle in [
+        "needs kprobes",
+        "CONFIG_KPROBES",
+        "cargo xtask vm",
+        "tracepoint",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "missing `{needle}` in: {}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    require_root();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "record",
+                "--probe",
+                "kprob:vfs_read",
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "unknown probe kind `kprob`",
+        ),
+        (
+            &[
+                "record",
+                "--probe",
+                "tracepoint:syscalls:sys_enter_nope",
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "no tracepoint `syscalls:sys_enter_nope`",
+        ),
+        (
+            &[
+                "record",
+                "--probe",
+                "uprobe:/no/such/binary:main",
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "/no/such/binary does not exist",
+        ),
+        (
+            &[
+                "record",
+                "--probe",
+                "tracepoint:syscalls:sys_enter_close",
+                "--pid",
+                "999999999",
+            ],
+            "no process with pid 999999999",
+        ),
+        (
+            &[
+                "record",
+                "--probe",
+                "tracepoint:syscalls:sys_enter_close",
+                "--buffer-size",
+                "12Q",
+                "--",
+                WORKLOAD,
+            ],
+            "bad buffer size `12Q`",
+        ),
+    ];
+    for (args, needle) in cases {
+        let run = snapshot(args);
+        assert_ne!(run.code, Some(0), "{args:?} should fail");
+        assert!(
+            run.stderr.contains(needle),
+            "{args:?}: expected `{needle}` in: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{args:?} panicked: {}",
+            run.stderr
+        );
+    }
+    let sym = format!("uprobe:{WORKLOAD}:no_such_symbol");
+    let run = snapshot(&["record", "--probe", &sym, "--", WORKLOAD, "calls", "1"]);
+    assert_ne!(run.code, Some(0));
+    assert!(run.stderr.contains("no_such_symbol"), "{}", run.stderr);
+}
+
+#[test]
+fn without_root_the_error_says_so() {
+    require_root();
+    // Run the binary as `nobody`: it must refuse with the cause and the fix, not crash.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SNAPSHOT,
+            "record",
+            "--probe",
+            "tracepoint:syscalls:sys_enter_close",
+            "--",
+            "/bin/true",
+        ])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+}

@@ -29,9 +29,13 @@ pub fn parse_deb822(text: &str) -> Option<Mirrors> {
     let (mut main, mut security, mut keyring) = (None, None, None);
     for stanza in text.split("\n\n") {
         let field = |name: &str| {
-            stanza.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
         };
-        let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else { continue };
+        let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+            continue;
+        };
         let uri = uris.split_whitespace().next()?.to_owned();
         if suites.split_whitespace().any(|s| s.ends_with("-security")) {
             security = Some(uri);
@@ -53,16 +57,29 @@ pub fn parse_deb822(text: &str) -> Option<Mirrors> {
 #[must_use]
 pub fn parse_one_line(text: &str) -> Option<Mirrors> {
     let (mut main, mut security) = (None, None);
-    for line in text.lines().map(str::trim).filter(|l| l.starts_with("deb ")) {
-        let words: Vec<&str> = line.split_whitespace().filter(|w| !w.starts_with('[')).collect();
-        let (Some(uri), Some(suite)) = (words.get(1), words.get(2)) else { continue };
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("deb "))
+    {
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| !w.starts_with('['))
+            .collect();
+        let (Some(uri), Some(suite)) = (words.get(1), words.get(2)) else {
+            continue;
+        };
         if suite.ends_with("-security") {
             security = Some((*uri).to_owned());
         } else if *suite == "bookworm" {
             main = Some((*uri).to_owned());
         }
     }
-    Some(Mirrors { main: main?, security: security?, keyring: "/usr/share/keyrings/debian-archive-keyring.gpg".into() })
+    Some(Mirrors {
+        main: main?,
+        security: security?,
+        keyring: "/usr/share/keyrings/debian-archive-keyring.gpg".into(),
+    })
 }
 
 fn system_mirrors() -> anyhow::Result<Mirrors> {
@@ -77,7 +94,9 @@ fn system_mirrors() -> anyhow::Result<Mirrors> {
     {
         return Ok(m);
     }
-    bail!("no Debian bookworm mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list: this setup expects a Debian 12 machine")
+    bail!(
+        "no Debian bookworm mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list: this setup expects a Debian 12 machine"
+    )
 }
 
 /// The private apt configuration.
@@ -93,7 +112,8 @@ impl Apt {
         std::fs::create_dir_all(dir.join("lists/partial"))
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let m = system_mirrors()?;
-        let line = |uri: &str, suite: &str| format!("deb [signed-by={}] {uri} {suite} main\n", m.keyring);
+        let line =
+            |uri: &str, suite: &str| format!("deb [signed-by={}] {uri} {suite} main\n", m.keyring);
         let sources = [
             line(&m.main, "bookworm"),
             line(&m.main, "bookworm-updates"),
@@ -106,7 +126,9 @@ impl Apt {
         let stamp = apt.dir.join("lists/updated");
         let fresh = std::fs::metadata(&stamp)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < Duration::from_secs(86_400));
+            .is_ok_and(|t| {
+                SystemTime::now().duration_since(t).unwrap_or_default() < Duration::from_hours(24)
+            });
         if refresh || !fresh {
             cmd::run(apt.command("apt-get").args(["update", "-q"]))?;
             std::fs::write(&stamp, b"")?;
@@ -118,9 +140,15 @@ impl Apt {
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
         c.arg("-o")
-            .arg(format!("Dir::Etc::sourcelist={}", self.dir.join("sources.list").display()))
+            .arg(format!(
+                "Dir::Etc::sourcelist={}",
+                self.dir.join("sources.list").display()
+            ))
             .args(["-o", "Dir::Etc::sourceparts=-", "-o"])
-            .arg(format!("Dir::State::lists={}", self.dir.join("lists").display()))
+            .arg(format!(
+                "Dir::State::lists={}",
+                self.dir.join("lists").display()
+            ))
             .env("DEBIAN_FRONTEND", "noninteractive");
         c
     }
@@ -137,7 +165,10 @@ impl Apt {
 
     /// The newest `linux-image-<series>.*-amd64` package that `linux-image-amd64` points to.
     pub fn kernel_package(&self, series: &str) -> anyhow::Result<String> {
-        let text = cmd::stdout(self.command("apt-cache").args(["show", "linux-image-amd64"]))?;
+        let text = cmd::stdout(
+            self.command("apt-cache")
+                .args(["show", "linux-image-amd64"]),
+        )?;
         pick_kernel(&text, series).with_context(|| format!("no linux-image-{series}.* package found through linux-image-amd64 (looked in bookworm, bookworm-security and bookworm-backports)"))
     }
 
@@ -147,7 +178,12 @@ impl Apt {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
         // The cache is root-only: download as root rather than as the `_apt` sandbox user.
-        cmd::run(self.command("apt-get").args(["-o", "APT::Sandbox::User=root", "download"]).arg(package).current_dir(&tmp))?;
+        cmd::run(
+            self.command("apt-get")
+                .args(["-o", "APT::Sandbox::User=root", "download"])
+                .arg(package)
+                .current_dir(&tmp),
+        )?;
         let deb = std::fs::read_dir(&tmp)?
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -169,10 +205,19 @@ pub fn pick_kernel(apt_show: &str, series: &str) -> Option<String> {
     let prefix = format!("linux-image-{series}.");
     let mut best: Option<(Vec<u64>, String)> = None;
     for stanza in apt_show.split("\n\n") {
-        let Some(version) = stanza.lines().find_map(|l| l.strip_prefix("Version: ")) else { continue };
-        let Some(dep) = stanza.lines().find_map(|l| l.strip_prefix("Depends: ")) else { continue };
-        let Some(pkg) = dep.split([',', ' ']).find(|w| w.starts_with(&prefix)) else { continue };
-        let key: Vec<u64> = version.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+        let Some(version) = stanza.lines().find_map(|l| l.strip_prefix("Version: ")) else {
+            continue;
+        };
+        let Some(dep) = stanza.lines().find_map(|l| l.strip_prefix("Depends: ")) else {
+            continue;
+        };
+        let Some(pkg) = dep.split([',', ' ']).find(|w| w.starts_with(&prefix)) else {
+            continue;
+        };
+        let key: Vec<u64> = version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
             best = Some((key, pkg.to_owned()));
         }
@@ -207,14 +252,23 @@ mod tests {
     fn mirrors_from_one_line() {
         let text = "deb [arch=amd64] http://m/debian bookworm main\ndeb http://m/debian-security bookworm-security main\n";
         let m = parse_one_line(text).unwrap();
-        assert_eq!((m.main.as_str(), m.security.as_str()), ("http://m/debian", "http://m/debian-security"));
+        assert_eq!(
+            (m.main.as_str(), m.security.as_str()),
+            ("http://m/debian", "http://m/debian-security")
+        );
     }
 
     #[test]
     fn picks_the_newest_kernel_of_a_series() {
         let show = "Package: linux-image-amd64\nVersion: 6.12.95-1~bpo12+1\nDepends: linux-image-6.12.95+deb12-amd64 (= 6.12.95-1~bpo12+1)\n\nPackage: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\n\nPackage: linux-image-amd64\nVersion: 6.1.176-1\nDepends: linux-image-6.1.0-50-amd64 (= 6.1.176-1)\n";
-        assert_eq!(pick_kernel(show, "6.1").as_deref(), Some("linux-image-6.1.0-56-amd64"));
-        assert_eq!(pick_kernel(show, "6.12").as_deref(), Some("linux-image-6.12.95+deb12-amd64"));
+        assert_eq!(
+            pick_kernel(show, "6.1").as_deref(),
+            Some("linux-image-6.1.0-56-amd64")
+        );
+        assert_eq!(
+            pick_kernel(show, "6.12").as_deref(),
+            Some("linux-image-6.12.95+deb12-amd64")
+        );
         assert_eq!(pick_kernel(show, "5.10"), None);
     }
 }

@@ -10,7 +10,8 @@ use crate::{cmd, paths};
 #[must_use]
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(paths::workspace()).env("PATH", paths::path_with_tools());
+    c.current_dir(paths::workspace())
+        .env("PATH", paths::path_with_tools());
     c
 }
 
@@ -29,17 +30,31 @@ pub fn binaries(release: bool) -> anyhow::Result<PathBuf> {
 pub fn target_dir() -> anyhow::Result<PathBuf> {
     let out = cmd::stdout(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let key = "\"target_directory\":\"";
-    let start = out.find(key).context("cargo metadata has no target_directory")? + key.len();
+    let start = out
+        .find(key)
+        .context("cargo metadata has no target_directory")?
+        + key.len();
     let end = out[start..].find('"').context("malformed cargo metadata")? + start;
     Ok(PathBuf::from(&out[start..end]))
 }
 
 /// Builds an integration test target without running it; returns the test executable.
 pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
-    let out = cmd::output(cargo().args(["test", "--package", "snapshot-userspace", "--test", test, "--no-run", "--message-format=json"]))?;
+    let out = cmd::output(cargo().args([
+        "test",
+        "--package",
+        "snapshot-userspace",
+        "--test",
+        test,
+        "--no-run",
+        "--message-format=json",
+    ]))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&format!("\"name\":\"{test}\"")))
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"")
+                && l.contains(&format!("\"name\":\"{test}\""))
+        })
         .find_map(|l| {
             let key = "\"executable\":\"";
             let start = l.find(key)? + key.len();

@@ -32,7 +32,9 @@ fn describe(cmd: &Command) -> String {
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let line = describe(cmd);
     eprintln!("    $ {line}");
-    let status = cmd.status().with_context(|| format!("cannot start `{line}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{line}`"))?;
     if !status.success() {
         bail!("`{line}` failed ({status})");
     }
@@ -42,14 +44,22 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// Runs `cmd` and captures its output; fails (showing stderr) when it fails.
 pub fn output(cmd: &mut Command) -> anyhow::Result<Output> {
     let line = describe(cmd);
-    let out = cmd.output().with_context(|| format!("cannot start `{line}`"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start `{line}`"))?;
     if !out.status.success() {
-        bail!("`{line}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`{line}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out)
 }
 
 /// Captured stdout as a trimmed string.
 pub fn stdout(cmd: &mut Command) -> anyhow::Result<String> {
-    Ok(String::from_utf8_lossy(&output(cmd)?.stdout).trim().to_owned())
+    Ok(String::from_utf8_lossy(&output(cmd)?.stdout)
+        .trim()
+        .to_owned())
 }

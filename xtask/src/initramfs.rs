@@ -60,7 +60,13 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     match tool {
         None => std::fs::read(path).with_context(|| format!("cannot read {}", path.display())),
         Some((prog, flag)) => {
-            let out = Command::new(prog).arg(flag).arg(path).output().with_context(|| format!("cannot run {prog} (install it with `cargo xtask setup`)"))?;
+            let out = Command::new(prog)
+                .arg(flag)
+                .arg(path)
+                .output()
+                .with_context(|| {
+                    format!("cannot run {prog} (install it with `cargo xtask setup`)")
+                })?;
             if !out.status.success() {
                 bail!("{prog} {flag} {} failed", path.display());
             }
@@ -74,7 +80,13 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
 pub fn module_depends(ko: &[u8]) -> Vec<String> {
     ko.split(|&b| b == 0)
         .find_map(|s| s.strip_prefix(b"depends="))
-        .map(|d| String::from_utf8_lossy(d).split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|d| {
+            String::from_utf8_lossy(d)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -110,10 +122,17 @@ impl Modules<'_> {
         }
         let Some(path) = find_module(self.moddir, name) else {
             let alt = name.replace('_', "-");
-            if self.builtin.lines().any(|l| l.ends_with(&format!("/{name}.ko")) || l.ends_with(&format!("/{alt}.ko"))) {
+            if self
+                .builtin
+                .lines()
+                .any(|l| l.ends_with(&format!("/{name}.ko")) || l.ends_with(&format!("/{alt}.ko")))
+            {
                 return Ok(());
             }
-            bail!("module {name} not found in {} (and not built in)", self.moddir.display());
+            bail!(
+                "module {name} not found in {} (and not built in)",
+                self.moddir.display()
+            );
         };
         let ko = read_module(&path)?;
         for dep in module_depends(&ko) {
@@ -136,7 +155,19 @@ impl Cpio {
         let namesize = name.len() + 1;
         let header = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            self.ino, mode, 0, 0, 1, 0, data.len(), 0, 0, rdev.0, rdev.1, namesize, 0
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            namesize,
+            0
         );
         self.out.extend_from_slice(header.as_bytes());
         self.out.extend_from_slice(name.as_bytes());
@@ -147,7 +178,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
@@ -156,20 +187,49 @@ impl Cpio {
 /// Builds the initramfs for the modules in `moddir` into `dest` (atomically).
 pub fn build(moddir: &Path, busybox: &Path, dest: &Path) -> anyhow::Result<()> {
     let builtin = std::fs::read_to_string(moddir.join("modules.builtin")).unwrap_or_default();
-    let mut mods = Modules { moddir, builtin, order: Vec::new() };
+    let mut mods = Modules {
+        moddir,
+        builtin,
+        order: Vec::new(),
+    };
     for m in WANT {
         mods.add(m)?;
     }
-    let bb = std::fs::read(busybox).with_context(|| format!("cannot read {}: install busybox-static with `cargo xtask setup`", busybox.display()))?;
-    let mut cpio = Cpio { out: Vec::new(), ino: 0 };
-    for dir in ["bin", "dev", "proc", "sys", "mod", "mnt", "mnt/lower", "mnt/rw", "mnt/root", "job", "rwdir"] {
+    let bb = std::fs::read(busybox).with_context(|| {
+        format!(
+            "cannot read {}: install busybox-static with `cargo xtask setup`",
+            busybox.display()
+        )
+    })?;
+    let mut cpio = Cpio {
+        out: Vec::new(),
+        ino: 0,
+    };
+    for dir in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "mod",
+        "mnt",
+        "mnt/lower",
+        "mnt/rw",
+        "mnt/root",
+        "job",
+        "rwdir",
+    ] {
         cpio.entry(dir, 0o040_755, &[], (0, 0));
     }
     cpio.entry("dev/console", 0o020_600, &[], (5, 1));
     cpio.entry("bin/busybox", 0o100_755, &bb, (0, 0));
     cpio.entry("init", 0o100_755, INIT.as_bytes(), (0, 0));
     let order: Vec<&str> = mods.order.iter().map(|(n, _)| n.as_str()).collect();
-    cpio.entry("mod/order", 0o100_644, format!("{}\n", order.join(" ")).as_bytes(), (0, 0));
+    cpio.entry(
+        "mod/order",
+        0o100_644,
+        format!("{}\n", order.join(" ")).as_bytes(),
+        (0, 0),
+    );
     for (name, ko) in &mods.order {
         cpio.entry(&format!("mod/{name}.ko"), 0o100_644, ko, (0, 0));
     }
@@ -183,7 +243,8 @@ pub fn build(moddir: &Path, busybox: &Path, dest: &Path) -> anyhow::Result<()> {
 /// Extracts the uncompressed ELF vmlinux from a bzImage (boots about twice as fast under TCG:
 /// PVH entry, no in-guest decompression). Returns false when no payload decompresses to ELF.
 pub fn extract_vmlinux(bzimage: &Path, dest: &Path) -> anyhow::Result<bool> {
-    let data = std::fs::read(bzimage).with_context(|| format!("cannot read {}", bzimage.display()))?;
+    let data =
+        std::fs::read(bzimage).with_context(|| format!("cannot read {}", bzimage.display()))?;
     let formats: [(&[u8], &str, &[&str]); 3] = [
         (b"\xfd7zXZ\x00", "xz", &["-dc", "--single-stream"]),
         (b"\x28\xb5\x2f\xfd", "zstd", &["-qdc"]),
@@ -232,7 +293,10 @@ mod tests {
 
     #[test]
     fn cpio_entries_are_aligned() {
-        let mut c = Cpio { out: Vec::new(), ino: 0 };
+        let mut c = Cpio {
+            out: Vec::new(),
+            ino: 0,
+        };
         c.entry("init", 0o100_755, b"abc", (0, 0));
         assert_eq!(c.out.len() % 4, 0);
         assert!(c.out.starts_with(b"070701"));

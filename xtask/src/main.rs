@@ -81,9 +81,22 @@ fn main() {
         Task::Build { release } => build::binaries(release).map(|_| 0),
         Task::Run { args } => run::run(&args),
         Task::Test { layers, kernels } => test::run(&layers, &kernels),
-        Task::Vm { kernel, timeout, smp, memory, rw, command } => {
-            vm::run(&vm::VmOptions { series: kernel, timeout, smp, memory, rw, env: Vec::new(), command })
-        }
+        Task::Vm {
+            kernel,
+            timeout,
+            smp,
+            memory,
+            rw,
+            command,
+        } => vm::run(&vm::VmOptions {
+            series: kernel,
+            timeout,
+            smp,
+            memory,
+            rw,
+            env: Vec::new(),
+            command,
+        }),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[must_use]
 pub fn workspace() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map_or(manifest.clone(), std::path::Path::to_path_buf)
+    manifest
+        .parent()
+        .map_or(manifest.clone(), std::path::Path::to_path_buf)
 }
 
 /// Cache outside the work tree, kept across clones so a second setup takes seconds:

@@ -18,7 +18,11 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the controller loads eBPF programs and needs root: run `sudo -E cargo xtask run …`");
     }
-    let args: Vec<OsString> = if args.is_empty() { demo_args(&bin) } else { args.to_vec() };
+    let args: Vec<OsString> = if args.is_empty() {
+        demo_args(&bin)
+    } else {
+        args.to_vec()
+    };
     let status = Command::new(bin.join("snapshot"))
         .args(&args)
         .status()
@@ -26,7 +30,7 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// The demo: the bundled workload's uprobe and close() calls.
+/// The demo: the bundled workload's uprobe and `close()` calls.
 fn demo_args(bin: &std::path::Path) -> Vec<OsString> {
     let workload = bin.join("snapshot-workload");
     let w = workload.to_string_lossy();

@@ -9,7 +9,13 @@ use crate::{apt, cmd, paths, vm};
 
 /// Debian packages from bookworm: LLVM 22 for bpf-linker, busybox for the VM's initramfs,
 /// decompressors for kernel modules, bpftool to inspect loaded programs.
-const PACKAGES: [&str; 5] = ["llvm-22-dev", "busybox-static", "xz-utils", "zstd", "bpftool"];
+const PACKAGES: [&str; 5] = [
+    "llvm-22-dev",
+    "busybox-static",
+    "xz-utils",
+    "zstd",
+    "bpftool",
+];
 /// From bookworm-backports: bookworm's QEMU would replace the image's qemu-utils 10.0.2.
 const BACKPORTS: [&str; 2] = ["qemu-system-x86", "qemu-utils"];
 /// bpf-linker release built against LLVM 22 (the eBPF nightly's LLVM).
@@ -23,7 +29,8 @@ fn is_root() -> bool {
 /// Reads a quoted value following `marker` in a file of the workspace.
 fn pinned(file: &str, marker: &str) -> anyhow::Result<String> {
     let path = paths::workspace().join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .find_map(|l| l.trim().strip_prefix(marker))
         .and_then(|rest| rest.split('"').nth(1))
@@ -38,19 +45,32 @@ pub fn user_toolchain() -> anyhow::Result<String> {
 
 /// The eBPF toolchain (`EBPF_TOOLCHAIN` in snapshot-userspace/build.rs).
 pub fn ebpf_toolchain() -> anyhow::Result<String> {
-    pinned("snapshot-userspace/build.rs", "pub const EBPF_TOOLCHAIN: &str =")
+    pinned(
+        "snapshot-userspace/build.rs",
+        "pub const EBPF_TOOLCHAIN: &str =",
+    )
 }
 
 fn toolchain_has(toolchain: &str, component: Option<&str>) -> bool {
-    let installed = Command::new("rustup").args(["toolchain", "list"]).output().is_ok_and(|o| {
-        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with(&format!("{toolchain}-")) || l.split_whitespace().next() == Some(toolchain))
-    });
+    let installed = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                l.starts_with(&format!("{toolchain}-"))
+                    || l.split_whitespace().next() == Some(toolchain)
+            })
+        });
     installed
         && component.is_none_or(|c| {
             Command::new("rustup")
                 .args(["component", "list", "--installed", "--toolchain", toolchain])
                 .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with(c)))
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l.starts_with(c))
+                })
         })
 }
 
@@ -68,7 +88,10 @@ fn kernels_ok() -> bool {
 /// True when everything setup installs is present (cheap checks only).
 #[must_use]
 pub fn complete() -> bool {
-    PACKAGES.iter().chain(BACKPORTS.iter()).all(|p| apt::installed(p))
+    PACKAGES
+        .iter()
+        .chain(BACKPORTS.iter())
+        .all(|p| apt::installed(p))
         && user_toolchain().is_ok_and(|t| toolchain_has(&t, None))
         && ebpf_toolchain().is_ok_and(|t| toolchain_has(&t, Some("rust-src")))
         && bpf_linker_ok()
@@ -79,11 +102,22 @@ pub fn complete() -> bool {
 pub fn run(refresh: bool) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     cmd::step("Debian packages (bookworm)");
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !apt::installed(p)).collect();
-    let missing_bp: Vec<&str> = BACKPORTS.iter().copied().filter(|p| !apt::installed(p)).collect();
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !apt::installed(p))
+        .collect();
+    let missing_bp: Vec<&str> = BACKPORTS
+        .iter()
+        .copied()
+        .filter(|p| !apt::installed(p))
+        .collect();
     let need_kernels = !kernels_ok();
     if (!missing.is_empty() || !missing_bp.is_empty() || need_kernels) && !is_root() {
-        bail!("setup must install {} and needs root: run `sudo -E cargo xtask setup`", [missing.clone(), missing_bp.clone()].concat().join(", "));
+        bail!(
+            "setup must install {} and needs root: run `sudo -E cargo xtask setup`",
+            [missing.clone(), missing_bp.clone()].concat().join(", ")
+        );
     }
     let mut apt_cfg = None;
     if missing.is_empty() {
@@ -107,21 +141,44 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
     cmd::step("Rust toolchains");
     let user = user_toolchain()?;
     let ebpf = ebpf_toolchain()?;
-    let _ = Command::new("rustup").args(["set", "auto-self-update", "disable"]).output();
+    let _ = Command::new("rustup")
+        .args(["set", "auto-self-update", "disable"])
+        .output();
     if toolchain_has(&user, None) {
         eprintln!("    present: {user} (userspace, rust-toolchain.toml)");
     } else {
-        cmd::run(Command::new("rustup").args(["toolchain", "install", &user, "--profile", "minimal", "--component", "rustfmt", "--component", "clippy"]))?;
+        cmd::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            &user,
+            "--profile",
+            "minimal",
+            "--component",
+            "rustfmt",
+            "--component",
+            "clippy",
+        ]))?;
     }
     if toolchain_has(&ebpf, Some("rust-src")) {
         eprintln!("    present: {ebpf} with rust-src (eBPF, LLVM 22)");
     } else {
-        cmd::run(Command::new("rustup").args(["toolchain", "install", &ebpf, "--profile", "minimal", "--component", "rust-src"]))?;
+        cmd::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            &ebpf,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
     }
 
     cmd::step(&format!("bpf-linker {BPF_LINKER} (LLVM 22)"));
     if bpf_linker_ok() {
-        eprintln!("    present: {}", paths::tools().join("bin/bpf-linker").display());
+        eprintln!(
+            "    present: {}",
+            paths::tools().join("bin/bpf-linker").display()
+        );
     } else {
         cmd::run(
             Command::new("rustup")
@@ -151,8 +208,15 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
         a.download_unpack(&pkg, &dest)?;
         std::fs::write(vm::pointer(series), &pkg)?;
         let k = vm::Kernel::find(series)?;
-        eprintln!("    unpacked: {series} = {} in {}", k.release, dest.display());
+        eprintln!(
+            "    unpacked: {series} = {} in {}",
+            k.release,
+            dest.display()
+        );
     }
-    cmd::green(&format!("setup complete in {:.1} s", start.elapsed().as_secs_f64()));
+    cmd::green(&format!(
+        "setup complete in {:.1} s",
+        start.elapsed().as_secs_f64()
+    ));
     Ok(())
 }

@@ -8,7 +8,8 @@ use crate::{build, cmd, setup, vm};
 /// A test layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layer {
-    /// Unit tests, no root (`cargo test --workspace`).
+    /// Unit tests, no root (`cargo test` of the default members; the eBPF crate only builds
+    /// for the BPF target).
     Unit,
     /// rustfmt and clippy.
     Lint,
@@ -26,7 +27,8 @@ struct Outcome {
 }
 
 fn host_kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
 }
 
 fn cargo_ok(args: &[&str]) -> Result<(), String> {
@@ -42,7 +44,15 @@ fn host_layer() -> Result<(), String> {
     if !is_root() {
         return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
     }
-    cargo_ok(&["test", "--package", "snapshot-userspace", "--test", "host", "--", "--test-threads=1"])
+    cargo_ok(&[
+        "test",
+        "--package",
+        "snapshot-userspace",
+        "--test",
+        "host",
+        "--",
+        "--test-threads=1",
+    ])
 }
 
 fn vm_layer(series: &str) -> Result<(), String> {
@@ -68,7 +78,11 @@ fn vm_layer(series: &str) -> Result<(), String> {
 pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
     let all = [Layer::Unit, Layer::Lint, Layer::Host, Layer::Vm];
     let layers = if layers.is_empty() { &all[..] } else { layers };
-    let kernels: Vec<String> = if kernels.is_empty() { vm::SERIES.iter().map(|s| (*s).to_owned()).collect() } else { kernels.to_vec() };
+    let kernels: Vec<String> = if kernels.is_empty() {
+        vm::SERIES.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        kernels.to_vec()
+    };
     if !setup::complete() {
         cmd::step("something is missing: running `cargo xtask setup` first");
         setup::run(false)?;
@@ -81,30 +95,46 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
         if let Err(e) = &result {
             cmd::red(&format!("layer {layer} on {kernel} FAILED: {e}"));
         }
-        outcomes.push(Outcome { layer, kernel, result, seconds: start.elapsed().as_secs_f64() });
+        outcomes.push(Outcome {
+            layer,
+            kernel,
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+        });
     };
     for layer in layers {
         match layer {
-            Layer::Unit => record("unit", host_kernel(), &|| cargo_ok(&["test", "--workspace"])),
+            Layer::Unit => record("unit", host_kernel(), &|| cargo_ok(&["test"])),
             Layer::Lint => record("lint", "-".into(), &|| {
                 cargo_ok(&["fmt", "--all", "--", "--check"])?;
-                cargo_ok(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+                cargo_ok(&["clippy", "--all-targets", "--", "-D", "warnings"])
             }),
             Layer::Host => record("host", host_kernel(), &host_layer),
             Layer::Vm => {
                 for series in &kernels {
-                    let label = vm::Kernel::find(series).map_or_else(|_| series.clone(), |k| k.release);
+                    let label =
+                        vm::Kernel::find(series).map_or_else(|_| series.clone(), |k| k.release);
                     record("vm", label, &|| vm_layer(series));
                 }
             }
         }
     }
     eprintln!("\n\x1b[1mtest summary\x1b[0m");
-    eprintln!("  {:<6} {:<28} {:<8} {:>8}", "layer", "kernel", "result", "time");
+    eprintln!(
+        "  {:<6} {:<28} {:<8} {:>8}",
+        "layer", "kernel", "result", "time"
+    );
     let mut failed = 0;
     for o in &outcomes {
-        let (mark, color) = if o.result.is_ok() { ("passed", "32") } else { ("FAILED", "31") };
-        eprintln!("  {:<6} {:<28} \x1b[{color};1m{mark:<8}\x1b[0m {:>7.1}s", o.layer, o.kernel, o.seconds);
+        let (mark, color) = if o.result.is_ok() {
+            ("passed", "32")
+        } else {
+            ("FAILED", "31")
+        };
+        eprintln!(
+            "  {:<6} {:<28} \x1b[{color};1m{mark:<8}\x1b[0m {:>7.1}s",
+            o.layer, o.kernel, o.seconds
+        );
         if let Err(e) = &o.result {
             failed += 1;
             eprintln!("         reason: {e}");

@@ -45,22 +45,44 @@ pub fn pointer(series: &str) -> PathBuf {
 impl Kernel {
     /// Finds the kernel unpacked for `series` by `cargo xtask setup`.
     pub fn find(series: &str) -> anyhow::Result<Self> {
-        let pkg = std::fs::read_to_string(pointer(series))
-            .with_context(|| format!("kernel {series} is not unpacked yet: run `cargo xtask setup`"))?;
+        let pkg = std::fs::read_to_string(pointer(series)).with_context(|| {
+            format!("kernel {series} is not unpacked yet: run `cargo xtask setup`")
+        })?;
         let root = paths::kernels().join(pkg.trim());
         let boot = root.join("boot");
         let vmlinuz = std::fs::read_dir(&boot)
             .with_context(|| format!("{} missing: run `cargo xtask setup` again", boot.display()))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .find(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("vmlinuz-")))
-            .with_context(|| format!("no vmlinuz in {}: run `cargo xtask setup` again", boot.display()))?;
-        let release = vmlinuz.file_name().and_then(|f| f.to_str()).unwrap_or_default().trim_start_matches("vmlinuz-").to_owned();
+            .find(|p| {
+                p.file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| f.starts_with("vmlinuz-"))
+            })
+            .with_context(|| {
+                format!(
+                    "no vmlinuz in {}: run `cargo xtask setup` again",
+                    boot.display()
+                )
+            })?;
+        let release = vmlinuz
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .trim_start_matches("vmlinuz-")
+            .to_owned();
         let moddir = root.join("lib/modules").join(&release);
         if !moddir.is_dir() {
-            bail!("{} missing: run `cargo xtask setup` again", moddir.display());
+            bail!(
+                "{} missing: run `cargo xtask setup` again",
+                moddir.display()
+            );
         }
-        Ok(Self { release, vmlinuz, moddir })
+        Ok(Self {
+            release,
+            vmlinuz,
+            moddir,
+        })
     }
 }
 
@@ -87,10 +109,18 @@ fn quote(s: &str) -> String {
 }
 
 /// Environment variables passed from the host to the guest command.
-const PASS_ENV: [&str; 5] = ["RUST_LOG", "RUST_BACKTRACE", "RUST_TEST_THREADS", "NO_COLOR", "SNAPSHOT_TEST_BREAK"];
+const PASS_ENV: [&str; 5] = [
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RUST_TEST_THREADS",
+    "NO_COLOR",
+    "SNAPSHOT_TEST_BREAK",
+];
 
 fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
-    let mut s = String::from("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb\n");
+    let mut s = String::from(
+        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb\n",
+    );
     s.push_str(&format!("export SNAPSHOT_VM_KERNEL={}\n", quote(release)));
     for key in PASS_ENV {
         if let Ok(v) = std::env::var(key) {
@@ -101,10 +131,21 @@ fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
         s.push_str(&format!("export {k}={}\n", quote(v)));
     }
     let cwd = std::env::current_dir()?;
-    s.push_str(&format!("cd {} 2>/dev/null || cd /\n", quote(&cwd.to_string_lossy())));
-    let mut prog = opts.command.first().context("no command given: usage `cargo xtask vm -- CMD ARGS…`")?.to_string_lossy().into_owned();
+    s.push_str(&format!(
+        "cd {} 2>/dev/null || cd /\n",
+        quote(&cwd.to_string_lossy())
+    ));
+    let mut prog = opts
+        .command
+        .first()
+        .context("no command given: usage `cargo xtask vm -- CMD ARGS…`")?
+        .to_string_lossy()
+        .into_owned();
     if prog.contains('/') {
-        prog = std::fs::canonicalize(&prog).with_context(|| format!("{prog} does not exist"))?.to_string_lossy().into_owned();
+        prog = std::fs::canonicalize(&prog)
+            .with_context(|| format!("{prog} does not exist"))?
+            .to_string_lossy()
+            .into_owned();
     }
     s.push_str("exec ");
     s.push_str(&quote(&prog));
@@ -152,7 +193,9 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
         kernel.vmlinuz.clone()
     };
     // The init script is part of the cache key, so changing it rebuilds the initramfs.
-    let key = initramfs::INIT.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let key = initramfs::INIT
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     let initrd = vmdir.join(format!("initrd-{}-{key:08x}.cpio", kernel.release));
     if !initrd.exists() {
         let busybox = which("busybox").context("busybox not found: run `cargo xtask setup`")?;
@@ -162,23 +205,60 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     std::fs::write(job.0.join("cmd"), job_script(opts, &kernel.release)?)?;
     let (accel, cpu) = accel();
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", accel, "-cpu", cpu, "-m", &opts.memory, "-smp", &opts.smp.to_string()])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .arg("-kernel").arg(&boot)
-        .arg("-initrd").arg(&initrd)
-        .arg("-append").arg("console=ttyS2 panic=-1 quiet loglevel=4")
-        .args(["-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out"])
-        .arg("-serial").arg(format!("file:{}", job.0.join("stderr").display()))
-        .arg("-serial").arg(format!("file:{}", job.0.join("kernel.log").display()))
-        .args(["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"])
-        .args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"])
-        .arg("-fsdev").arg(format!("local,id=job,path={},security_model=none", job.0.display()))
-        .args(["-device", "virtio-9p-pci,fsdev=job,mount_tag=jobdir"])
-        .stdin(Stdio::null());
+    qemu.args([
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        &opts.memory,
+        "-smp",
+        &opts.smp.to_string(),
+    ])
+    .args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .arg("-kernel")
+    .arg(&boot)
+    .arg("-initrd")
+    .arg(&initrd)
+    .arg("-append")
+    .arg("console=ttyS2 panic=-1 quiet loglevel=4")
+    .args([
+        "-chardev",
+        "stdio,id=out,signal=off",
+        "-serial",
+        "chardev:out",
+    ])
+    .arg("-serial")
+    .arg(format!("file:{}", job.0.join("stderr").display()))
+    .arg("-serial")
+    .arg(format!("file:{}", job.0.join("kernel.log").display()))
+    .args([
+        "-fsdev",
+        "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+    ])
+    .args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"])
+    .arg("-fsdev")
+    .arg(format!(
+        "local,id=job,path={},security_model=none",
+        job.0.display()
+    ))
+    .args(["-device", "virtio-9p-pci,fsdev=job,mount_tag=jobdir"])
+    .stdin(Stdio::null());
     if let Some(rw) = &opts.rw {
-        let rw = std::fs::canonicalize(rw).with_context(|| format!("--rw {}: no such directory", rw.display()))?;
+        let rw = std::fs::canonicalize(rw)
+            .with_context(|| format!("--rw {}: no such directory", rw.display()))?;
         std::fs::write(job.0.join("rwdir"), rw.to_string_lossy().as_bytes())?;
-        qemu.arg("-fsdev").arg(format!("local,id=rwd,path={},security_model=none", rw.display()))
+        qemu.arg("-fsdev")
+            .arg(format!(
+                "local,id=rwd,path={},security_model=none",
+                rw.display()
+            ))
             .args(["-device", "virtio-9p-pci,fsdev=rwd,mount_tag=rwdir"]);
     }
     let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: run `cargo xtask setup` (it installs QEMU from bookworm-backports)")?;
@@ -199,23 +279,47 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     };
     forward(&stderr_file, &mut pos);
     let klog = std::fs::read_to_string(job.0.join("kernel.log")).unwrap_or_default();
-    let tail = |n: usize| klog.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail = |n: usize| {
+        klog.lines()
+            .rev()
+            .take(n)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     if let Ok(rc) = std::fs::read_to_string(job.0.join("rc")) {
         return Ok(rc.trim().parse().unwrap_or(EXIT_BOOT));
     }
     if klog.contains("Kernel panic") {
-        cmd::red(&format!("vm: the guest kernel {} panicked (exit {EXIT_PANIC}); kernel log tail:", kernel.release));
+        cmd::red(&format!(
+            "vm: the guest kernel {} panicked (exit {EXIT_PANIC}); kernel log tail:",
+            kernel.release
+        ));
         eprintln!("{}", tail(40));
         return Ok(EXIT_PANIC);
     }
     if timed_out {
-        let phase = if job.0.join("started").exists() { "the command did not finish" } else { "the guest did not finish booting" };
-        cmd::red(&format!("vm: timed out after {} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer", opts.timeout));
+        let phase = if job.0.join("started").exists() {
+            "the command did not finish"
+        } else {
+            "the guest did not finish booting"
+        };
+        cmd::red(&format!(
+            "vm: timed out after {} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer",
+            opts.timeout
+        ));
         eprintln!("{}", tail(20));
         return Ok(EXIT_TIMEOUT);
     }
-    let why = std::fs::read_to_string(job.0.join("boot-error")).unwrap_or_else(|_| "QEMU exited before the command ran".into());
-    cmd::red(&format!("vm: boot failure on {} (exit {EXIT_BOOT}): {}; kernel log tail:", kernel.release, why.trim()));
+    let why = std::fs::read_to_string(job.0.join("boot-error"))
+        .unwrap_or_else(|_| "QEMU exited before the command ran".into());
+    cmd::red(&format!(
+        "vm: boot failure on {} (exit {EXIT_BOOT}): {}; kernel log tail:",
+        kernel.release,
+        why.trim()
+    ));
     eprintln!("{}", tail(40));
     Ok(EXIT_BOOT)
 }
@@ -223,7 +327,9 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
 /// Finds `prog` on PATH.
 #[must_use]
 pub fn which(prog: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(prog)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
 }
 
 /// A temporary directory removed on drop.

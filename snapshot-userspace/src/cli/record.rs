@@ -70,8 +70,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
     }
     log::info!("recording: {} probe(s) attached", recorder.probes().len());
 
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let exited = async {
         match pidfd {
             Some(fd) => fd.exited().await,
@@ -98,7 +100,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
             serde_json::to_writer(&mut out, &v)?;
             writeln!(out)?;
         } else {
-            let names = probes.iter().find(|p| p.id == ev.probe_id).map(|p| p.arg_names.as_slice()).unwrap_or(&[]);
+            let names = probes
+                .iter()
+                .find(|p| p.id == ev.probe_id)
+                .map_or(&[][..], |p| p.arg_names.as_slice());
             writeln!(out, "{}", event::text_line(&v, names))?;
         }
     }
@@ -116,6 +121,9 @@ fn summary(stop: &Stop, accounts: &[CpuAccount]) {
     let sum = |f: fn(&CpuAccount) -> u64| accounts.iter().map(f).sum::<u64>();
     eprintln!(
         "snapshot: stopped: {why}; recorded {}, overwritten {}, dropped {}, torn {}",
-        sum(|a| a.recorded), sum(|a| a.overwritten), sum(|a| a.dropped), sum(|a| a.torn)
+        sum(|a| a.recorded),
+        sum(|a| a.overwritten),
+        sum(|a| a.dropped),
+        sum(|a| a.torn)
     );
 }
