@@ -23,8 +23,13 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU writer state ([`super::CpuState`]), one element per CPU, `BPF_F_MMAPABLE`.
     pub const CPU_STATE: &str = "CPU_STATE";
-    /// Controller state ([`super::Control`]), one element.
+    /// Controller state ([`super::Control`]), one element, `BPF_F_MMAPABLE` (userspace maps it
+    /// read-write and updates single words atomically).
     pub const CONTROL: &str = "CONTROL";
+    /// Trigger condition ([`super::Trigger`]), one element.
+    pub const TRIGGERS: &str = "TRIGGERS";
+    /// Ring buffer of [`super::Notice`]s: flips and stops, for userspace to act on.
+    pub const NOTIFY: &str = "NOTIFY";
     /// Target thread-group ids (tgid → 1) when filtering by process.
     pub const TARGETS: &str = "TARGETS";
     /// Per-probe decoding configuration ([`super::ProbeConfig`]), indexed by probe id.
@@ -37,6 +42,8 @@ pub mod names {
     pub const GLOBAL_FILTER: &str = "SNAPSHOT_FILTER";
     /// Read-only global: the controller's own tgid, never recorded.
     pub const GLOBAL_SELF_TGID: &str = "SNAPSHOT_SELF_TGID";
+    /// Read-only global: [`super::NoSparePolicy`] as `u32`.
+    pub const GLOBAL_POLICY: &str = "SNAPSHOT_POLICY";
 }
 
 /// How the eBPF side decides whether the current task is recorded.
@@ -49,10 +56,26 @@ pub enum FilterMode {
     Targets = 1,
 }
 
+/// What a trigger does when it fires while no spare half is armed (ftrace without
+/// `tracing_snapshot_alloc()`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSparePolicy {
+    /// Count the missed trigger; report it in the next snapshot.
+    Skip = 0,
+    /// Write a marker record into the live half and stop recording (a "permanent snapshot").
+    Stop = 1,
+}
+
 /// The event carries a return value in [`Event::ret`].
 pub const EVENT_HAS_RET: u32 = 1 << 0;
 /// The event carries arguments in [`Event::args`].
 pub const EVENT_HAS_ARGS: u32 = 1 << 1;
+
+/// The record is the "snapshot not allocated" marker written under [`NoSparePolicy::Stop`].
+pub const EVENT_MARKER: u32 = 1 << 2;
+/// Probe id of marker records.
+pub const MARKER_PROBE: u32 = u32::MAX;
 
 /// One fixed-size record, as written by a probe into the live half of the buffer.
 #[repr(C)]
@@ -112,14 +135,95 @@ pub struct CpuState {
     pub pad: [u64; 3],
 }
 
-/// Controller state shared with the eBPF side (one element).
+/// Controller state shared with the eBPF side (one element, mmapped by userspace). Every word
+/// has one writer at a time, or is changed only with atomic operations.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Control {
-    /// The half probes write into (0 or 1).
+    /// The half probes write into (0 or 1). Changed only by the flipper that won `armed`.
     pub active: u64,
-    /// Non-zero stops recording (probes return at once).
+    /// 1 when the other half is drained and may be flipped to (the spare is "allocated").
+    /// Set by userspace; a trigger takes it with an atomic exchange, so one trigger flips.
+    pub armed: u64,
+    /// Non-zero: probes return at once (userspace at exit, or the stop policy).
     pub stopped: u64,
+    /// Taken (exchange) by the one trigger that applies the stop policy.
+    pub stopping: u64,
+    /// Flips so far; written only by the flipper holding `armed`.
+    pub flips: u64,
+    /// Triggers that found no armed spare (atomic add).
+    pub missed: u64,
+    /// Explicit padding to 64 bytes.
+    pub pad: [u64; 2],
+}
+
+/// Comparison operator of a trigger.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==`
+    Eq = 0,
+    /// `!=`
+    Ne = 1,
+    /// `<` (signed)
+    Lt = 2,
+    /// `<=` (signed)
+    Le = 3,
+    /// `>` (signed)
+    Gt = 4,
+    /// `>=` (signed)
+    Ge = 5,
+}
+
+/// Field index of the return value in [`Trigger::field`] (0..6 are arguments).
+pub const FIELD_RET: u32 = MAX_ARGS as u32;
+
+/// A trigger condition evaluated by the probes: `probe.field OP value`, signed 64-bit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trigger {
+    /// 1 when the trigger is active.
+    pub enabled: u32,
+    /// Probe whose events are tested.
+    pub probe_id: u32,
+    /// Argument index, or [`FIELD_RET`].
+    pub field: u32,
+    /// [`CmpOp`] as u32.
+    pub op: u32,
+    /// Right-hand side.
+    pub value: u64,
+}
+
+/// A flip happened: `half` is frozen and holds snapshot `seq`.
+pub const NOTICE_FLIP: u32 = 1;
+/// The stop policy applied: recording stopped, the live half `half` is the final snapshot.
+pub const NOTICE_STOPPED: u32 = 2;
+
+/// Message from a probe to userspace through the `NOTIFY` ring buffer, with the trigger's
+/// context stamped at the moment it fired.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE_*`.
+    pub kind: u32,
+    /// The half frozen (flip) or holding the final records (stopped).
+    pub half: u32,
+    /// Flip sequence number (1, 2, …); 0 for a stop.
+    pub seq: u64,
+    /// When the trigger fired (`bpf_ktime_get_boot_ns`).
+    pub ts_ns: u64,
+    /// `tgid << 32 | tid` of the task that fired it.
+    pub pid_tgid: u64,
+    /// The field value that fired it.
+    pub value: u64,
+    /// Missed triggers counted so far.
+    pub missed: u64,
+    /// Command name of the task.
+    pub comm: [u8; COMM_LEN],
+    /// CPU.
+    pub cpu: u32,
+    /// Probe whose event fired it.
+    pub probe_id: u32,
 }
 
 /// Where a tracepoint field lives in the raw tracepoint record.
@@ -150,13 +254,15 @@ pub struct ProbeConfig {
 const _: () = assert!(size_of::<Event>() == 8 * 3 + 8 * MAX_ARGS + 8 + COMM_LEN + 16);
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 64);
-const _: () = assert!(size_of::<Control>() == 16);
+const _: () = assert!(size_of::<Control>() == 64);
+const _: () = assert!(size_of::<Trigger>() == 24);
+const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8);
 const _: () = assert!(size_of::<FieldLoc>() == 4);
 const _: () = assert!(size_of::<ProbeConfig>() == 4 * MAX_ARGS + 4 + 4);
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all four types are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
+    // SAFETY: all these types are `#[repr(C)]`, `Copy`, made only of integers and integer arrays,
     // and have no implicit padding (asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::Event {}
     // SAFETY: as above.
@@ -165,4 +271,8 @@ mod pod {
     unsafe impl aya::Pod for super::Control {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProbeConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Trigger {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Notice {}
 }

@@ -9,8 +9,10 @@
 mod atomic;
 mod entry;
 mod filter;
+mod flip;
 mod maps;
 mod record;
+mod trigger;
 
 use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint, uprobe, uretprobe},

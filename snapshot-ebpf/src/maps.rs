@@ -4,9 +4,9 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, RingBuf},
 };
-use snapshot_common::{Control, CpuState, Event, MAX_PROBES, ProbeConfig};
+use snapshot_common::{Control, CpuState, Event, MAX_PROBES, Notice, ProbeConfig, Trigger};
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
 #[map]
@@ -16,9 +16,17 @@ pub static EVENTS: Array<Event> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 pub static CPU_STATE: Array<CpuState> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// Controller state: active half, stop flag.
+/// Controller state: active half, armed spare, stop flags, counters; mmapped by userspace.
 #[map]
-pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+pub static CONTROL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// The trigger condition.
+#[map]
+pub static TRIGGERS: Array<Trigger> = Array::with_max_entries(1, 0);
+
+/// Flip and stop notices for userspace (at most one flip per arming, so a few KiB suffice).
+#[map]
+pub static NOTIFY: RingBuf = RingBuf::with_byte_size(16 * 1024, 0);
 
 /// Processes (tgids) recorded when filtering by target.
 #[map]
@@ -41,6 +49,10 @@ static SNAPSHOT_FILTER: u32 = 0;
 #[unsafe(no_mangle)]
 static SNAPSHOT_SELF_TGID: u32 = 0;
 
+/// `NoSparePolicy` as u32 (set by userspace at load).
+#[unsafe(no_mangle)]
+static SNAPSHOT_POLICY: u32 = 0;
+
 /// Reads a global that userspace patches into `.rodata` before loading. A volatile read keeps
 /// the compiler from folding the placeholder value into the code.
 macro_rules! global {
@@ -58,3 +70,4 @@ global!(SNAPSHOT_NCPU, ncpu);
 global!(SNAPSHOT_CAPACITY, capacity);
 global!(SNAPSHOT_FILTER, filter_mode);
 global!(SNAPSHOT_SELF_TGID, self_tgid);
+global!(SNAPSHOT_POLICY, policy);

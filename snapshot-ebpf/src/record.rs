@@ -20,7 +20,7 @@ use aya_ebpf::helpers::{
 use snapshot_common::{COMM_LEN, MAX_ARGS};
 
 use crate::{
-    atomic, filter,
+    atomic, filter, trigger,
     maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
 };
 
@@ -34,15 +34,24 @@ pub struct Payload {
     pub flags: u32,
 }
 
-/// Records one event for `probe_id` if the current task is a target and recording is on.
+/// Records one event for `probe_id` if the current task is a target and recording is on,
+/// then checks the trigger condition on it.
 #[inline(always)]
 pub fn record(probe_id: u32, payload: &Payload) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !filter::wanted((pid_tgid >> 32) as u32) {
         return;
     }
+    if write(probe_id, payload, pid_tgid) {
+        trigger::check(probe_id, payload, pid_tgid);
+    }
+}
+
+/// Writes the record into the live half. Returns false when recording is stopped.
+#[inline(always)]
+pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
     let Some(control) = CONTROL.get_ptr(0) else {
-        return;
+        return false;
     };
     // SAFETY: `control` points at the single CONTROL value, valid while the program runs;
     // volatile because userspace changes it concurrently.
@@ -53,18 +62,18 @@ pub fn record(probe_id: u32, payload: &Payload) {
         )
     };
     if stopped != 0 {
-        return;
+        return false;
     }
     // SAFETY: BPF helper without preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let Some(state) = CPU_STATE.get_ptr_mut(cpu) else {
-        return;
+        return false;
     };
     // SAFETY: `state` is this CPU's CpuState map value; `busy` is 8-byte aligned.
     if unsafe { atomic::xchg(&raw mut (*state).busy, 1) } != 0 {
         // SAFETY: as above.
         unsafe { atomic::add(&raw mut (*state).dropped, 1) };
-        return;
+        return true;
     }
     let half = (active & 1) as usize;
     let cap = u64::from(capacity());
@@ -95,4 +104,5 @@ pub fn record(probe_id: u32, payload: &Payload) {
         (*state).generation += 1;
         atomic::xchg(&raw mut (*state).busy, 0);
     }
+    true
 }

@@ -29,7 +29,6 @@ mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpf
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
 mount -t bpf bpf $R/sys/fs/bpf
-mount -t tmpfs tmp $R/tmp
 mount -t tmpfs run $R/run
 if [ -s /job/rwdir ]; then
   d=$(cat /job/rwdir)

@@ -1,0 +1,377 @@
+//! Snapshot file, version 1.
+//!
+//! ```text
+//! magic        8 bytes  "EBPFSNAP"
+//! version      u32 LE   1
+//! header_len   u32 LE
+//! header       header_len bytes of JSON (`Header`)
+//! header_crc   u32 LE   CRC-32 of the header bytes
+//! record_size  u32 LE   size of one record (`Event`, 112)
+//! count        u64 LE   number of records
+//! records      count × record_size bytes, `Event` in native (LE) layout, time ordered
+//! records_crc  u32 LE   CRC-32 of the record bytes
+//! trailer      8 bytes  "SNAPEND\0"
+//! ```
+//!
+//! Files are written to a temporary name (`O_EXCL | O_NOFOLLOW`, mode 0600), synced, then
+//! renamed into place, so a reader never sees a partial snapshot.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, Read, Write},
+    os::unix::fs::OpenOptionsExt as _,
+    path::{Path, PathBuf},
+};
+
+use snapshot_common::Event;
+
+use crate::{buffer::CpuAccount, event::ProbeInfo};
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"EBPFSNAP";
+/// Trailer magic.
+pub const TRAILER: &[u8; 8] = b"SNAPEND\0";
+/// Format version written and read.
+pub const VERSION: u32 = 1;
+/// Largest header accepted (a corrupted length must not allocate gigabytes).
+const MAX_HEADER: u32 = 16 << 20;
+
+/// Boot-time to wall-clock reference, taken once at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockRef {
+    /// `CLOCK_BOOTTIME` in ns.
+    pub boot_ns: u64,
+    /// `CLOCK_REALTIME` in ns at the same moment.
+    pub realtime_ns: u64,
+}
+
+impl ClockRef {
+    /// Reads both clocks now.
+    #[must_use]
+    pub fn now() -> Self {
+        let read = |clock| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `ts` is a valid timespec; both clocks exist on Linux.
+            unsafe { libc::clock_gettime(clock, &raw mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        };
+        Self { boot_ns: read(libc::CLOCK_BOOTTIME), realtime_ns: read(libc::CLOCK_REALTIME) }
+    }
+
+    /// Wall-clock ns of a boot-time timestamp.
+    #[must_use]
+    pub const fn to_realtime(&self, boot_ns: u64) -> u64 {
+        self.realtime_ns.wrapping_add(boot_ns).wrapping_sub(self.boot_ns)
+    }
+}
+
+/// Why a snapshot was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotKind {
+    /// The trigger condition fired in the kernel.
+    Condition,
+    /// SIGUSR1 or `snapshot trigger`.
+    Manual,
+    /// A trigger found no armed spare under `--on-no-spare stop`: the final, permanent snapshot.
+    NoSpareStop,
+    /// The live half written at exit (`--dump-on-exit`).
+    Exit,
+}
+
+/// What fired the trigger.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fired {
+    /// When (boot-time ns).
+    pub ts_ns: u64,
+    /// CPU.
+    pub cpu: u32,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Command name.
+    pub comm: String,
+    /// Probe name (or `manual`).
+    pub probe: String,
+    /// The field value that satisfied the condition.
+    pub value: i64,
+}
+
+/// Everything about a snapshot but its records.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Header {
+    /// Snapshot sequence number in this recording (1, 2, …).
+    pub seq: u64,
+    /// Why it was taken.
+    pub kind: SnapshotKind,
+    /// Host name.
+    pub hostname: String,
+    /// Kernel release.
+    pub kernel_release: String,
+    /// Clock reference.
+    pub clock: ClockRef,
+    /// Probe table.
+    pub probes: Vec<ProbeInfo>,
+    /// The trigger expression as given.
+    pub trigger: String,
+    /// Context of the trigger that froze this snapshot, when one did.
+    pub fired: Option<Fired>,
+    /// Triggers that found no armed spare since the previous snapshot.
+    pub missed_triggers: u64,
+    /// CPUs the buffer is laid out for.
+    pub ncpu: u32,
+    /// Events per CPU per half.
+    pub capacity: u32,
+    /// Per-CPU accounting of this snapshot.
+    pub cpus: Vec<CpuAccount>,
+}
+
+/// A snapshot in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Header.
+    pub header: Header,
+    /// Records, time ordered.
+    pub events: Vec<Event>,
+}
+
+/// Why a file could not be read as a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// I/O error.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// Wrong magic.
+    #[error("{0} is not a snapshot file (no EBPFSNAP magic at its start)")]
+    NotASnapshot(PathBuf),
+    /// Newer version than this reader knows.
+    #[error("{path} is a version {found} snapshot; this build reads version {VERSION}: upgrade the snapshot tool")]
+    NewerVersion {
+        /// File.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+    },
+    /// Version 0 or garbage.
+    #[error("{path} has an invalid format version {found}: the file is corrupt")]
+    BadVersion {
+        /// File.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+    },
+    /// The file ends early.
+    #[error("{path} is truncated: it ends inside the {section} (the recorder may have been killed while writing, or the copy is incomplete)")]
+    Truncated {
+        /// File.
+        path: PathBuf,
+        /// Where it ends.
+        section: &'static str,
+    },
+    /// Header length out of range.
+    #[error("{path} declares a {len}-byte header, more than the {MAX_HEADER} allowed: the file is corrupt")]
+    HeaderTooLarge {
+        /// File.
+        path: PathBuf,
+        /// Declared length.
+        len: u32,
+    },
+    /// Header checksum mismatch.
+    #[error("{path}: header checksum mismatch: the header is corrupt")]
+    HeaderChecksum {
+        /// File.
+        path: PathBuf,
+    },
+    /// Header is not the expected JSON.
+    #[error("{path}: the header is not valid ({msg}): the file is corrupt or from an incompatible build")]
+    HeaderInvalid {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        msg: String,
+    },
+    /// Record size differs from this build's.
+    #[error("{path} has {found}-byte records; this build reads {expected}-byte records")]
+    RecordSize {
+        /// File.
+        path: PathBuf,
+        /// In the file.
+        found: u32,
+        /// Expected.
+        expected: u32,
+    },
+    /// Records checksum mismatch.
+    #[error("{path}: record checksum mismatch: some of the {count} records are corrupt")]
+    RecordsChecksum {
+        /// File.
+        path: PathBuf,
+        /// Declared count.
+        count: u64,
+    },
+    /// Missing trailer.
+    #[error("{path}: the end-of-file marker is missing or wrong: the file is corrupt")]
+    Trailer {
+        /// File.
+        path: PathBuf,
+    },
+    /// Bytes after the trailer.
+    #[error("{path}: unexpected data after the end-of-file marker")]
+    TrailingData {
+        /// File.
+        path: PathBuf,
+    },
+}
+
+fn event_bytes(events: &[Event]) -> &[u8] {
+    // SAFETY: Event is repr(C) plain integers without padding (asserted in snapshot-common);
+    // viewing the slice as bytes is valid for its whole length.
+    unsafe { std::slice::from_raw_parts(events.as_ptr().cast::<u8>(), std::mem::size_of_val(events)) }
+}
+
+/// Serialises a snapshot to bytes.
+#[must_use]
+pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
+    let header = serde_json::to_vec(&snapshot.header).expect("a Header always serialises");
+    let records = event_bytes(&snapshot.events);
+    let mut out = Vec::with_capacity(header.len() + records.len() + 48);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+    out.extend_from_slice(&(size_of::<Event>() as u32).to_le_bytes());
+    out.extend_from_slice(&(snapshot.events.len() as u64).to_le_bytes());
+    out.extend_from_slice(records);
+    out.extend_from_slice(&crc32fast::hash(records).to_le_bytes());
+    out.extend_from_slice(TRAILER);
+    out
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    path: &'a Path,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, section: &'static str) -> Result<&'a [u8], ReadError> {
+        if self.data.len() < n {
+            return Err(ReadError::Truncated { path: self.path.to_owned(), section });
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self, section: &'static str) -> Result<u32, ReadError> {
+        Ok(u32::from_le_bytes(self.take(4, section)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self, section: &'static str) -> Result<u64, ReadError> {
+        Ok(u64::from_le_bytes(self.take(8, section)?.try_into().expect("8 bytes")))
+    }
+}
+
+/// Parses snapshot bytes; `path` only names the file in errors.
+pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
+    let p = || path.to_owned();
+    let mut c = Cursor { data, path };
+    if data.len() < MAGIC.len() {
+        return if MAGIC.starts_with(data) && !data.is_empty() {
+            Err(ReadError::Truncated { path: p(), section: "magic" })
+        } else {
+            Err(ReadError::NotASnapshot(p()))
+        };
+    }
+    if c.take(8, "magic")? != MAGIC {
+        return Err(ReadError::NotASnapshot(p()));
+    }
+    let version = c.u32("version")?;
+    if version > VERSION {
+        return Err(ReadError::NewerVersion { path: p(), found: version });
+    }
+    if version == 0 {
+        return Err(ReadError::BadVersion { path: p(), found: version });
+    }
+    let len = c.u32("header length")?;
+    if len > MAX_HEADER {
+        return Err(ReadError::HeaderTooLarge { path: p(), len });
+    }
+    let header = c.take(len as usize, "header")?;
+    if c.u32("header checksum")? != crc32fast::hash(header) {
+        return Err(ReadError::HeaderChecksum { path: p() });
+    }
+    let header: Header = serde_json::from_slice(header).map_err(|e| ReadError::HeaderInvalid { path: p(), msg: e.to_string() })?;
+    let record_size = c.u32("record size")?;
+    if record_size as usize != size_of::<Event>() {
+        return Err(ReadError::RecordSize { path: p(), found: record_size, expected: size_of::<Event>() as u32 });
+    }
+    let count = c.u64("record count")?;
+    let bytes = count
+        .checked_mul(u64::from(record_size))
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b <= c.data.len())
+        .ok_or_else(|| ReadError::Truncated { path: p(), section: "records" })?;
+    let records = c.take(bytes, "records")?;
+    if c.u32("records checksum")? != crc32fast::hash(records) {
+        return Err(ReadError::RecordsChecksum { path: p(), count });
+    }
+    if c.data.len() < TRAILER.len() {
+        return Err(ReadError::Truncated { path: p(), section: "end-of-file marker" });
+    }
+    if c.take(8, "end-of-file marker")? != TRAILER {
+        return Err(ReadError::Trailer { path: p() });
+    }
+    if !c.data.is_empty() {
+        return Err(ReadError::TrailingData { path: p() });
+    }
+    let events = records
+        .chunks_exact(size_of::<Event>())
+        // SAFETY: each chunk is exactly one Event's bytes; Event is valid for any bit pattern
+        // and read_unaligned copes with the byte buffer's alignment.
+        .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Event>()) })
+        .collect();
+    Ok(Snapshot { header, events })
+}
+
+/// Reads and checks a snapshot file.
+pub fn read(path: &Path) -> Result<Snapshot, ReadError> {
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(|source| ReadError::Io { path: path.to_owned(), source })?;
+    decode(&data, path)
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file created with `O_EXCL |
+/// O_NOFOLLOW` and mode 0600, synced, renamed into place, then the directory synced.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let dest = dir.join(name);
+        std::fs::rename(&tmp, &dest)?;
+        File::open(dir)?.sync_all()?;
+        Ok(dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+use super::*;
+use crate::spec::ProbeSpec;
+
+fn sample() -> Snapshot {
+    let spec: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
+    let events = (0..5u64)
+        .map(|i| Event {
+            seq: i + 1,
+            ts_ns: 1000 + i,
+            pid_tgid: (42 << 32) | 43,
+            args: [i, 0, 0, 0, 0, 0],
+            ret: (-2i64) as u64,
+            comm: *b"workload\0\0\0\0\0\0\0\0",
+            cpu: 1,
+            probe_id: 0,
+            flags: 3,
+            pad: 0,
+        })
+        .collect();
+    Snapshot {
+        header: Header {
+            seq: 7,
+            kind: SnapshotKind::Condition,
+            hostname: "host".into(),
+            kernel_release: "6.18.0".into(),
+            clock: ClockRef { boot_ns: 10, realtime_ns: 1_700_000_000_000_000_000 },
+            probes: vec![ProbeInfo::new(0, &spec, vec![])],
+            trigger: "sys_exit_openat.ret < 0".into(),
+            fired: Some(Fired { ts_ns: 1004, cpu: 1, pid: 42, tid: 43, comm: "workload".into(), probe: "sys_exit_openat".into(), value: -2 }),
+            missed_triggers: 3,
+            ncpu: 2,
+            capacity: 1024,
+            cpus: vec![CpuAccount { cpu: 1, recorded: 5, overwritten: 9, dropped: 1, torn: 0 }],
+        },
+        events,
+    }
+}
+
+fn decode_err(bytes: &[u8]) -> ReadError {
+    decode(bytes, Path::new("x.snap")).expect_err("must be refused")
+}
+
+#[test]
+fn round_trip() {
+    let s = sample();
+    let back = decode(&encode(&s), Path::new("x.snap")).unwrap();
+    assert_eq!(back, s);
+}
+
+#[test]
+fn every_truncation_is_reported_as_such() {
+    let bytes = encode(&sample());
+    for len in 1..bytes.len() {
+        let err = decode_err(&bytes[..len]);
+        assert!(matches!(err, ReadError::Truncated { .. }), "prefix of {len} bytes gave {err}");
+    }
+    assert!(matches!(decode_err(&[]), ReadError::NotASnapshot(_)));
+}
+
+#[test]
+fn not_a_snapshot() {
+    let err = decode_err(b"PK\x03\x04 this is a zip file, not a snapshot");
+    assert!(matches!(err, ReadError::NotASnapshot(_)));
+    assert!(err.to_string().contains("not a snapshot file"));
+}
+
+#[test]
+fn versions() {
+    let mut bytes = encode(&sample());
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let err = decode_err(&bytes);
+    assert!(matches!(err, ReadError::NewerVersion { found: 2, .. }), "{err}");
+    assert!(err.to_string().contains("upgrade"));
+    bytes[8..12].copy_from_slice(&0u32.to_le_bytes());
+    assert!(matches!(decode_err(&bytes), ReadError::BadVersion { found: 0, .. }));
+}
+
+fn header_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    16..16 + len
+}
+
+#[test]
+fn header_corruption() {
+    let good = encode(&sample());
+    let range = header_range(&good);
+    let mut bytes = good.clone();
+    bytes[range.start + 3] ^= 0x20;
+    assert!(matches!(decode_err(&bytes), ReadError::HeaderChecksum { .. }));
+
+    // Valid checksum over JSON that is not a header.
+    let junk = br#"{"not":"a header"}"#;
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&good[..12]);
+    bytes.extend_from_slice(&(junk.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(junk);
+    bytes.extend_from_slice(&crc32fast::hash(junk).to_le_bytes());
+    bytes.extend_from_slice(&good[range.end + 4..]);
+    assert!(matches!(decode_err(&bytes), ReadError::HeaderInvalid { .. }));
+
+    let mut bytes = good;
+    bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(decode_err(&bytes), ReadError::HeaderTooLarge { .. }));
+}
+
+#[test]
+fn record_corruption() {
+    let good = encode(&sample());
+    let after_header = header_range(&good).end + 4;
+    let mut bytes = good.clone();
+    bytes[after_header..after_header + 4].copy_from_slice(&64u32.to_le_bytes());
+    assert!(matches!(decode_err(&bytes), ReadError::RecordSize { found: 64, expected: 112, .. }));
+
+    let mut bytes = good.clone();
+    bytes[after_header + 12 + 40] ^= 1;
+    assert!(matches!(decode_err(&bytes), ReadError::RecordsChecksum { count: 5, .. }));
+
+    let mut bytes = good.clone();
+    bytes[after_header + 4..after_header + 12].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(decode_err(&bytes), ReadError::Truncated { section: "records", .. }));
+
+    let mut bytes = good.clone();
+    let n = bytes.len();
+    bytes[n - 2] = b'X';
+    assert!(matches!(decode_err(&bytes), ReadError::Trailer { .. }));
+
+    let mut bytes = good;
+    bytes.extend_from_slice(b"extra");
+    assert!(matches!(decode_err(&bytes), ReadError::TrailingData { .. }));
+}
+
+#[test]
+fn atomic_write_is_private_and_leaves_no_temporary() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("snapfile-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = write_atomic(&dir, "a.snap", &encode(&sample())).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(read(&path).unwrap(), sample());
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["a.snap"]);
+    // A symlink planted at the temporary name is not followed.
+    let target = dir.join("victim");
+    std::fs::write(&target, b"keep").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join(".b.snap.tmp")).unwrap();
+    write_atomic(&dir, "b.snap", b"data").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
