@@ -13,8 +13,7 @@
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns};
 use snapshot_common::{
-    COMM_LEN, EVENT_MARKER, MARKER_PROBE, NOTICE_FLIP, NOTICE_STOPPED, NoSparePolicy,
-    Notice,
+    COMM_LEN, EVENT_MARKER, MARKER_PROBE, NOTICE_FLIP, NOTICE_STOPPED, NoSparePolicy, Notice,
 };
 
 use crate::{
@@ -23,7 +22,15 @@ use crate::{
     record::{self, Payload},
 };
 
-fn notice(kind: u32, half: u32, seq: u64, probe_id: u32, value: u64, pid_tgid: u64, missed: u64) -> Notice {
+fn notice(
+    kind: u32,
+    half: u32,
+    seq: u64,
+    probe_id: u32,
+    value: u64,
+    pid_tgid: u64,
+    missed: u64,
+) -> Notice {
     Notice {
         kind,
         half,
@@ -54,7 +61,15 @@ pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
             (*control).flips = seq;
             let missed = core::ptr::read_volatile(&raw const (*control).missed);
             atomic::xchg(&raw mut (*control).active, old ^ 1);
-            let n = notice(NOTICE_FLIP, old as u32, seq, probe_id, value, pid_tgid, missed);
+            let n = notice(
+                NOTICE_FLIP,
+                old as u32,
+                seq,
+                probe_id,
+                value,
+                pid_tgid,
+                missed,
+            );
             let _ = NOTIFY.output(&n, 0);
             return;
         }
@@ -62,12 +77,24 @@ pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
         if policy() == NoSparePolicy::Stop as u32
             && atomic::xchg(&raw mut (*control).stopping, 1) == 0
         {
-            let marker = Payload { args: [value, 0, 0, 0, 0, 0], ret: 0, flags: EVENT_MARKER };
+            let marker = Payload {
+                args: [value, 0, 0, 0, 0, 0],
+                ret: 0,
+                flags: EVENT_MARKER,
+            };
             record::write(MARKER_PROBE, &marker, pid_tgid);
             atomic::xchg(&raw mut (*control).stopped, 1);
             let live = core::ptr::read_volatile(&raw const (*control).active) & 1;
             let missed = core::ptr::read_volatile(&raw const (*control).missed);
-            let n = notice(NOTICE_STOPPED, live as u32, 0, probe_id, value, pid_tgid, missed);
+            let n = notice(
+                NOTICE_STOPPED,
+                live as u32,
+                0,
+                probe_id,
+                value,
+                pid_tgid,
+                missed,
+            );
             let _ = NOTIFY.output(&n, 0);
         }
     }

@@ -20,8 +20,9 @@ use aya_ebpf::helpers::{
 use snapshot_common::{COMM_LEN, MAX_ARGS};
 
 use crate::{
-    atomic, filter, trigger,
+    atomic, filter,
     maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
+    trigger,
 };
 
 /// What a probe observed, before the common fields are added.

@@ -120,6 +120,11 @@ pub fn attach(
                 release: release.clone(),
                 cause,
             };
+            if !cx.support.trampolines {
+                return Err(
+                    no_trampolines(format!("hidden by {}", crate::kernel::HIDE_ENV)).into(),
+                );
+            }
             if cx.btf.is_none() {
                 let btf = Btf::from_sys_fs()
                     .map_err(|e| no_trampolines(format!("no kernel BTF ({e})")))?;

@@ -7,6 +7,7 @@ use std::{
     io,
     os::fd::{AsFd, AsRawFd, BorrowedFd},
     ptr::NonNull,
+    sync::atomic::AtomicU64,
     time::{Duration, Instant},
 };
 
@@ -23,6 +24,15 @@ pub struct Mmap {
 impl Mmap {
     /// Maps `len` bytes of the map behind `fd`, read-only.
     pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        Self::map_with(fd, len, libc::PROT_READ)
+    }
+
+    /// Maps `len` bytes of the map behind `fd`, read-write.
+    pub fn map_rw(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        Self::map_with(fd, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    fn map_with(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         let len = len.div_ceil(page) * page;
@@ -32,7 +42,7 @@ impl Mmap {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
@@ -60,6 +70,20 @@ impl Mmap {
         // SAFETY: in bounds (checked above); map values are 8-byte aligned and T is a Pod map
         // value type, valid for any bit pattern.
         unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(offset).cast::<T>()) }
+    }
+}
+
+impl Mmap {
+    /// The `index`th 64-bit word of the mapping, for atomic access shared with BPF programs.
+    ///
+    /// # Panics
+    /// If the word lies outside the mapping (a caller bug).
+    #[must_use]
+    pub fn word(&self, index: usize) -> &AtomicU64 {
+        assert!((index + 1) * 8 <= self.len, "word beyond the mapping");
+        // SAFETY: in bounds, 8-byte aligned (page-aligned mapping), and the memory lives as long
+        // as `self`; all accesses from this process go through atomics.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>().add(index)) }
     }
 }
 
@@ -92,10 +116,17 @@ pub struct CpuAccount {
     pub torn: u64,
 }
 
-/// Takes the valid records of one CPU's ring: positions `head - min(head, cap) .. head`, each
-/// checked against its commit word. `slot(i)` reads slot `i` of the ring.
-pub fn drain_ring(head: u64, capacity: u64, slot: impl Fn(u64) -> Event) -> (Vec<Event>, u64, u64) {
-    let kept = head.min(capacity);
+/// Takes the valid records of one CPU's ring written since position `base`: positions
+/// `head - min(head - base, cap) .. head`, each checked against its commit word. Returns the
+/// records, the number lost to wrap-around and the number torn. `slot(i)` reads slot `i`.
+pub fn drain_ring(
+    base: u64,
+    head: u64,
+    capacity: u64,
+    slot: impl Fn(u64) -> Event,
+) -> (Vec<Event>, u64, u64) {
+    let written = head.saturating_sub(base);
+    let kept = written.min(capacity);
     let mut events = Vec::with_capacity(kept as usize);
     let mut torn = 0;
     for pos in head - kept..head {
@@ -106,7 +137,7 @@ pub fn drain_ring(head: u64, capacity: u64, slot: impl Fn(u64) -> Event) -> (Vec
             torn += 1;
         }
     }
-    (events, head - kept, torn)
+    (events, written - kept, torn)
 }
 
 /// Merges per-CPU runs (each already in time order) into one time-ordered list.
@@ -118,10 +149,27 @@ pub fn merge_by_time(mut runs: Vec<Vec<Event>>) -> Vec<Event> {
     all
 }
 
-/// Both halves and the per-CPU states, mapped.
+/// Word indices of [`snapshot_common::Control`] fields.
+pub mod control {
+    /// `active`
+    pub const ACTIVE: usize = 0;
+    /// `armed`
+    pub const ARMED: usize = 1;
+    /// `stopped`
+    pub const STOPPED: usize = 2;
+    /// `stopping`
+    pub const STOPPING: usize = 3;
+    /// `flips`
+    pub const FLIPS: usize = 4;
+    /// `missed`
+    pub const MISSED: usize = 5;
+}
+
+/// Both halves, the per-CPU states and the controller state, mapped.
 pub struct Buffers {
     events: Mmap,
     states: Mmap,
+    control: Mmap,
     ncpu: u32,
     capacity: u32,
 }
@@ -146,12 +194,36 @@ impl Buffers {
             ncpu as usize * size_of::<CpuState>(),
         )
         .context("mmap of the per-CPU state failed")?;
+        let control = Mmap::map_rw(
+            map_fd(ebpf, names::CONTROL)?,
+            size_of::<snapshot_common::Control>(),
+        )
+        .context("mmap of the control word failed")?;
         Ok(Self {
             events,
             states,
+            control,
             ncpu,
             capacity,
         })
+    }
+
+    /// A word of the shared [`snapshot_common::Control`] (see [`control`]).
+    #[must_use]
+    pub fn control(&self, word: usize) -> &AtomicU64 {
+        self.control.word(word)
+    }
+
+    /// Events per CPU per half.
+    #[must_use]
+    pub const fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Current heads of `half`, per CPU.
+    #[must_use]
+    pub fn heads(&self, half: usize) -> Vec<u64> {
+        (0..self.ncpu).map(|c| self.state(c).head[half]).collect()
     }
 
     /// Number of CPUs the buffer is laid out for.
@@ -190,24 +262,26 @@ impl Buffers {
         true
     }
 
-    /// Takes every valid record of `half`, merged in time order, with per-CPU accounting.
-    /// The caller must make sure no writer still writes into `half` (see [`Self::wait_writers`]).
+    /// Takes every valid record of `half` written since `bases` (per CPU), merged in time
+    /// order, with per-CPU accounting (`dropped` is left to the caller). The caller must make
+    /// sure no writer still writes into `half` (see [`Self::wait_writers`]).
     #[must_use]
-    pub fn drain(&self, half: usize) -> (Vec<Event>, Vec<CpuAccount>) {
+    pub fn drain(&self, half: usize, bases: &[u64]) -> (Vec<Event>, Vec<CpuAccount>) {
         let cap = u64::from(self.capacity);
         let mut runs = Vec::with_capacity(self.ncpu as usize);
         let mut accounts = Vec::with_capacity(self.ncpu as usize);
         for cpu in 0..self.ncpu {
             let state = self.state(cpu);
             let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
-            let (events, overwritten, torn) = drain_ring(state.head[half], cap, |slot| {
+            let from = bases.get(cpu as usize).copied().unwrap_or(0);
+            let (events, overwritten, torn) = drain_ring(from, state.head[half], cap, |slot| {
                 self.events.read((base + slot) as usize)
             });
             accounts.push(CpuAccount {
                 cpu,
                 recorded: events.len() as u64,
                 overwritten,
-                dropped: state.dropped,
+                dropped: 0,
                 torn,
             });
             runs.push(events);
@@ -241,7 +315,7 @@ mod tests {
             .map(|p| ev(p + 1, p * 10))
             .chain([ev(0, 0)])
             .collect();
-        let (events, overwritten, torn) = drain_ring(3, 4, |s| ring[s as usize]);
+        let (events, overwritten, torn) = drain_ring(0, 3, 4, |s| ring[s as usize]);
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!((overwritten, torn), (0, 0));
     }
@@ -253,7 +327,7 @@ mod tests {
         for pos in 0..10u64 {
             ring[(pos % 4) as usize] = ev(pos + 1, pos);
         }
-        let (events, overwritten, torn) = drain_ring(10, 4, |s| ring[s as usize]);
+        let (events, overwritten, torn) = drain_ring(0, 10, 4, |s| ring[s as usize]);
         assert_eq!(
             events.iter().map(|e| e.seq).collect::<Vec<_>>(),
             [7, 8, 9, 10]
@@ -262,10 +336,27 @@ mod tests {
     }
 
     #[test]
+    fn drain_from_a_base_takes_only_the_new_round() {
+        // Positions 0..10 were drained before (base 10); 3 new records 10..13.
+        let mut ring = vec![ev(0, 0); 4];
+        for pos in 0..13u64 {
+            ring[(pos % 4) as usize] = ev(pos + 1, pos);
+        }
+        let (events, overwritten, torn) = drain_ring(10, 13, 4, |s| ring[s as usize]);
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [11, 12, 13]
+        );
+        assert_eq!((overwritten, torn), (0, 0));
+        let (events, overwritten, _) = drain_ring(2, 13, 4, |s| ring[s as usize]);
+        assert_eq!((events.len(), overwritten), (4, 7));
+    }
+
+    #[test]
     fn torn_slot_is_counted_not_returned() {
         let mut ring: Vec<Event> = (0..4).map(|p| ev(p + 1, p)).collect();
         ring[2].seq = 99;
-        let (events, _, torn) = drain_ring(4, 4, |s| ring[s as usize]);
+        let (events, _, torn) = drain_ring(0, 4, 4, |s| ring[s as usize]);
         assert_eq!(events.len(), 3);
         assert_eq!(torn, 1);
     }

@@ -11,7 +11,13 @@ pub struct KernelSupport {
     pub kprobes: bool,
     /// BTF for the kernel is available (needed by fentry/fexit).
     pub btf: bool,
+    /// fentry/fexit not hidden by [`HIDE_ENV`] (the kernel may still refuse them at load).
+    pub trampolines: bool,
 }
+
+/// Test switch: a comma-separated list of probe kinds (`kprobe`, `fentry`) to treat as missing
+/// from the kernel, to exercise the errors and fallbacks on any kernel.
+pub const HIDE_ENV: &str = "SNAPSHOT_HIDE_PROBE_KINDS";
 
 impl KernelSupport {
     /// Reads the support facts from a system root (`/` normally).
@@ -25,7 +31,21 @@ impl KernelSupport {
                 .join("sys/bus/event_source/devices/kprobe/type")
                 .exists(),
             btf: root.join("sys/kernel/btf/vmlinux").exists(),
+            trampolines: true,
         }
+    }
+
+    /// Treats the kinds listed in `hidden` (see [`HIDE_ENV`]) as missing.
+    #[must_use]
+    pub fn hiding(mut self, hidden: &str) -> Self {
+        for kind in hidden.split(',').map(str::trim) {
+            match kind {
+                "kprobe" | "kretprobe" => self.kprobes = false,
+                "fentry" | "fexit" => self.trampolines = false,
+                _ => {}
+            }
+        }
+        self
     }
 }
 
@@ -51,6 +71,8 @@ mod tests {
         assert_eq!(s.release, "6.1.0-test");
         assert!(s.kprobes);
         assert!(!s.btf);
+        let hidden = s.hiding("kprobe, fentry");
+        assert!(!hidden.kprobes && !hidden.trampolines);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

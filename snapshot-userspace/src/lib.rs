@@ -1,17 +1,21 @@
 //! The snapshot controller: a flight recorder for the Linux kernel built on eBPF.
 //!
 //! Data flows through the modules in this order: probe [`spec`] → [`load`] / [`attach`] →
-//! [`recorder`] (with the mmapped [`buffer`]) → [`event`] decoding; [`target`] picks what is
+//! [`recorder`] (with the mmapped [`buffer`]) → [`controller`] (arm, flip, drain) →
+//! [`snapfile`] → [`event`] decoding; [`trigger`] compiles the condition; [`target`] picks what is
 //! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers.
 
 pub mod attach;
 pub mod buffer;
 pub mod cli;
+pub mod controller;
 pub mod event;
 pub mod kernel;
 pub mod load;
 pub mod recorder;
 pub mod size;
+pub mod snapfile;
 pub mod spec;
 pub mod target;
 pub mod tracefs;
+pub mod trigger;

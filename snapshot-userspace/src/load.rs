@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{Control, FilterMode, ProbeConfig, names};
+use snapshot_common::{FilterMode, NoSparePolicy, ProbeConfig, Trigger, names};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
@@ -19,12 +19,15 @@ pub struct LoadConfig {
     pub capacity: u32,
     /// Which tasks are recorded.
     pub filter: FilterMode,
+    /// What a trigger does without an armed spare.
+    pub policy: NoSparePolicy,
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
 pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
     let self_tgid = std::process::id();
     let filter = config.filter as u32;
+    let policy = config.policy as u32;
     let events = u64::from(config.ncpu) * u64::from(config.capacity) * 2;
     let events = u32::try_from(events)
         .context("the buffer is too large for this many CPUs: choose a smaller --buffer-size")?;
@@ -33,6 +36,7 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
         .override_global(names::GLOBAL_FILTER, &filter, true)
         .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
+        .override_global(names::GLOBAL_POLICY, &policy, true)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu)
         .load(EBPF_OBJECT)
@@ -60,9 +64,8 @@ pub fn set_probe_config(ebpf: &mut Ebpf, id: u32, config: &ProbeConfig) -> anyho
         .with_context(|| format!("cannot store the field layout of probe {id}"))
 }
 
-/// Writes the controller state.
-pub fn set_control(ebpf: &mut Ebpf, control: &Control) -> anyhow::Result<()> {
-    let mut map: Array<_, Control> = Array::try_from(map_mut(ebpf, names::CONTROL)?)?;
-    map.set(0, control, 0)
-        .context("cannot update the control map")
+/// Installs the trigger condition.
+pub fn set_trigger(ebpf: &mut Ebpf, trigger: &Trigger) -> anyhow::Result<()> {
+    let mut map: Array<_, Trigger> = Array::try_from(map_mut(ebpf, names::TRIGGERS)?)?;
+    map.set(0, trigger, 0).context("cannot install the trigger")
 }

@@ -23,6 +23,14 @@ fn main() {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            // `snapshot show … | head`: the reader went away, which is not an error.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                std::process::exit(0);
+            }
             eprintln!("snapshot: error: {e:#}");
             std::process::exit(1);
         }

@@ -1,18 +1,21 @@
-//! A recording session: the loaded object, its attached probes and its mapped buffers.
-
-use std::time::Duration;
+//! A recording session: the loaded object, its attached probes, the trigger, and the mapped
+//! buffers.
 
 use anyhow::Context as _;
-use aya::Ebpf;
-use snapshot_common::{Control, Event, FilterMode, MAX_PROBES};
+use aya::{
+    Ebpf,
+    maps::{MapData, RingBuf},
+};
+use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, names};
 
 use crate::{
     attach::{self, AttachContext},
-    buffer::{Buffers, CpuAccount},
+    buffer::Buffers,
     event::ProbeInfo,
     kernel::{self, KernelSupport},
     load::{self, LoadConfig},
     spec::ProbeSpec,
+    trigger::TriggerExpr,
 };
 
 /// Why a session could not start.
@@ -28,6 +31,20 @@ pub enum SessionError {
     TooManyProbes(usize),
 }
 
+/// What a recording needs.
+pub struct RecorderConfig<'a> {
+    /// Probe specs, in probe-id order.
+    pub specs: &'a [ProbeSpec],
+    /// Events per CPU per half.
+    pub capacity: u32,
+    /// Target tgids (empty: every process).
+    pub targets: &'a [u32],
+    /// What a trigger does without an armed spare.
+    pub policy: NoSparePolicy,
+    /// The trigger.
+    pub trigger: &'a TriggerExpr,
+}
+
 /// A loaded, attached recorder.
 pub struct Recorder {
     ebpf: Ebpf,
@@ -36,43 +53,46 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Loads the object, sets the target filter, attaches every probe and maps the buffers.
-    /// Recording starts as soon as the first probe is attached.
-    pub fn start(specs: &[ProbeSpec], capacity: u32, targets: &[u32]) -> anyhow::Result<Self> {
+    /// Loads the object, sets the target filter, attaches every probe, installs the trigger
+    /// and maps the buffers. Recording starts as soon as the first probe is attached.
+    pub fn start(config: &RecorderConfig<'_>) -> anyhow::Result<Self> {
         if !kernel::is_root() {
             return Err(SessionError::NotRoot.into());
         }
-        if specs.len() > MAX_PROBES {
-            return Err(SessionError::TooManyProbes(specs.len()).into());
+        if config.specs.len() > MAX_PROBES {
+            return Err(SessionError::TooManyProbes(config.specs.len()).into());
         }
         let ncpu = aya::util::nr_cpus()
             .map_err(|(path, e)| anyhow::anyhow!("cannot read the CPU count from {path}: {e}"))?
             .get();
-        let filter = if targets.is_empty() {
+        let filter = if config.targets.is_empty() {
             FilterMode::All
         } else {
             FilterMode::Targets
         };
         let mut ebpf = load::load(&LoadConfig {
             ncpu,
-            capacity,
+            capacity: config.capacity,
             filter,
+            policy: config.policy,
         })?;
-        for &tgid in targets {
+        for &tgid in config.targets {
             load::add_target(&mut ebpf, tgid)?;
         }
-        load::set_control(&mut ebpf, &Control::default())?;
-        let support = KernelSupport::probe(std::path::Path::new("/"));
+        let buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
+        let support = KernelSupport::probe(std::path::Path::new("/"))
+            .hiding(&std::env::var(kernel::HIDE_ENV).unwrap_or_default());
         let mut cx = AttachContext {
             support: &support,
             btf: None,
         };
-        let mut probes = Vec::with_capacity(specs.len());
-        for (id, spec) in specs.iter().enumerate() {
+        let mut probes = Vec::with_capacity(config.specs.len());
+        for (id, spec) in config.specs.iter().enumerate() {
             let names = attach::attach(&mut ebpf, id, spec, &mut cx)?;
             probes.push(ProbeInfo::new(id as u32, spec, names));
         }
-        let buffers = Buffers::map(&ebpf, ncpu, capacity)?;
+        let trigger = config.trigger.compile(&probes)?;
+        load::set_trigger(&mut ebpf, &trigger)?;
         Ok(Self {
             ebpf,
             buffers,
@@ -86,37 +106,24 @@ impl Recorder {
         &self.probes
     }
 
-    /// Stops recording, waits for in-flight writers and takes the live half.
-    pub fn stop_and_drain(&mut self) -> anyhow::Result<(Vec<Event>, Vec<CpuAccount>)> {
-        load::set_control(
-            &mut self.ebpf,
-            &Control {
-                active: 0,
-                stopped: 1,
-            },
-        )?;
-        if !self.buffers.wait_writers(Duration::from_secs(1)) {
-            log::warn!(
-                "a writer was still busy after 1 s; records it was writing are counted as torn"
-            );
-        }
-        Ok(self.buffers.drain(0))
+    /// The mapped buffers and control word.
+    #[must_use]
+    pub const fn buffers(&self) -> &Buffers {
+        &self.buffers
+    }
+
+    /// Takes the notification ring buffer out of the object (once).
+    pub fn take_notify(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(names::NOTIFY)
+            .context("the NOTIFY ring buffer was already taken or is missing")?;
+        Ok(RingBuf::try_from(map)?)
     }
 
     /// Detaches every probe and frees the maps.
-    pub fn close(self) -> anyhow::Result<()> {
+    pub fn close(self) {
         drop(self.buffers);
         drop(self.ebpf);
-        Ok(())
-    }
-
-    /// The controller state map, for diagnostics.
-    pub fn control(&mut self) -> anyhow::Result<Control> {
-        let map = self
-            .ebpf
-            .map(snapshot_common::names::CONTROL)
-            .context("control map missing")?;
-        let array: aya::maps::Array<_, Control> = aya::maps::Array::try_from(map)?;
-        Ok(array.get(&0, 0)?)
     }
 }

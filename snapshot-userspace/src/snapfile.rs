@@ -50,18 +50,26 @@ impl ClockRef {
     #[must_use]
     pub fn now() -> Self {
         let read = |clock| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             // SAFETY: `ts` is a valid timespec; both clocks exist on Linux.
             unsafe { libc::clock_gettime(clock, &raw mut ts) };
             ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
         };
-        Self { boot_ns: read(libc::CLOCK_BOOTTIME), realtime_ns: read(libc::CLOCK_REALTIME) }
+        Self {
+            boot_ns: read(libc::CLOCK_BOOTTIME),
+            realtime_ns: read(libc::CLOCK_REALTIME),
+        }
     }
 
     /// Wall-clock ns of a boot-time timestamp.
     #[must_use]
     pub const fn to_realtime(&self, boot_ns: u64) -> u64 {
-        self.realtime_ns.wrapping_add(boot_ns).wrapping_sub(self.boot_ns)
+        self.realtime_ns
+            .wrapping_add(boot_ns)
+            .wrapping_sub(self.boot_ns)
     }
 }
 
@@ -151,7 +159,9 @@ pub enum ReadError {
     #[error("{0} is not a snapshot file (no EBPFSNAP magic at its start)")]
     NotASnapshot(PathBuf),
     /// Newer version than this reader knows.
-    #[error("{path} is a version {found} snapshot; this build reads version {VERSION}: upgrade the snapshot tool")]
+    #[error(
+        "{path} is a version {found} snapshot; this build reads version {VERSION}: upgrade the snapshot tool"
+    )]
     NewerVersion {
         /// File.
         path: PathBuf,
@@ -167,7 +177,9 @@ pub enum ReadError {
         found: u32,
     },
     /// The file ends early.
-    #[error("{path} is truncated: it ends inside the {section} (the recorder may have been killed while writing, or the copy is incomplete)")]
+    #[error(
+        "{path} is truncated: it ends inside the {section} (the recorder may have been killed while writing, or the copy is incomplete)"
+    )]
     Truncated {
         /// File.
         path: PathBuf,
@@ -175,7 +187,9 @@ pub enum ReadError {
         section: &'static str,
     },
     /// Header length out of range.
-    #[error("{path} declares a {len}-byte header, more than the {MAX_HEADER} allowed: the file is corrupt")]
+    #[error(
+        "{path} declares a {len}-byte header, more than the {MAX_HEADER} allowed: the file is corrupt"
+    )]
     HeaderTooLarge {
         /// File.
         path: PathBuf,
@@ -189,7 +203,9 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// Header is not the expected JSON.
-    #[error("{path}: the header is not valid ({msg}): the file is corrupt or from an incompatible build")]
+    #[error(
+        "{path}: the header is not valid ({msg}): the file is corrupt or from an incompatible build"
+    )]
     HeaderInvalid {
         /// File.
         path: PathBuf,
@@ -231,7 +247,9 @@ pub enum ReadError {
 fn event_bytes(events: &[Event]) -> &[u8] {
     // SAFETY: Event is repr(C) plain integers without padding (asserted in snapshot-common);
     // viewing the slice as bytes is valid for its whole length.
-    unsafe { std::slice::from_raw_parts(events.as_ptr().cast::<u8>(), std::mem::size_of_val(events)) }
+    unsafe {
+        std::slice::from_raw_parts(events.as_ptr().cast::<u8>(), std::mem::size_of_val(events))
+    }
 }
 
 /// Serialises a snapshot to bytes.
@@ -261,7 +279,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, section: &'static str) -> Result<&'a [u8], ReadError> {
         if self.data.len() < n {
-            return Err(ReadError::Truncated { path: self.path.to_owned(), section });
+            return Err(ReadError::Truncated {
+                path: self.path.to_owned(),
+                section,
+            });
         }
         let (head, rest) = self.data.split_at(n);
         self.data = rest;
@@ -269,11 +290,15 @@ impl<'a> Cursor<'a> {
     }
 
     fn u32(&mut self, section: &'static str) -> Result<u32, ReadError> {
-        Ok(u32::from_le_bytes(self.take(4, section)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, section)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self, section: &'static str) -> Result<u64, ReadError> {
-        Ok(u64::from_le_bytes(self.take(8, section)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, section)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -283,7 +308,10 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     let mut c = Cursor { data, path };
     if data.len() < MAGIC.len() {
         return if MAGIC.starts_with(data) && !data.is_empty() {
-            Err(ReadError::Truncated { path: p(), section: "magic" })
+            Err(ReadError::Truncated {
+                path: p(),
+                section: "magic",
+            })
         } else {
             Err(ReadError::NotASnapshot(p()))
         };
@@ -293,10 +321,16 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     }
     let version = c.u32("version")?;
     if version > VERSION {
-        return Err(ReadError::NewerVersion { path: p(), found: version });
+        return Err(ReadError::NewerVersion {
+            path: p(),
+            found: version,
+        });
     }
     if version == 0 {
-        return Err(ReadError::BadVersion { path: p(), found: version });
+        return Err(ReadError::BadVersion {
+            path: p(),
+            found: version,
+        });
     }
     let len = c.u32("header length")?;
     if len > MAX_HEADER {
@@ -306,23 +340,36 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     if c.u32("header checksum")? != crc32fast::hash(header) {
         return Err(ReadError::HeaderChecksum { path: p() });
     }
-    let header: Header = serde_json::from_slice(header).map_err(|e| ReadError::HeaderInvalid { path: p(), msg: e.to_string() })?;
+    let header: Header = serde_json::from_slice(header).map_err(|e| ReadError::HeaderInvalid {
+        path: p(),
+        msg: e.to_string(),
+    })?;
     let record_size = c.u32("record size")?;
     if record_size as usize != size_of::<Event>() {
-        return Err(ReadError::RecordSize { path: p(), found: record_size, expected: size_of::<Event>() as u32 });
+        return Err(ReadError::RecordSize {
+            path: p(),
+            found: record_size,
+            expected: size_of::<Event>() as u32,
+        });
     }
     let count = c.u64("record count")?;
     let bytes = count
         .checked_mul(u64::from(record_size))
         .and_then(|b| usize::try_from(b).ok())
         .filter(|&b| b <= c.data.len())
-        .ok_or_else(|| ReadError::Truncated { path: p(), section: "records" })?;
+        .ok_or_else(|| ReadError::Truncated {
+            path: p(),
+            section: "records",
+        })?;
     let records = c.take(bytes, "records")?;
     if c.u32("records checksum")? != crc32fast::hash(records) {
         return Err(ReadError::RecordsChecksum { path: p(), count });
     }
     if c.data.len() < TRAILER.len() {
-        return Err(ReadError::Truncated { path: p(), section: "end-of-file marker" });
+        return Err(ReadError::Truncated {
+            path: p(),
+            section: "end-of-file marker",
+        });
     }
     if c.take(8, "end-of-file marker")? != TRAILER {
         return Err(ReadError::Trailer { path: p() });
@@ -344,7 +391,10 @@ pub fn read(path: &Path) -> Result<Snapshot, ReadError> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(|source| ReadError::Io { path: path.to_owned(), source })?;
+        .map_err(|source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     decode(&data, path)
 }
 

@@ -1,9 +1,9 @@
 //! Host integration tests: real programs loaded into this kernel (root), on a workload the
-//! test controls, asserting exact event counts and argument values.
+//! test controls, asserting exact event counts and argument values, and the error messages.
 
 mod common;
 
-use common::{SNAPSHOT, WORKLOAD, of, record_workload, require_root, snapshot, workload_probe};
+use common::{SNAPSHOT, WORKLOAD, of, record, record_workload, require_root, workload_probe};
 
 #[test]
 fn tracepoint_records_every_close_with_its_fd_and_errno() {
@@ -73,7 +73,15 @@ fn pid_filter_is_applied_in_the_kernel() {
         .expect("start bystander");
     let pid = target.id().to_string();
     let probe = workload_probe("uprobe");
-    let run = snapshot(&["record", "--json", "--probe", &probe, "--pid", &pid]);
+    let run = record(&[
+        "--trigger",
+        "manual",
+        "--dump-on-exit",
+        "--probe",
+        &probe,
+        "--pid",
+        &pid,
+    ]);
     target.wait().expect("target");
     bystander.wait().expect("bystander");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -89,34 +97,26 @@ fn pid_filter_is_applied_in_the_kernel() {
 #[test]
 fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
     require_root();
-    if std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
-        // This kernel has kprobes: the error path is exercised by the VM layer's fallback tests.
-        let run = snapshot(&[
+    // Hidden on any kernel by the test switch; this host has no kprobes anyway.
+    let out = common::OutDir::new();
+    let output = std::process::Command::new(SNAPSHOT)
+        .args([
             "record",
+            "--out",
+            &out.arg(),
+            "--trigger",
+            "manual",
             "--probe",
-            "kprobe:no_such_function_xyz",
+            "kprobe:vfs_read",
             "--",
             WORKLOAD,
             "calls",
             "1",
-        ]);
-        assert_ne!(run.code, Some(0));
-        assert!(
-            run.stderr.contains("no_such_function_xyz"),
-            "{}",
-            run.stderr
-        );
-        return;
-    }
-    let run = snapshot(&[
-        "record",
-        "--probe",
-        "kprobe:vfs_read",
-        "--",
-        WORKLOAD,
-        "calls",
-        "1",
-    ]);
+        ])
+        .env("SNAPSHOT_HIDE_PROBE_KINDS", "kprobe")
+        .output()
+        .expect("run snapshot");
+    let run = common::collect(output, out);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     for needle in [
         "needs kprobes",
@@ -134,12 +134,47 @@ fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
 }
 
 #[test]
+fn fentry_where_the_kernel_refuses_it_names_the_cause_and_the_way_out() {
+    require_root();
+    let out = common::OutDir::new();
+    let output = std::process::Command::new(SNAPSHOT)
+        .args([
+            "record",
+            "--out",
+            &out.arg(),
+            "--trigger",
+            "manual",
+            "--probe",
+            "fentry:vfs_read",
+            "--",
+            WORKLOAD,
+            "calls",
+            "1",
+        ])
+        .env("SNAPSHOT_HIDE_PROBE_KINDS", "fentry")
+        .output()
+        .expect("run snapshot");
+    let run = common::collect(output, out);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for needle in ["needs BPF trampolines", "cargo xtask vm", "tracepoint"] {
+        assert!(
+            run.stderr.contains(needle),
+            "missing `{needle}` in: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn bad_inputs_are_clear_errors() {
     require_root();
-    let cases: [(&[&str], &str); 5] = [
+    let sym = format!("uprobe:{WORKLOAD}:no_such_symbol");
+    let m = "manual";
+    let cases: [(&[&str], &str); 8] = [
         (
             &[
-                "record",
+                "--trigger",
+                m,
                 "--probe",
                 "kprob:vfs_read",
                 "--",
@@ -151,7 +186,8 @@ fn bad_inputs_are_clear_errors() {
         ),
         (
             &[
-                "record",
+                "--trigger",
+                m,
                 "--probe",
                 "tracepoint:syscalls:sys_enter_nope",
                 "--",
@@ -163,7 +199,8 @@ fn bad_inputs_are_clear_errors() {
         ),
         (
             &[
-                "record",
+                "--trigger",
+                m,
                 "--probe",
                 "uprobe:/no/such/binary:main",
                 "--",
@@ -175,7 +212,21 @@ fn bad_inputs_are_clear_errors() {
         ),
         (
             &[
-                "record",
+                "--trigger",
+                m,
+                "--probe",
+                &sym,
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "no_such_symbol",
+        ),
+        (
+            &[
+                "--trigger",
+                m,
                 "--probe",
                 "tracepoint:syscalls:sys_enter_close",
                 "--pid",
@@ -185,7 +236,8 @@ fn bad_inputs_are_clear_errors() {
         ),
         (
             &[
-                "record",
+                "--trigger",
+                m,
                 "--probe",
                 "tracepoint:syscalls:sys_enter_close",
                 "--buffer-size",
@@ -195,9 +247,35 @@ fn bad_inputs_are_clear_errors() {
             ],
             "bad buffer size `12Q`",
         ),
+        (
+            &[
+                "--trigger",
+                "sys_enter_close.fdd == 1",
+                "--probe",
+                "tracepoint:syscalls:sys_enter_close",
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "has no field `fdd`: valid fields are arg0, fd, ret",
+        ),
+        (
+            &[
+                "--trigger",
+                "nope.ret < 0",
+                "--probe",
+                "tracepoint:syscalls:sys_enter_close",
+                "--",
+                WORKLOAD,
+                "calls",
+                "1",
+            ],
+            "not among the probes: `sys_enter_close`",
+        ),
     ];
     for (args, needle) in cases {
-        let run = snapshot(args);
+        let run = record(args);
         assert_ne!(run.code, Some(0), "{args:?} should fail");
         assert!(
             run.stderr.contains(needle),
@@ -209,11 +287,8 @@ fn bad_inputs_are_clear_errors() {
             "{args:?} panicked: {}",
             run.stderr
         );
+        assert!(run.snapshots.is_empty(), "{args:?} wrote snapshots");
     }
-    let sym = format!("uprobe:{WORKLOAD}:no_such_symbol");
-    let run = snapshot(&["record", "--probe", &sym, "--", WORKLOAD, "calls", "1"]);
-    assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("no_such_symbol"), "{}", run.stderr);
 }
 
 #[test]
@@ -227,6 +302,12 @@ fn without_root_the_error_says_so() {
             "--clear-groups",
             SNAPSHOT,
             "record",
+            "--out",
+            "/tmp/snapshot-nobody",
+        ])
+        .args([
+            "--trigger",
+            "manual",
             "--probe",
             "tracepoint:syscalls:sys_enter_close",
             "--",
@@ -240,4 +321,5 @@ fn without_root_the_error_says_so() {
         stderr.contains("needs root") && stderr.contains("sudo"),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all("/tmp/snapshot-nobody");
 }

@@ -50,6 +50,8 @@ fn host_layer() -> Result<(), String> {
         "snapshot-userspace",
         "--test",
         "host",
+        "--test",
+        "engine",
         "--",
         "--test-threads=1",
     ])

@@ -5,6 +5,11 @@
 //! `snapshot-workload close N BASE`: calls `close(BASE + i)` for i in 0..N on fds that are not
 //! open (each fails with EBADF), a syscall whose argument is known exactly.
 //! `snapshot-workload sleep-calls MS N`: sleeps MS milliseconds, then does `calls N`.
+//! `snapshot-workload calls-sleep N MS`: `calls N`, then sleeps MS milliseconds.
+//! `snapshot-workload seq-threads TOTAL PERIOD`: two pinned threads, distinct sequence numbers,
+//! every PERIOD-th call with arg1 = 1 (a trigger).
+//! `snapshot-workload pairs ROUNDS GAP_MS`: two pinned threads call with arg1 = 1 at the same
+//! moment, ROUNDS times.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
 use std::{io::Write as _, process::ExitCode};
@@ -21,6 +26,68 @@ fn arg(args: &[String], i: usize, default: u64) -> Result<u64, String> {
         s.parse()
             .map_err(|_| format!("argument {i} `{s}` is not a number"))
     })
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) != 0 {
+            return Err(format!(
+                "cannot pin to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_fn(seq, fire, thread)` for
+/// `total` distinct sequence numbers (even on thread 0, odd on thread 1); `fire` is 1 when
+/// `seq % period == period - 1`.
+fn seq_threads(total: u64, period: u64) -> Result<(), String> {
+    let period = period.max(1);
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || -> Result<(), String> {
+                pin(t as usize)?;
+                for seq in (t..total).step_by(2) {
+                    snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "worker panicked".to_owned())??;
+    }
+    Ok(())
+}
+
+/// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a barrier and call
+/// `snapshot_workload_fn(round, 1, thread)` at the same moment, then wait `gap_ms`.
+fn pairs(rounds: u64, gap_ms: u64) -> Result<(), String> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || -> Result<(), String> {
+                pin(t as usize)?;
+                for round in 0..rounds {
+                    barrier.wait();
+                    snapshot_workload_fn(round, 1, t);
+                    std::thread::sleep(std::time::Duration::from_millis(gap_ms));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "worker panicked".to_owned())??;
+    }
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -44,6 +111,14 @@ fn run(args: &[String]) -> Result<(), String> {
                 snapshot_workload_fn(i, 2 * i, 3 * i);
             }
         }
+        Some("calls-sleep") => {
+            for i in 1..=arg(args, 2, 10)? {
+                snapshot_workload_fn(i, 2 * i, 3 * i);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 1000)?));
+        }
+        Some("seq-threads") => seq_threads(arg(args, 2, 100_000)?, arg(args, 3, 1000)?)?,
+        Some("pairs") => pairs(arg(args, 2, 10)?, arg(args, 3, 50)?)?,
         Some("write") => {
             let mut null = std::fs::OpenOptions::new()
                 .write(true)
@@ -57,7 +132,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | close N BASE | write N"
                     .to_owned(),
             );
         }

@@ -1,6 +1,8 @@
 //! Command line: one module per subcommand.
 
 pub mod record;
+pub mod show;
+pub mod trigger;
 
 use clap::{Parser, Subcommand};
 
@@ -17,13 +19,19 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Record events of a process (or a command started here) into the flight recorder.
+    /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),
+    /// Print a snapshot file (text, or JSON lines with --json).
+    Show(show::ShowArgs),
+    /// Ask a running recorder for a snapshot now.
+    Trigger(trigger::TriggerArgs),
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Record(args) => record::run(args).await,
+        Command::Show(args) => show::run(&args),
+        Command::Trigger(args) => trigger::run(&args),
     }
 }

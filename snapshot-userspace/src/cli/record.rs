@@ -1,20 +1,37 @@
-//! `snapshot record`: attach the probes, run until the target exits (or Ctrl-C / SIGTERM),
-//! then print the recorded events and the accounting.
+//! `snapshot record`: attach the probes, arm the spare, take a snapshot each time the trigger
+//! fires (or on SIGUSR1 / `snapshot trigger`), until the target exits, Ctrl-C or SIGTERM.
 
-use std::{ffi::OsString, io::Write as _, path::Path};
+use std::{
+    ffi::OsString,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use snapshot_common::{NoSparePolicy, Notice};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    buffer::CpuAccount,
-    event::{self, EventView},
-    recorder::Recorder,
+    controller::{Controller, Totals, Written},
+    recorder::{Recorder, RecorderConfig},
     size,
     spec::ProbeSpec,
     target::{Held, PidFd, TargetError, pid_exists},
+    trigger::TriggerExpr,
 };
+
+/// Name of the file in the output directory that holds the recorder's pid.
+pub const PID_FILE: &str = ".recorder.pid";
+
+/// `--on-no-spare`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnNoSpare {
+    /// Count the missed trigger and report it in the next snapshot.
+    Skip,
+    /// Write a marker, stop recording and export the live half as the final snapshot.
+    Stop,
+}
 
 /// Arguments of `snapshot record`.
 #[derive(Debug, Args)]
@@ -27,10 +44,26 @@ pub struct RecordArgs {
     /// Record this process (all its threads).
     #[arg(long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
+    /// When to take a snapshot: `PROBE.FIELD OP VALUE` (FIELD: argN, ret or a tracepoint
+    /// field; OP: == != < <= > >=; signed 64-bit), checked in the kernel; or `manual`.
+    #[arg(long, value_name = "EXPR")]
+    pub trigger: TriggerExpr,
+    /// Directory for the snapshot files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
     /// Per-CPU size of each buffer half: bytes with K/M/G (`1M`) or events (`65536ev`).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = size::parse_events)]
     pub buffer_size: u32,
-    /// Print events as JSON lines (one object per event) instead of text.
+    /// What a trigger does when the spare half is not armed yet.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub on_no_spare: OnNoSpare,
+    /// Stop after writing this many snapshots.
+    #[arg(long, value_name = "N")]
+    pub max_snapshots: Option<u64>,
+    /// At exit, also write the live half as a final snapshot.
+    #[arg(long)]
+    pub dump_on_exit: bool,
+    /// Print one JSON line per snapshot written (for scripts).
     #[arg(long)]
     pub json: bool,
     /// Command to start and record; it is held until every probe is attached.
@@ -38,13 +71,58 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-enum Stop {
-    TargetExited(Option<std::process::ExitStatus>),
-    Signal(&'static str),
+/// Creates the output directory and checks it is writable, before anything is attached.
+fn prepare_out(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the output directory {}: choose another --out",
+                dir.display()
+            )
+        })?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "the output directory {} is not writable: choose another --out or fix its permissions",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn report(json: bool, w: &Written) {
+    if json {
+        if let Ok(line) = serde_json::to_string(w) {
+            println!("{line}");
+        }
+    } else {
+        eprintln!(
+            "snapshot {}: {} ({} events, {} overwritten, {} dropped, {} missed triggers)",
+            w.seq,
+            w.path.display(),
+            w.events,
+            w.overwritten,
+            w.dropped,
+            w.missed_triggers
+        );
+    }
+    let _ = std::io::stdout().flush();
+}
+
+fn parse_notice(bytes: &[u8]) -> Option<Notice> {
+    (bytes.len() >= size_of::<Notice>())
+        // SAFETY: at least one Notice of bytes; Notice is valid for any bit pattern.
+        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Notice>()) })
 }
 
 /// Runs `snapshot record`; returns the process exit code.
 pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
+    prepare_out(&args.out)?;
     let mut held = None;
     let targets = if let Some(pid) = args.pid {
         if !pid_exists(Path::new("/proc"), pid) {
@@ -60,70 +138,133 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         log::warn!("no --pid and no command: recording every process on the system (high volume)");
         Vec::new()
     };
-    let mut recorder = Recorder::start(&args.probes, args.buffer_size, &targets)?;
+    let policy = match args.on_no_spare {
+        OnNoSpare::Skip => NoSparePolicy::Skip,
+        OnNoSpare::Stop => NoSparePolicy::Stop,
+    };
+    let trigger_text = match &args.trigger {
+        TriggerExpr::Manual => "manual".to_owned(),
+        TriggerExpr::Compare { .. } => std::env::args()
+            .skip_while(|a| a != "--trigger")
+            .nth(1)
+            .unwrap_or_default(),
+    };
+    let recorder = Recorder::start(&RecorderConfig {
+        specs: &args.probes,
+        capacity: args.buffer_size,
+        targets: &targets,
+        policy,
+        trigger: &args.trigger,
+    })?;
     let pidfd = match targets.first() {
         Some(&pid) => Some(PidFd::open(pid).with_context(|| format!("cannot watch pid {pid}"))?),
         None => None,
     };
+    let mut controller = Controller::new(recorder, &args.out, &trigger_text, policy);
+    let ring = controller.recorder_mut().take_notify()?;
+    // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
+    // open until it is dropped (after deregistration).
+    let mut ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot watch the notification ring buffer")?;
+    let pid_file = args.out.join(PID_FILE);
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     if let Some(h) = held.as_mut() {
         h.release().context("cannot release the held command")?;
     }
-    log::info!("recording: {} probe(s) attached", recorder.probes().len());
+    log::info!(
+        "recording: {} probe(s), trigger `{trigger_text}`, snapshots into {} (SIGUSR1 or `snapshot trigger {}` takes one now)",
+        controller.probes().len(),
+        args.out.display(),
+        args.out.display()
+    );
 
     let mut sigint =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigusr1 =
+        signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
     let exited = async {
         match pidfd {
             Some(fd) => fd.exited().await,
             None => std::future::pending().await,
         }
     };
-    let stop = tokio::select! {
-        r = exited => { r.context("waiting for the target failed")?; Stop::TargetExited(None) }
-        _ = sigint.recv() => Stop::Signal("SIGINT"),
-        _ = sigterm.recv() => Stop::Signal("SIGTERM"),
+    tokio::pin!(exited);
+    let why = loop {
+        let max_reached = args
+            .max_snapshots
+            .is_some_and(|m| controller.totals().snapshots >= m);
+        if max_reached {
+            break "--max-snapshots reached".to_owned();
+        }
+        if controller.stopped() {
+            break "a trigger found no armed spare (--on-no-spare stop)".to_owned();
+        }
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the notification ring failed")?;
+                let mut notices = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    notices.extend(parse_notice(&item));
+                }
+                guard.clear_ready();
+                for n in notices {
+                    for w in controller.on_notice(&n) {
+                        report(args.json, &w);
+                    }
+                }
+            }
+            _ = sigusr1.recv() => {
+                for w in controller.manual() {
+                    report(args.json, &w);
+                }
+            }
+            r = &mut exited => { r.context("waiting for the target failed")?; break "target exited".to_owned(); }
+            _ = sigint.recv() => break "SIGINT received".to_owned(),
+            _ = sigterm.recv() => break "SIGTERM received".to_owned(),
+        }
     };
-    let (events, accounts) = recorder.stop_and_drain()?;
-    let probes = recorder.probes().to_vec();
-    recorder.close()?;
-    let stop = match (stop, held.as_mut()) {
-        (Stop::TargetExited(_), Some(h)) => Stop::TargetExited(h.wait().ok()),
-        (s, _) => s,
-    };
-
-    let mut out = std::io::stdout().lock();
-    for ev in &events {
-        let v: EventView = event::view(ev, &probes);
-        if args.json {
-            serde_json::to_writer(&mut out, &v)?;
-            writeln!(out)?;
-        } else {
-            let names = probes
-                .iter()
-                .find(|p| p.id == ev.probe_id)
-                .map_or(&[][..], |p| p.arg_names.as_slice());
-            writeln!(out, "{}", event::text_line(&v, names))?;
+    // Notices that arrived with the stop are still handled: nothing captured is dropped.
+    let mut late = Vec::new();
+    while let Some(item) = ring.get_mut().next() {
+        late.extend(parse_notice(&item));
+    }
+    for n in late {
+        for w in controller.on_notice(&n) {
+            report(args.json, &w);
         }
     }
-    out.flush()?;
-    summary(&stop, &accounts);
+    let (totals, written, unwritten) = controller.finish(args.dump_on_exit);
+    for w in &written {
+        report(args.json, w);
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    let status = match held.as_mut() {
+        Some(h) if why == "target exited" => h.wait().ok().map(|s| format!(" ({s})")),
+        _ => None,
+    };
+    summary(&format!("{why}{}", status.unwrap_or_default()), &totals);
+    if unwritten > 0 {
+        anyhow::bail!(
+            "{unwritten} snapshot(s) could not be written to {}: free space or fix permissions and record again",
+            args.out.display()
+        );
+    }
     Ok(0)
 }
 
-fn summary(stop: &Stop, accounts: &[CpuAccount]) {
-    let why = match stop {
-        Stop::TargetExited(Some(status)) => format!("target exited ({status})"),
-        Stop::TargetExited(None) => "target exited".to_owned(),
-        Stop::Signal(s) => format!("{s} received"),
-    };
-    let sum = |f: fn(&CpuAccount) -> u64| accounts.iter().map(f).sum::<u64>();
+fn summary(why: &str, t: &Totals) {
     eprintln!(
-        "snapshot: stopped: {why}; recorded {}, overwritten {}, dropped {}, torn {}",
-        sum(|a| a.recorded),
-        sum(|a| a.overwritten),
-        sum(|a| a.dropped),
-        sum(|a| a.torn)
+        "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}",
+        t.snapshots,
+        t.recorded,
+        t.overwritten,
+        t.dropped,
+        t.torn,
+        t.discarded_at_exit,
+        t.missed_triggers
     );
 }

@@ -23,14 +23,31 @@ fn sample() -> Snapshot {
             kind: SnapshotKind::Condition,
             hostname: "host".into(),
             kernel_release: "6.18.0".into(),
-            clock: ClockRef { boot_ns: 10, realtime_ns: 1_700_000_000_000_000_000 },
+            clock: ClockRef {
+                boot_ns: 10,
+                realtime_ns: 1_700_000_000_000_000_000,
+            },
             probes: vec![ProbeInfo::new(0, &spec, vec![])],
             trigger: "sys_exit_openat.ret < 0".into(),
-            fired: Some(Fired { ts_ns: 1004, cpu: 1, pid: 42, tid: 43, comm: "workload".into(), probe: "sys_exit_openat".into(), value: -2 }),
+            fired: Some(Fired {
+                ts_ns: 1004,
+                cpu: 1,
+                pid: 42,
+                tid: 43,
+                comm: "workload".into(),
+                probe: "sys_exit_openat".into(),
+                value: -2,
+            }),
             missed_triggers: 3,
             ncpu: 2,
             capacity: 1024,
-            cpus: vec![CpuAccount { cpu: 1, recorded: 5, overwritten: 9, dropped: 1, torn: 0 }],
+            cpus: vec![CpuAccount {
+                cpu: 1,
+                recorded: 5,
+                overwritten: 9,
+                dropped: 1,
+                torn: 0,
+            }],
         },
         events,
     }
@@ -52,7 +69,10 @@ fn every_truncation_is_reported_as_such() {
     let bytes = encode(&sample());
     for len in 1..bytes.len() {
         let err = decode_err(&bytes[..len]);
-        assert!(matches!(err, ReadError::Truncated { .. }), "prefix of {len} bytes gave {err}");
+        assert!(
+            matches!(err, ReadError::Truncated { .. }),
+            "prefix of {len} bytes gave {err}"
+        );
     }
     assert!(matches!(decode_err(&[]), ReadError::NotASnapshot(_)));
 }
@@ -69,10 +89,16 @@ fn versions() {
     let mut bytes = encode(&sample());
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     let err = decode_err(&bytes);
-    assert!(matches!(err, ReadError::NewerVersion { found: 2, .. }), "{err}");
+    assert!(
+        matches!(err, ReadError::NewerVersion { found: 2, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade"));
     bytes[8..12].copy_from_slice(&0u32.to_le_bytes());
-    assert!(matches!(decode_err(&bytes), ReadError::BadVersion { found: 0, .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::BadVersion { found: 0, .. }
+    ));
 }
 
 fn header_range(bytes: &[u8]) -> std::ops::Range<usize> {
@@ -86,7 +112,10 @@ fn header_corruption() {
     let range = header_range(&good);
     let mut bytes = good.clone();
     bytes[range.start + 3] ^= 0x20;
-    assert!(matches!(decode_err(&bytes), ReadError::HeaderChecksum { .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::HeaderChecksum { .. }
+    ));
 
     // Valid checksum over JSON that is not a header.
     let junk = br#"{"not":"a header"}"#;
@@ -96,11 +125,17 @@ fn header_corruption() {
     bytes.extend_from_slice(junk);
     bytes.extend_from_slice(&crc32fast::hash(junk).to_le_bytes());
     bytes.extend_from_slice(&good[range.end + 4..]);
-    assert!(matches!(decode_err(&bytes), ReadError::HeaderInvalid { .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::HeaderInvalid { .. }
+    ));
 
     let mut bytes = good;
     bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(decode_err(&bytes), ReadError::HeaderTooLarge { .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::HeaderTooLarge { .. }
+    ));
 }
 
 #[test]
@@ -109,15 +144,31 @@ fn record_corruption() {
     let after_header = header_range(&good).end + 4;
     let mut bytes = good.clone();
     bytes[after_header..after_header + 4].copy_from_slice(&64u32.to_le_bytes());
-    assert!(matches!(decode_err(&bytes), ReadError::RecordSize { found: 64, expected: 112, .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::RecordSize {
+            found: 64,
+            expected: 112,
+            ..
+        }
+    ));
 
     let mut bytes = good.clone();
     bytes[after_header + 12 + 40] ^= 1;
-    assert!(matches!(decode_err(&bytes), ReadError::RecordsChecksum { count: 5, .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::RecordsChecksum { count: 5, .. }
+    ));
 
     let mut bytes = good.clone();
     bytes[after_header + 4..after_header + 12].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(decode_err(&bytes), ReadError::Truncated { section: "records", .. }));
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::Truncated {
+            section: "records",
+            ..
+        }
+    ));
 
     let mut bytes = good.clone();
     let n = bytes.len();
@@ -135,9 +186,15 @@ fn atomic_write_is_private_and_leaves_no_temporary() {
     let dir = std::env::temp_dir().join(format!("snapfile-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = write_atomic(&dir, "a.snap", &encode(&sample())).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(read(&path).unwrap(), sample());
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["a.snap"]);
     // A symlink planted at the temporary name is not followed.
     let target = dir.join("victim");

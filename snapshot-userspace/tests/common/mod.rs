@@ -1,54 +1,145 @@
-//! Helpers shared by the integration tests: run the real `snapshot` binary, parse its JSON.
+//! Helpers shared by the integration tests: run the real `snapshot` binary into a fresh output
+//! directory and read back the snapshot files it wrote.
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
 
-use snapshot_userspace::event::EventView;
+use snapshot_userspace::{
+    event::{self, EventView},
+    snapfile::{self, Snapshot, SnapshotKind},
+};
 
 /// The controller binary under test.
 pub const SNAPSHOT: &str = env!("CARGO_BIN_EXE_snapshot");
 /// The workload binary.
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_snapshot-workload");
 
-/// Result of one `snapshot record` run.
-pub struct Run {
-    /// Decoded events (stdout, JSON lines).
-    pub events: Vec<EventView>,
-    /// Standard error.
-    pub stderr: String,
-    /// Exit code.
-    pub code: Option<i32>,
-}
+/// A temporary output directory, removed on drop.
+pub struct OutDir(pub PathBuf);
 
-/// Runs `snapshot ARGS` and parses its JSON event lines.
-pub fn snapshot(args: &[&str]) -> Run {
-    let out: Output = Command::new(SNAPSHOT)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let events = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect();
-    Run {
-        events,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
+impl OutDir {
+    /// A fresh, empty directory.
+    pub fn new() -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("snapshot-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    /// As a string argument.
+    pub fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
     }
 }
 
-/// Runs `snapshot record --json PROBES… -- WORKLOAD ARGS…` and asserts it succeeded.
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Result of one `snapshot record` run.
+pub struct Run {
+    /// Snapshots written, in sequence order.
+    pub snapshots: Vec<Snapshot>,
+    /// Every event of every snapshot, decoded, in snapshot then time order.
+    pub events: Vec<EventView>,
+    /// Standard error.
+    pub stderr: String,
+    /// Standard output.
+    pub stdout: String,
+    /// Exit code.
+    pub code: Option<i32>,
+    /// The output directory.
+    pub out: OutDir,
+}
+
+impl Run {
+    /// Snapshots of one kind.
+    pub fn of_kind(&self, kind: SnapshotKind) -> Vec<&Snapshot> {
+        self.snapshots
+            .iter()
+            .filter(|s| s.header.kind == kind)
+            .collect()
+    }
+
+    /// Sum of a per-CPU counter over all snapshots.
+    pub fn total(&self, f: fn(&snapshot_userspace::buffer::CpuAccount) -> u64) -> u64 {
+        self.snapshots
+            .iter()
+            .flat_map(|s| &s.header.cpus)
+            .map(f)
+            .sum()
+    }
+}
+
+/// Reads every snapshot file of `dir`, in sequence order.
+pub fn read_snapshots(dir: &Path) -> Vec<Snapshot> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|f| snapfile::read(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Runs `snapshot ARGS`.
+pub fn snapshot(args: &[&str]) -> Output {
+    Command::new(SNAPSHOT)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"))
+}
+
+/// Runs `snapshot record --out DIR ARGS…` and reads the snapshots it wrote.
+pub fn record(args: &[&str]) -> Run {
+    let out = OutDir::new();
+    let dir = out.arg();
+    let mut full = vec!["record", "--out", &dir];
+    full.extend_from_slice(args);
+    let output = snapshot(&full);
+    collect(output, out)
+}
+
+/// Builds a [`Run`] from a finished recorder's output.
+pub fn collect(output: Output, out: OutDir) -> Run {
+    let snapshots = read_snapshots(&out.0);
+    let events = snapshots
+        .iter()
+        .flat_map(|s| s.events.iter().map(|e| event::view(e, &s.header.probes)))
+        .collect();
+    Run {
+        snapshots,
+        events,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        code: output.status.code(),
+        out,
+    }
+}
+
+/// Records `WORKLOAD ARGS…` with `probes`, a manual trigger and `--dump-on-exit`: every event
+/// ends up in the exit snapshot. Asserts the run succeeded without torn records.
 pub fn record_workload(probes: &[&str], workload: &[&str]) -> Run {
-    let mut args = vec!["record", "--json"];
+    let mut args = vec!["--trigger", "manual", "--dump-on-exit"];
     for p in probes {
         args.extend(["--probe", p]);
     }
     args.push("--");
     args.push(WORKLOAD);
     args.extend(workload);
-    let run = snapshot(&args);
+    let run = record(&args);
     assert_eq!(run.code, Some(0), "snapshot record failed: {}", run.stderr);
     assert!(
         run.stderr.contains("torn 0"),
@@ -58,7 +149,7 @@ pub fn record_workload(probes: &[&str], workload: &[&str]) -> Run {
     run
 }
 
-/// `uprobe:WORKLOAD:snapshot_workload_fn` (or uretprobe).
+/// `uprobe:WORKLOAD:snapshot_workload_fn` (or another kind), optionally named.
 pub fn workload_probe(kind: &str) -> String {
     format!("{kind}:{WORKLOAD}:snapshot_workload_fn")
 }

@@ -1,0 +1,372 @@
+//! The snapshot controller: arms the spare half, handles flips (from the kernel or manual),
+//! drains frozen halves into snapshot files while tracing goes on, and keeps the accounting.
+//!
+//! Draining a frozen half is safe once every writer that could still be writing into it has
+//! finished: after a flip is published (an exchange on `Control::active`, then the notice),
+//! [`Buffers::wait_writers`] waits until each CPU's writer is idle or has completed the write
+//! in flight; any later writer takes `busy` after the flip and so reads the new half.
+//! Heads only grow; each half remembers the head it had when it was last armed (its base),
+//! so a drain takes exactly the records of one live period, each once.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::Ordering::SeqCst,
+    time::Duration,
+};
+
+use snapshot_common::{
+    EVENT_MARKER, Event, MARKER_PROBE, NOTICE_FLIP, NOTICE_STOPPED, NoSparePolicy, Notice,
+};
+
+use crate::{
+    buffer::{CpuAccount, control},
+    event::ProbeInfo,
+    recorder::Recorder,
+    snapfile::{self, ClockRef, Fired, Header, Snapshot, SnapshotKind},
+};
+
+/// Totals over the whole recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Snapshot files written.
+    pub snapshots: u64,
+    /// Events in written snapshots.
+    pub recorded: u64,
+    /// Events lost to wrap-around.
+    pub overwritten: u64,
+    /// Events not written (writer busy on the CPU).
+    pub dropped: u64,
+    /// Torn records discarded (must be 0).
+    pub torn: u64,
+    /// Triggers that found no armed spare.
+    pub missed_triggers: u64,
+    /// Events still in the live half at exit, not written (no `--dump-on-exit`).
+    pub discarded_at_exit: u64,
+}
+
+/// A snapshot written (or that could not be).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Written {
+    /// File path.
+    pub path: PathBuf,
+    /// Sequence number.
+    pub seq: u64,
+    /// Why it was taken.
+    pub kind: SnapshotKind,
+    /// Events in it.
+    pub events: u64,
+    /// Events lost to wrap-around in it.
+    pub overwritten: u64,
+    /// Events dropped while it was live.
+    pub dropped: u64,
+    /// Triggers missed since the previous snapshot.
+    pub missed_triggers: u64,
+}
+
+/// Static context every snapshot header carries.
+struct Context {
+    hostname: String,
+    kernel_release: String,
+    clock: ClockRef,
+    trigger: String,
+    policy: NoSparePolicy,
+}
+
+/// The controller.
+pub struct Controller {
+    rec: Recorder,
+    out: PathBuf,
+    ctx: Context,
+    bases: [Vec<u64>; 2],
+    dropped_seen: Vec<u64>,
+    missed_seen: u64,
+    seq: u64,
+    pending: Vec<(String, Vec<u8>)>,
+    totals: Totals,
+    stopped: bool,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned())
+}
+
+fn comm_str(comm: &[u8]) -> String {
+    let n = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..n]).into_owned()
+}
+
+impl Controller {
+    /// Takes over a started recorder, writing snapshots into `out`, and arms the spare.
+    #[must_use]
+    pub fn new(rec: Recorder, out: &Path, trigger: &str, policy: NoSparePolicy) -> Self {
+        let ncpu = rec.buffers().ncpu() as usize;
+        let mut c = Self {
+            ctx: Context {
+                hostname: read_trimmed("/proc/sys/kernel/hostname"),
+                kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
+                clock: ClockRef::now(),
+                trigger: trigger.to_owned(),
+                policy,
+            },
+            bases: [rec.buffers().heads(0), rec.buffers().heads(1)],
+            dropped_seen: vec![0; ncpu],
+            missed_seen: 0,
+            seq: 0,
+            pending: Vec::new(),
+            totals: Totals::default(),
+            stopped: false,
+            out: out.to_owned(),
+            rec,
+        };
+        c.arm();
+        c
+    }
+
+    /// The probe table.
+    #[must_use]
+    pub fn probes(&self) -> &[ProbeInfo] {
+        self.rec.probes()
+    }
+
+    /// Totals so far.
+    #[must_use]
+    pub const fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// True once recording has stopped for good (stop policy).
+    #[must_use]
+    pub const fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The recorder, e.g. to take its notification ring.
+    pub const fn recorder_mut(&mut self) -> &mut Recorder {
+        &mut self.rec
+    }
+
+    /// Makes the half that is not live the spare: records its base, then sets `armed`.
+    fn arm(&mut self) {
+        let b = self.rec.buffers();
+        let spare = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize ^ 1;
+        self.bases[spare] = b.heads(spare);
+        b.control(control::ARMED).store(1, SeqCst);
+    }
+
+    /// Handles a notice from the kernel.
+    pub fn on_notice(&mut self, n: &Notice) -> Vec<Written> {
+        let probe = self
+            .probes()
+            .iter()
+            .find(|p| p.id == n.probe_id)
+            .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
+        let fired = Fired {
+            ts_ns: n.ts_ns,
+            cpu: n.cpu,
+            pid: (n.pid_tgid >> 32) as u32,
+            tid: n.pid_tgid as u32,
+            comm: comm_str(&n.comm),
+            probe,
+            value: n.value as i64,
+        };
+        match n.kind {
+            NOTICE_FLIP => {
+                let w =
+                    self.snapshot_half(n.half as usize, SnapshotKind::Condition, Some(fired), None);
+                self.arm();
+                w.into_iter().collect()
+            }
+            NOTICE_STOPPED => {
+                self.stopped = true;
+                self.snapshot_half(
+                    n.half as usize,
+                    SnapshotKind::NoSpareStop,
+                    Some(fired),
+                    None,
+                )
+                .into_iter()
+                .collect()
+            }
+            other => {
+                log::warn!("ignoring unknown notice kind {other} from the eBPF side");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A manual snapshot (SIGUSR1, `snapshot trigger`): the same flip as the kernel's, done
+    /// from userspace, under the same one-winner rule.
+    pub fn manual(&mut self) -> Vec<Written> {
+        if self.stopped {
+            return Vec::new();
+        }
+        let fired = Fired {
+            ts_ns: ClockRef::now().boot_ns,
+            cpu: 0,
+            pid: std::process::id(),
+            tid: std::process::id(),
+            comm: "snapshot".into(),
+            probe: "manual".into(),
+            value: 0,
+        };
+        let b = self.rec.buffers();
+        if b.control(control::ARMED).swap(0, SeqCst) == 1 {
+            let old = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
+            b.control(control::FLIPS).fetch_add(1, SeqCst);
+            b.control(control::ACTIVE).swap(old as u64 ^ 1, SeqCst);
+            let w = self.snapshot_half(old, SnapshotKind::Manual, Some(fired), None);
+            self.arm();
+            return w.into_iter().collect();
+        }
+        b.control(control::MISSED).fetch_add(1, SeqCst);
+        if self.ctx.policy == NoSparePolicy::Stop
+            && b.control(control::STOPPING).swap(1, SeqCst) == 0
+        {
+            b.control(control::STOPPED).store(1, SeqCst);
+            self.stopped = true;
+            let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
+            let marker = Event {
+                seq: 0,
+                ts_ns: fired.ts_ns,
+                pid_tgid: (u64::from(fired.pid) << 32) | u64::from(fired.tid),
+                args: [0; 6],
+                ret: 0,
+                comm: *b"snapshot\0\0\0\0\0\0\0\0",
+                cpu: 0,
+                probe_id: MARKER_PROBE,
+                flags: EVENT_MARKER,
+                pad: 0,
+            };
+            return self
+                .snapshot_half(live, SnapshotKind::NoSpareStop, Some(fired), Some(marker))
+                .into_iter()
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// Waits for writers, drains `half`, writes its snapshot file.
+    fn snapshot_half(
+        &mut self,
+        half: usize,
+        kind: SnapshotKind,
+        fired: Option<Fired>,
+        extra: Option<Event>,
+    ) -> Option<Written> {
+        let b = self.rec.buffers();
+        if !b.wait_writers(Duration::from_secs(1)) {
+            log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
+        }
+        let (mut events, mut cpus) = b.drain(half, &self.bases[half]);
+        self.bases[half] = b.heads(half);
+        for acc in &mut cpus {
+            let now = b.state(acc.cpu).dropped;
+            let seen = &mut self.dropped_seen[acc.cpu as usize];
+            acc.dropped = now - *seen;
+            *seen = now;
+        }
+        let missed_now = b.control(control::MISSED).load(SeqCst);
+        let missed = missed_now - self.missed_seen;
+        self.missed_seen = missed_now;
+        events.extend(extra);
+        self.seq += 1;
+        let header = Header {
+            seq: self.seq,
+            kind,
+            hostname: self.ctx.hostname.clone(),
+            kernel_release: self.ctx.kernel_release.clone(),
+            clock: self.ctx.clock,
+            probes: self.rec.probes().to_vec(),
+            trigger: self.ctx.trigger.clone(),
+            fired,
+            missed_triggers: missed,
+            ncpu: b.ncpu(),
+            capacity: b.capacity(),
+            cpus: cpus.clone(),
+        };
+        let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
+        let written = Written {
+            path: self.out.join(file_name(self.seq, kind)),
+            seq: self.seq,
+            kind,
+            events: events.len() as u64,
+            overwritten: sum(|a| a.overwritten),
+            dropped: sum(|a| a.dropped),
+            missed_triggers: missed,
+        };
+        self.totals.recorded += sum(|a| a.recorded);
+        self.totals.overwritten += written.overwritten;
+        self.totals.dropped += written.dropped;
+        self.totals.torn += sum(|a| a.torn);
+        self.totals.missed_triggers += missed;
+        let bytes = snapfile::encode(&Snapshot { header, events });
+        self.pending.push((file_name(self.seq, kind), bytes));
+        self.flush();
+        self.totals.snapshots += 1;
+        Some(written)
+    }
+
+    /// Writes pending snapshot files; on failure they stay pending (retried at the next
+    /// snapshot and at exit), so nothing captured is lost to a transient error.
+    pub fn flush(&mut self) {
+        let mut still = Vec::new();
+        for (name, bytes) in self.pending.drain(..) {
+            if let Err(e) = snapfile::write_atomic(&self.out, &name, &bytes) {
+                log::error!(
+                    "cannot write {}: {e}; keeping it in memory and retrying",
+                    self.out.join(&name).display()
+                );
+                still.push((name, bytes));
+            }
+        }
+        self.pending = still;
+    }
+
+    /// Snapshots not yet on disk.
+    #[must_use]
+    pub fn unwritten(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Stops recording; with `dump`, writes the live half as a final snapshot, otherwise
+    /// counts its events as discarded. Then detaches everything.
+    pub fn finish(mut self, dump: bool) -> (Totals, Vec<Written>, usize) {
+        let b = self.rec.buffers();
+        b.control(control::STOPPED).store(1, SeqCst);
+        let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
+        let mut written = Vec::new();
+        if dump && !self.stopped {
+            written.extend(self.snapshot_half(live, SnapshotKind::Exit, None, None));
+        } else if !self.stopped {
+            if !b.wait_writers(Duration::from_secs(1)) {
+                log::warn!("a writer stayed busy for 1 s at exit");
+            }
+            let (events, cpus) = b.drain(live, &self.bases[live]);
+            self.totals.discarded_at_exit += events.len() as u64;
+            self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
+            for cpu in 0..b.ncpu() {
+                let now = b.state(cpu).dropped;
+                self.totals.dropped += now - self.dropped_seen[cpu as usize];
+            }
+            self.totals.missed_triggers +=
+                b.control(control::MISSED).load(SeqCst) - self.missed_seen;
+        }
+        self.flush();
+        let unwritten = self.unwritten();
+        let totals = self.totals;
+        self.rec.close();
+        (totals, written, unwritten)
+    }
+}
+
+/// `snapshot-0001-condition.snap`.
+#[must_use]
+pub fn file_name(seq: u64, kind: SnapshotKind) -> String {
+    let kind = match kind {
+        SnapshotKind::Condition => "condition",
+        SnapshotKind::Manual => "manual",
+        SnapshotKind::NoSpareStop => "stop",
+        SnapshotKind::Exit => "exit",
+    };
+    format!("snapshot-{seq:04}-{kind}.snap")
+}
