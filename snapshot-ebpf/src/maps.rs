@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, RingBuf},
 };
-use snapshot_common::{Control, CpuState, Event, MAX_PROBES, Notice, ProbeConfig, Trigger};
+use snapshot_common::{Control, CpuState, Event, MAX_PROBES, ProbeConfig, Trigger};
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
 #[map]

@@ -83,7 +83,13 @@ impl Mmap {
         assert!((index + 1) * 8 <= self.len, "word beyond the mapping");
         // SAFETY: in bounds, 8-byte aligned (page-aligned mapping), and the memory lives as long
         // as `self`; all accesses from this process go through atomics.
-        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>().add(index)) }
+        #[allow(
+            clippy::cast_ptr_alignment,
+            reason = "mmap returns page-aligned memory"
+        )]
+        unsafe {
+            AtomicU64::from_ptr(self.ptr.as_ptr().cast::<u64>().add(index))
+        }
     }
 }
 

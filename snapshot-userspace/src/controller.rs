@@ -174,18 +174,16 @@ impl Controller {
                 let w =
                     self.snapshot_half(n.half as usize, SnapshotKind::Condition, Some(fired), None);
                 self.arm();
-                w.into_iter().collect()
+                vec![w]
             }
             NOTICE_STOPPED => {
                 self.stopped = true;
-                self.snapshot_half(
+                vec![self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::NoSpareStop,
                     Some(fired),
                     None,
-                )
-                .into_iter()
-                .collect()
+                )]
             }
             other => {
                 log::warn!("ignoring unknown notice kind {other} from the eBPF side");
@@ -216,7 +214,7 @@ impl Controller {
             b.control(control::ACTIVE).swap(old as u64 ^ 1, SeqCst);
             let w = self.snapshot_half(old, SnapshotKind::Manual, Some(fired), None);
             self.arm();
-            return w.into_iter().collect();
+            return vec![w];
         }
         b.control(control::MISSED).fetch_add(1, SeqCst);
         if self.ctx.policy == NoSparePolicy::Stop
@@ -237,10 +235,12 @@ impl Controller {
                 flags: EVENT_MARKER,
                 pad: 0,
             };
-            return self
-                .snapshot_half(live, SnapshotKind::NoSpareStop, Some(fired), Some(marker))
-                .into_iter()
-                .collect();
+            return vec![self.snapshot_half(
+                live,
+                SnapshotKind::NoSpareStop,
+                Some(fired),
+                Some(marker),
+            )];
         }
         Vec::new()
     }
@@ -252,7 +252,7 @@ impl Controller {
         kind: SnapshotKind,
         fired: Option<Fired>,
         extra: Option<Event>,
-    ) -> Option<Written> {
+    ) -> Written {
         let b = self.rec.buffers();
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
@@ -303,7 +303,7 @@ impl Controller {
         self.pending.push((file_name(self.seq, kind), bytes));
         self.flush();
         self.totals.snapshots += 1;
-        Some(written)
+        written
     }
 
     /// Writes pending snapshot files; on failure they stay pending (retried at the next
@@ -330,13 +330,14 @@ impl Controller {
 
     /// Stops recording; with `dump`, writes the live half as a final snapshot, otherwise
     /// counts its events as discarded. Then detaches everything.
+    #[must_use]
     pub fn finish(mut self, dump: bool) -> (Totals, Vec<Written>, usize) {
         let b = self.rec.buffers();
         b.control(control::STOPPED).store(1, SeqCst);
         let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
         let mut written = Vec::new();
         if dump && !self.stopped {
-            written.extend(self.snapshot_half(live, SnapshotKind::Exit, None, None));
+            written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None));
         } else if !self.stopped {
             if !b.wait_writers(Duration::from_secs(1)) {
                 log::warn!("a writer stayed busy for 1 s at exit");

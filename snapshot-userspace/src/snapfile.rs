@@ -49,18 +49,9 @@ impl ClockRef {
     /// Reads both clocks now.
     #[must_use]
     pub fn now() -> Self {
-        let read = |clock| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `ts` is a valid timespec; both clocks exist on Linux.
-            unsafe { libc::clock_gettime(clock, &raw mut ts) };
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        };
         Self {
-            boot_ns: read(libc::CLOCK_BOOTTIME),
-            realtime_ns: read(libc::CLOCK_REALTIME),
+            boot_ns: clock_ns(libc::CLOCK_BOOTTIME),
+            realtime_ns: clock_ns(libc::CLOCK_REALTIME),
         }
     }
 
@@ -71,6 +62,18 @@ impl ClockRef {
             .wrapping_add(boot_ns)
             .wrapping_sub(self.boot_ns)
     }
+}
+
+/// Reads `clock` in ns.
+#[must_use]
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec; the clocks used here exist on Linux.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Why a snapshot was taken.
@@ -377,8 +380,9 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     if !c.data.is_empty() {
         return Err(ReadError::TrailingData { path: p() });
     }
-    let events = records
-        .chunks_exact(size_of::<Event>())
+    let (chunks, _) = records.as_chunks::<{ size_of::<Event>() }>();
+    let events = chunks
+        .iter()
         // SAFETY: each chunk is exactly one Event's bytes; Event is valid for any bit pattern
         // and read_unaligned copes with the byte buffer's alignment.
         .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Event>()) })

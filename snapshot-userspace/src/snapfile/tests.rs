@@ -7,7 +7,7 @@ fn sample() -> Snapshot {
         .map(|i| Event {
             seq: i + 1,
             ts_ns: 1000 + i,
-            pid_tgid: (42 << 32) | 43,
+            pid_tgid: 0x2a_0000_002b,
             args: [i, 0, 0, 0, 0, 0],
             ret: (-2i64) as u64,
             comm: *b"workload\0\0\0\0\0\0\0\0",
