@@ -151,7 +151,7 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// I/O error.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// File.
         path: PathBuf,

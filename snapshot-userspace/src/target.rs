@@ -26,7 +26,7 @@ pub enum TargetError {
     #[error("cannot run `{0}`: not found in PATH or not executable")]
     NotFound(String),
     /// Starting the command failed.
-    #[error("cannot start `{cmd}`: {source}")]
+    #[error("cannot start `{cmd}`")]
     Spawn {
         /// The command.
         cmd: String,

@@ -42,7 +42,7 @@ pub enum TracefsError {
         path: PathBuf,
     },
     /// The format file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// Path.
         path: PathBuf,

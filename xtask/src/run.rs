@@ -18,8 +18,14 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the controller loads eBPF programs and needs root: run `sudo -E cargo xtask run …`");
     }
-    let args: Vec<OsString> = if args.is_empty() {
-        demo_args(&bin)
+    let demo = args.is_empty();
+    let out = crate::paths::workspace().join("target/snapshots/demo");
+    let args: Vec<OsString> = if demo {
+        let _ = std::fs::remove_dir_all(&out);
+        cmd::step(
+            "demo: recording a small-file I/O workload; the trigger is a read that fails (ret < 0)",
+        );
+        demo_args(&bin, &out)
     } else {
         args.to_vec()
     };
@@ -27,25 +33,67 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
         .args(&args)
         .status()
         .context("cannot start the snapshot binary")?;
+    if demo && status.success() {
+        explain(&bin, &out);
+    }
     Ok(status.code().unwrap_or(1))
 }
 
-/// The demo: the bundled workload's uprobe and `close()` calls.
-fn demo_args(bin: &std::path::Path) -> Vec<OsString> {
-    let workload = bin.join("snapshot-workload");
-    let w = workload.to_string_lossy();
+/// After the demo: what was written and how to read it.
+fn explain(bin: &std::path::Path, out: &std::path::Path) {
+    let mut files: Vec<_> = std::fs::read_dir(out)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    cmd::green(&format!(
+        "demo: {} snapshot(s) in {}",
+        files.len(),
+        out.display()
+    ));
+    let snapshot = bin.join("snapshot");
+    if let Some(first) = files.first() {
+        eprintln!("read one as text (ftrace-like, trigger context on top):");
+        eprintln!("    {} show {}", snapshot.display(), first.display());
+        eprintln!("or as JSON lines (a header object, then one object per event):");
+        eprintln!("    {} show --json {}", snapshot.display(), first.display());
+    }
+}
+
+/// The demo: a workload doing small-file I/O whose reads now and then fail; the trigger fires
+/// in the kernel on the failed `read`, and each snapshot holds the I/O that led up to it.
+fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
+    let workload = bin.join("snapshot-workload").to_string_lossy().into_owned();
+    let out = out.to_string_lossy().into_owned();
     [
-        "record".to_owned(),
-        "--probe".to_owned(),
-        "tracepoint:syscalls:sys_enter_close".to_owned(),
-        "--probe".to_owned(),
-        "tracepoint:syscalls:sys_exit_close".to_owned(),
-        "--probe".to_owned(),
-        format!("uprobe:{w}:snapshot_workload_fn"),
-        "--".to_owned(),
-        w.clone().into_owned(),
-        "calls".to_owned(),
-        "5".to_owned(),
+        "record",
+        "--probe",
+        "tracepoint:syscalls:sys_enter_openat",
+        "--probe",
+        "tracepoint:syscalls:sys_exit_openat",
+        "--probe",
+        "tracepoint:syscalls:sys_enter_write",
+        "--probe",
+        "tracepoint:syscalls:sys_enter_read",
+        "--probe",
+        "tracepoint:syscalls:sys_exit_read",
+        "--trigger",
+        "sys_exit_read.ret < 0",
+        "--buffer-size",
+        "4096ev",
+        "--max-snapshots",
+        "3",
+        "--out",
+        &out,
+        "--",
+        &workload,
+        "fileio",
+        "3000",
+        "700",
     ]
     .into_iter()
     .map(OsString::from)

@@ -10,6 +10,8 @@
 //! every PERIOD-th call with arg1 = 1 (a trigger).
 //! `snapshot-workload pairs ROUNDS GAP_MS`: two pinned threads call with arg1 = 1 at the same
 //! moment, ROUNDS times.
+//! `snapshot-workload fileio N EVERY`: N rounds of small-file I/O; every EVERY-th round also
+//! reads from a write-only file (fails with EBADF). The demo's workload.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
 use std::{io::Write as _, process::ExitCode};
@@ -90,6 +92,32 @@ fn pairs(rounds: u64, gap_ms: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The demo's workload: `iterations` rounds of writing and reading back a small file; every
+/// `fail_every`-th round also reads from a file opened write-only, which fails (EBADF).
+fn fileio(iterations: u64, fail_every: u64) -> Result<(), String> {
+    use std::io::Read as _;
+    let dir = std::env::temp_dir().join(format!("snapshot-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    for i in 0..iterations {
+        let path = dir.join(format!("file-{}", i % 8));
+        std::fs::write(&path, format!("round {i}\n").repeat(16)).map_err(|e| e.to_string())?;
+        buf.clear();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(|e| e.to_string())?;
+        if fail_every != 0 && i % fail_every == fail_every - 1 {
+            // The rare failure the demo's trigger catches: a read that fails.
+            let mut wronly = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| e.to_string())?;
+            let _ = wronly.read(&mut [0u8; 16]);
+        }
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     match args.get(1).map(String::as_str) {
         Some("calls") => {
@@ -119,6 +147,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some("seq-threads") => seq_threads(arg(args, 2, 100_000)?, arg(args, 3, 1000)?)?,
         Some("pairs") => pairs(arg(args, 2, 10)?, arg(args, 3, 50)?)?,
+        Some("fileio") => fileio(arg(args, 2, 2000)?, arg(args, 3, 500)?)?,
         Some("write") => {
             let mut null = std::fs::OpenOptions::new()
                 .write(true)
@@ -132,7 +161,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | close N BASE | write N"
                     .to_owned(),
             );
         }
