@@ -7,6 +7,7 @@
 #![allow(internal_features)]
 
 mod atomic;
+mod bench;
 mod entry;
 mod filter;
 mod flip;

@@ -61,6 +61,12 @@ pub struct Written {
     pub dropped: u64,
     /// Triggers missed since the previous snapshot.
     pub missed_triggers: u64,
+    /// Time from the trigger firing to the file being on disk (renamed, synced), ns.
+    pub trigger_to_file_ns: Option<u64>,
+    /// Time to wait for writers and drain the half (records read through mmap), ns.
+    pub drain_ns: u64,
+    /// Record bytes drained.
+    pub drained_bytes: u64,
 }
 
 /// Static context every snapshot header carries.
@@ -254,10 +260,12 @@ impl Controller {
         extra: Option<Event>,
     ) -> Written {
         let b = self.rec.buffers();
+        let drain_start = std::time::Instant::now();
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
         }
         let (mut events, mut cpus) = b.drain(half, &self.bases[half]);
+        let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
         for acc in &mut cpus {
             let now = b.state(acc.cpu).dropped;
@@ -285,7 +293,11 @@ impl Controller {
             cpus: cpus.clone(),
         };
         let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
-        let written = Written {
+        let fired_at = header.fired.as_ref().map(|f| f.ts_ns);
+        let mut written = Written {
+            trigger_to_file_ns: None,
+            drain_ns,
+            drained_bytes: (events.len() * size_of::<Event>()) as u64,
             path: self.out.join(file_name(self.seq, kind)),
             seq: self.seq,
             kind,
@@ -302,6 +314,9 @@ impl Controller {
         let bytes = snapfile::encode(&Snapshot { header, events });
         self.pending.push((file_name(self.seq, kind), bytes));
         self.flush();
+        if kind != SnapshotKind::Manual {
+            written.trigger_to_file_ns = fired_at.map(|t| snapfile::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(t));
+        }
         self.totals.snapshots += 1;
         written
     }

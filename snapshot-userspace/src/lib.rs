@@ -6,6 +6,7 @@
 //! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers.
 
 pub mod attach;
+pub mod bench;
 pub mod buffer;
 pub mod cli;
 pub mod controller;

@@ -21,6 +21,8 @@ pub struct LoadConfig {
     pub filter: FilterMode,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
+    /// Benchmark only: submit flags and size of the comparison ring buffer.
+    pub bench_ring: Option<(u64, u32)>,
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
@@ -31,7 +33,10 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
     let events = u64::from(config.ncpu) * u64::from(config.capacity) * 2;
     let events = u32::try_from(events)
         .context("the buffer is too large for this many CPUs: choose a smaller --buffer-size")?;
+    let (rb_flags, rb_bytes) = config.bench_ring.unwrap_or((0, 4096));
     EbpfLoader::new()
+        .override_global("SNAPSHOT_BENCH_RB_FLAGS", &rb_flags, true)
+        .map_max_entries("BENCH_RING", rb_bytes)
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
         .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
         .override_global(names::GLOBAL_FILTER, &filter, true)

@@ -75,6 +75,7 @@ impl Recorder {
             capacity: config.capacity,
             filter,
             policy: config.policy,
+            bench_ring: None,
         })?;
         for &tgid in config.targets {
             load::add_target(&mut ebpf, tgid)?;

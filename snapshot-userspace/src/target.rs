@@ -68,6 +68,11 @@ impl Held {
     /// Starts `argv` held: the child is this binary waiting on a pipe, which then execs the
     /// command in place (same pid), so the pid is known and filtered before the command runs.
     pub fn spawn(argv: &[OsString]) -> Result<Self, TargetError> {
+        Self::spawn_with(argv, std::process::Stdio::inherit())
+    }
+
+    /// As [`Self::spawn`], with the command's standard output sent to `stdout`.
+    pub fn spawn_with(argv: &[OsString], stdout: std::process::Stdio) -> Result<Self, TargetError> {
         let name = argv
             .first()
             .map(|a| a.to_string_lossy().into_owned())
@@ -103,7 +108,7 @@ impl Held {
                 }
             });
         }
-        let child = cmd.spawn().map_err(spawn_err)?;
+        let child = cmd.stdout(stdout).spawn().map_err(spawn_err)?;
         drop(read_end);
         Ok(Self {
             child,
@@ -128,6 +133,16 @@ impl Held {
     /// Waits for the command to finish (blocking).
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         self.child.wait()
+    }
+
+    /// Waits for the command and returns its captured standard output.
+    pub fn wait_output(&mut self) -> io::Result<String> {
+        let mut out = String::new();
+        if let Some(mut pipe) = self.child.stdout.take() {
+            pipe.read_to_string(&mut out)?;
+        }
+        self.child.wait()?;
+        Ok(out)
     }
 }
 

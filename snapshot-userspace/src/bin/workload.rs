@@ -12,6 +12,8 @@
 //! moment, ROUNDS times.
 //! `snapshot-workload fileio N EVERY`: N rounds of small-file I/O; every EVERY-th round also
 //! reads from a write-only file (fails with EBADF). The demo's workload.
+//! `snapshot-workload getpid N [EVERY]`: N getpid syscalls (and a getppid every EVERY), prints
+//! the ns per call. `getpid-threads N`: the same on two pinned threads, prints events/s.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
 use std::{io::Write as _, process::ExitCode};
@@ -118,6 +120,51 @@ fn fileio(iterations: u64, fail_every: u64) -> Result<(), String> {
     std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
 }
 
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `n` getpid syscalls (a getppid every `every`, 0 = never); prints `ns_per_op X`.
+fn getpid_loop(n: u64, every: u64) {
+    let start = now_ns();
+    for i in 0..n {
+        // SAFETY: getpid has no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+        if every != 0 && i % every == every - 1 {
+            // SAFETY: as above.
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+    }
+    let elapsed = now_ns() - start;
+    println!("ns_per_op {:.1}", elapsed as f64 / n.max(1) as f64);
+}
+
+/// Two threads pinned to CPUs 0 and 1, `n` getpid syscalls each; prints `events_per_s X`.
+fn getpid_threads(n: u64) -> Result<(), String> {
+    let start = now_ns();
+    let threads: Vec<_> = (0..2usize)
+        .map(|cpu| {
+            std::thread::spawn(move || -> Result<(), String> {
+                pin(cpu)?;
+                for _ in 0..n {
+                    // SAFETY: getpid has no arguments and cannot fail.
+                    unsafe { libc::syscall(libc::SYS_getpid) };
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "worker panicked".to_owned())??;
+    }
+    let elapsed = now_ns() - start;
+    println!("events_per_s {:.0}", 2.0 * n as f64 * 1e9 / elapsed.max(1) as f64);
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     match args.get(1).map(String::as_str) {
         Some("calls") => {
@@ -148,6 +195,8 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("seq-threads") => seq_threads(arg(args, 2, 100_000)?, arg(args, 3, 1000)?)?,
         Some("pairs") => pairs(arg(args, 2, 10)?, arg(args, 3, 50)?)?,
         Some("fileio") => fileio(arg(args, 2, 2000)?, arg(args, 3, 500)?)?,
+        Some("getpid") => getpid_loop(arg(args, 2, 1_000_000)?, arg(args, 3, 0)?),
+        Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
         Some("write") => {
             let mut null = std::fs::OpenOptions::new()
                 .write(true)
@@ -161,7 +210,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | close N BASE | write N"
                     .to_owned(),
             );
         }
