@@ -40,6 +40,8 @@ pub mod names {
     pub const GLOBAL_CAPACITY: &str = "SNAPSHOT_CAPACITY";
     /// Read-only global: [`super::FilterMode`] as `u32`.
     pub const GLOBAL_FILTER: &str = "SNAPSHOT_FILTER";
+    /// Read-only global: the one tgid recorded under `FilterMode::One`.
+    pub const GLOBAL_TARGET_TGID: &str = "SNAPSHOT_TARGET_TGID";
     /// Read-only global: the controller's own tgid, never recorded.
     pub const GLOBAL_SELF_TGID: &str = "SNAPSHOT_SELF_TGID";
     /// Read-only global: [`super::NoSparePolicy`] as `u32`.
@@ -54,6 +56,8 @@ pub enum FilterMode {
     All = 0,
     /// Only tasks whose tgid is a key of the `TARGETS` map.
     Targets = 1,
+    /// Only the one tgid in the `SNAPSHOT_TARGET_TGID` global (no map lookup).
+    One = 2,
 }
 
 /// What a trigger does when it fires while no spare half is armed (ftrace without
@@ -118,7 +122,7 @@ impl Event {
     }
 }
 
-/// Per-CPU writer state, padded to a cache line. Lives in an mmap-able array indexed by CPU so
+/// Per-CPU writer state, padded to two cache lines. Lives in an mmap-able array indexed by CPU so
 /// that userspace reads heads without a syscall.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,8 +135,17 @@ pub struct CpuState {
     pub head: [u64; 2],
     /// Events dropped because a writer was already busy on this CPU (nesting, preemption).
     pub dropped: u64,
-    /// Explicit padding to 64 bytes.
-    pub pad: [u64; 3],
+    /// Slot of the next record in each half: `head % capacity`, kept so the writer does not
+    /// divide.
+    pub slot: [u64; 2],
+    /// Comm cache: the `pid_tgid` whose command name is in `comm`.
+    pub comm_key: u64,
+    /// Comm cache: the `Control::comm_epoch` when `comm` was read.
+    pub comm_epoch: u64,
+    /// Comm cache: the command name (saves a helper call per event).
+    pub comm: [u8; COMM_LEN],
+    /// Explicit padding to 128 bytes.
+    pub pad: [u64; 5],
 }
 
 /// Controller state shared with the eBPF side (one element, mmapped by userspace). Every word
@@ -153,8 +166,11 @@ pub struct Control {
     pub flips: u64,
     /// Triggers that found no armed spare (atomic add).
     pub missed: u64,
+    /// Bumped (atomic add) whenever a task's command name may change (exec, rename), which
+    /// invalidates every CPU's comm cache.
+    pub comm_epoch: u64,
     /// Explicit padding to 64 bytes.
-    pub pad: [u64; 2],
+    pub pad: u64,
 }
 
 /// Comparison operator of a trigger.
@@ -253,7 +269,7 @@ pub struct ProbeConfig {
 // No implicit padding: every byte of these types is a named field.
 const _: () = assert!(size_of::<Event>() == 8 * 3 + 8 * MAX_ARGS + 8 + COMM_LEN + 16);
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
-const _: () = assert!(size_of::<CpuState>() == 64);
+const _: () = assert!(size_of::<CpuState>() == 128);
 const _: () = assert!(size_of::<Control>() == 64);
 const _: () = assert!(size_of::<Trigger>() == 24);
 const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8);

@@ -8,6 +8,7 @@
 
 mod atomic;
 mod bench;
+mod comm;
 mod entry;
 mod filter;
 mod flip;

@@ -45,6 +45,9 @@ static SNAPSHOT_CAPACITY: u32 = 1;
 /// `FilterMode` as u32 (set by userspace at load).
 #[unsafe(no_mangle)]
 static SNAPSHOT_FILTER: u32 = 0;
+/// The one tgid recorded under `FilterMode::One` (set by userspace at load).
+#[unsafe(no_mangle)]
+static SNAPSHOT_TARGET_TGID: u32 = 0;
 /// The controller's own tgid, never recorded (set by userspace at load).
 #[unsafe(no_mangle)]
 static SNAPSHOT_SELF_TGID: u32 = 0;
@@ -70,4 +73,5 @@ global!(SNAPSHOT_NCPU, ncpu);
 global!(SNAPSHOT_CAPACITY, capacity);
 global!(SNAPSHOT_FILTER, filter_mode);
 global!(SNAPSHOT_SELF_TGID, self_tgid);
+global!(SNAPSHOT_TARGET_TGID, target_tgid);
 global!(SNAPSHOT_POLICY, policy);

@@ -1,6 +1,7 @@
 //! Writing one fixed-size record into the live half of the flight recorder.
 //!
-//! Layout: `EVENTS[(half * ncpu + cpu) * capacity + head % capacity]`; each CPU owns its own
+//! Layout: `EVENTS[(half * ncpu + cpu) * capacity + head % capacity]` (`CpuState::slot` keeps
+//! `head % capacity` so the hot path does not divide); each CPU owns its own
 //! region of each half, so writers on different CPUs never share a slot.
 //!
 //! Exclusion on one CPU: a probe takes `CpuState::busy` with an atomic exchange before it
@@ -8,6 +9,10 @@
 //! written. A second probe on the same CPU while the first is writing (a kprobe inside a
 //! tracepoint program, an NMI, or a preempted uprobe program) finds `busy == 1`, writes nothing
 //! and is counted in `CpuState::dropped`: it can neither tear nor duplicate a record.
+//!
+//! Command names: a per-CPU cache keyed by `pid_tgid` saves the `bpf_get_current_comm` call
+//! (helper calls dominate the cost here); `comm.rs` bumps `Control::comm_epoch` on every exec
+//! and rename, which invalidates all caches.
 //!
 //! Publication: `seq` (position + 1) is written after every other field and before the head
 //! moves; the release exchange on `busy` is a full barrier. A reader that waited for `busy == 0`
@@ -17,7 +22,7 @@
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
 };
-use snapshot_common::{COMM_LEN, MAX_ARGS};
+use snapshot_common::{COMM_LEN, CpuState, MAX_ARGS};
 
 use crate::{
     atomic, filter,
@@ -33,6 +38,24 @@ pub struct Payload {
     pub ret: u64,
     /// `EVENT_*` flags.
     pub flags: u32,
+}
+
+/// The current task's command name from this CPU's cache, refreshed through the helper when
+/// another task ran last or a command name may have changed since (`comm_epoch`).
+///
+/// # Safety
+/// `state` is this CPU's `CpuState` and the caller holds its `busy` flag.
+#[inline(always)]
+unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u8; COMM_LEN] {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if (*state).comm_key != pid_tgid || (*state).comm_epoch != epoch {
+            (*state).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+            (*state).comm_key = pid_tgid;
+            (*state).comm_epoch = epoch;
+        }
+        (*state).comm
+    }
 }
 
 /// Records one event for `probe_id` if the current task is a target and recording is on,
@@ -56,10 +79,11 @@ pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
     };
     // SAFETY: `control` points at the single CONTROL value, valid while the program runs;
     // volatile because userspace changes it concurrently.
-    let (stopped, active) = unsafe {
+    let (stopped, active, comm_epoch) = unsafe {
         (
             core::ptr::read_volatile(&raw const (*control).stopped),
             core::ptr::read_volatile(&raw const (*control).active),
+            core::ptr::read_volatile(&raw const (*control).comm_epoch),
         )
     };
     if stopped != 0 {
@@ -79,9 +103,9 @@ pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
     let half = (active & 1) as usize;
     let cap = u64::from(capacity());
     // SAFETY: we hold `busy`, so no other writer on this CPU touches the head.
-    let head = unsafe { (*state).head[half] };
-    if cap != 0 {
-        let slot = (half as u64 * u64::from(ncpu()) + u64::from(cpu)) * cap + head % cap;
+    let (head, pos) = unsafe { ((*state).head[half], (*state).slot[half]) };
+    if cap != 0 && pos < cap {
+        let slot = (half as u64 * u64::from(ncpu()) + u64::from(cpu)) * cap + pos;
         if let Some(event) = EVENTS.get_ptr_mut(slot as u32) {
             // SAFETY: `event` is a valid map value; this CPU owns the slot while holding `busy`.
             unsafe {
@@ -89,7 +113,7 @@ pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
                 (*event).pid_tgid = pid_tgid;
                 (*event).args = payload.args;
                 (*event).ret = payload.ret;
-                (*event).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+                (*event).comm = cached_comm(state, pid_tgid, comm_epoch);
                 (*event).cpu = cpu;
                 (*event).probe_id = probe_id;
                 (*event).flags = payload.flags;
@@ -97,12 +121,15 @@ pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
                 core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
                 core::ptr::write_volatile(&raw mut (*event).seq, head + 1);
                 (*state).head[half] = head + 1;
+                // `slot` tracks `head % capacity` without a division on the hot path.
+                (*state).slot[half] = if pos + 1 >= cap { 0 } else { pos + 1 };
             }
         }
     }
-    // SAFETY: as above; the exchange publishes everything written before it.
+    // SAFETY: as above.
     unsafe {
         (*state).generation += 1;
+        // The exchange is a full barrier: it publishes every store above.
         atomic::xchg(&raw mut (*state).busy, 0);
     }
     true

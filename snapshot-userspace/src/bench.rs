@@ -41,7 +41,11 @@ pub struct Row {
 type Setup<'a> = &'a mut dyn FnMut(u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>>;
 
 fn workload_ns(workload: &Path, iterations: u64, setup: Setup<'_>) -> anyhow::Result<f64> {
-    let argv: Vec<OsString> = vec![workload.into(), "getpid".into(), iterations.to_string().into()];
+    let argv: Vec<OsString> = vec![
+        workload.into(),
+        "getpid".into(),
+        iterations.to_string().into(),
+    ];
     let mut held = Held::spawn_with(&argv, Stdio::piped())?;
     let teardown = setup(held.pid())?;
     held.release()?;
@@ -57,14 +61,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn measure(name: &str, workload: &Path, iterations: u64, runs: usize, setup: Setup<'_>) -> anyhow::Result<Row> {
+fn measure(
+    name: &str,
+    workload: &Path,
+    iterations: u64,
+    runs: usize,
+    setup: Setup<'_>,
+) -> anyhow::Result<Row> {
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         samples.push(workload_ns(workload, iterations, setup)?);
     }
     let ns = median(samples);
     eprintln!("  {name:<44} {ns:>8.1} ns/getpid");
-    Ok(Row { name: name.to_owned(), ns })
+    Ok(Row {
+        name: name.to_owned(),
+        ns,
+    })
 }
 
 fn nothing(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
@@ -72,7 +85,9 @@ fn nothing(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>>
 }
 
 fn ncpu() -> anyhow::Result<u32> {
-    Ok(aya::util::nr_cpus().map_err(|(p, e)| anyhow::anyhow!("{p}: {e}"))?.get())
+    Ok(aya::util::nr_cpus()
+        .map_err(|(p, e)| anyhow::anyhow!("{p}: {e}"))?
+        .get())
 }
 
 fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
@@ -92,8 +107,18 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
 }
 
 fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
-    let mut ebpf = load::load(&LoadConfig { ncpu: ncpu()?, capacity: 16, filter: FilterMode::All, policy: NoSparePolicy::Skip, bench_ring: None })?;
-    let prog: &mut RawTracePoint = ebpf.program_mut("bench_empty").context("bench_empty missing")?.try_into()?;
+    let mut ebpf = load::load(&LoadConfig {
+        ncpu: ncpu()?,
+        capacity: 16,
+        filter: FilterMode::All,
+        target_tgid: 0,
+        policy: NoSparePolicy::Skip,
+        bench_ring: None,
+    })?;
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut("bench_empty")
+        .context("bench_empty missing")?
+        .try_into()?;
     prog.load()?;
     prog.attach("sys_enter")?;
     Ok(Box::new(move || {
@@ -103,10 +128,19 @@ fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
 }
 
 fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
-    let mut ebpf = load::load(&LoadConfig { ncpu: ncpu()?, capacity: 16, filter: FilterMode::Targets, policy: NoSparePolicy::Skip, bench_ring: Some((flags, 64 << 20)) })?;
-    load::add_target(&mut ebpf, pid)?;
+    let mut ebpf = load::load(&LoadConfig {
+        ncpu: ncpu()?,
+        capacity: 16,
+        filter: FilterMode::One,
+        target_tgid: pid,
+        policy: NoSparePolicy::Skip,
+        bench_ring: Some((flags, 64 << 20)),
+    })?;
     let mut ring = RingBuf::try_from(ebpf.take_map("BENCH_RING").context("BENCH_RING missing")?)?;
-    let prog: &mut RawTracePoint = ebpf.program_mut("bench_ringbuf").context("bench_ringbuf missing")?.try_into()?;
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut("bench_ringbuf")
+        .context("bench_ringbuf missing")?
+        .try_into()?;
     prog.load()?;
     prog.attach("sys_enter")?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -114,7 +148,11 @@ fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyho
     let (stop2, consumed2) = (stop.clone(), consumed.clone());
     let consumer = std::thread::spawn(move || {
         // No wakeup: poll every millisecond. Forced wakeup: sleep in poll(2) until woken.
-        let mut pfd = libc::pollfd { fd: ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         while !stop2.load(Ordering::Relaxed) {
             if flags == 1 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -130,15 +168,21 @@ fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyho
     });
     Ok(Box::new(move || {
         stop.store(true, Ordering::Relaxed);
-        consumer.join().map_err(|_| anyhow::anyhow!("ring buffer consumer panicked"))?;
+        consumer
+            .join()
+            .map_err(|_| anyhow::anyhow!("ring buffer consumer panicked"))?;
         drop(ebpf);
-        log::debug!("ring buffer consumer read {} events", consumed.load(Ordering::Relaxed));
+        log::debug!(
+            "ring buffer consumer read {} events",
+            consumed.load(Ordering::Relaxed)
+        );
         Ok(())
     }))
 }
 
 fn write(path: &Path, value: &str) -> anyhow::Result<()> {
-    std::fs::write(path, value).with_context(|| format!("cannot write `{value}` to {}", path.display()))
+    std::fs::write(path, value)
+        .with_context(|| format!("cannot write `{value}` to {}", path.display()))
 }
 
 fn ftrace(pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
@@ -164,7 +208,17 @@ fn ftrace(pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
 fn perf_overwrite(pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let data = std::env::temp_dir().join(format!("snapshot-bench-{}.perf", std::process::id()));
     let mut perf = std::process::Command::new("perf")
-        .args(["record", "--overwrite", "-m", "64M", "-e", "raw_syscalls:sys_enter", "-p", &pid.to_string(), "-o"])
+        .args([
+            "record",
+            "--overwrite",
+            "-m",
+            "64M",
+            "-e",
+            "raw_syscalls:sys_enter",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
         .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -187,13 +241,78 @@ fn perf_overwrite(pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
 /// Runs every configuration; `runs` samples each, `iterations` getpid calls per sample.
 pub fn per_event(workload: &Path, iterations: u64, runs: usize) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    rows.push(measure("no program", workload, iterations, runs, &mut nothing)?);
-    rows.push(measure("empty program", workload, iterations, runs, &mut empty_program)?);
-    rows.push(measure("snapshot: recording", workload, iterations, runs, &mut |pid| recorder(pid, "manual"))?);
-    rows.push(measure("snapshot: recording + trigger check", workload, iterations, runs, &mut |pid| recorder(pid, "sys_enter.arg1 == -1"))?);
-    rows.push(measure("BPF ringbuf, BPF_RB_NO_WAKEUP + 1 ms poll", workload, iterations, runs, &mut |pid| ring_buffer(pid, 1))?);
-    rows.push(measure("BPF ringbuf, wakeup per event", workload, iterations, runs, &mut |pid| ring_buffer(pid, 2))?);
-    rows.push(measure("ftrace event, overwrite ring 64 MiB/CPU", workload, iterations, runs, &mut ftrace)?);
-    rows.push(measure("perf record --overwrite -m 64M", workload, iterations, runs, &mut perf_overwrite)?);
+    rows.push(measure(
+        "no program",
+        workload,
+        iterations,
+        runs,
+        &mut nothing,
+    )?);
+    if std::env::var_os("SNAPSHOT_BENCH_QUICK").is_some() {
+        rows.push(measure(
+            "empty program",
+            workload,
+            iterations,
+            runs,
+            &mut empty_program,
+        )?);
+        rows.push(measure(
+            "snapshot: recording",
+            workload,
+            iterations,
+            runs,
+            &mut |pid| recorder(pid, "manual"),
+        )?);
+        return Ok(rows);
+    }
+    rows.push(measure(
+        "empty program",
+        workload,
+        iterations,
+        runs,
+        &mut empty_program,
+    )?);
+    rows.push(measure(
+        "snapshot: recording",
+        workload,
+        iterations,
+        runs,
+        &mut |pid| recorder(pid, "manual"),
+    )?);
+    rows.push(measure(
+        "snapshot: recording + trigger check",
+        workload,
+        iterations,
+        runs,
+        &mut |pid| recorder(pid, "sys_enter.arg1 == -1"),
+    )?);
+    rows.push(measure(
+        "BPF ringbuf, BPF_RB_NO_WAKEUP + 1 ms poll",
+        workload,
+        iterations,
+        runs,
+        &mut |pid| ring_buffer(pid, 1),
+    )?);
+    rows.push(measure(
+        "BPF ringbuf, wakeup per event",
+        workload,
+        iterations,
+        runs,
+        &mut |pid| ring_buffer(pid, 2),
+    )?);
+    rows.push(measure(
+        "ftrace event, overwrite ring 64 MiB/CPU",
+        workload,
+        iterations,
+        runs,
+        &mut ftrace,
+    )?);
+    rows.push(measure(
+        "perf record --overwrite -m 64M",
+        workload,
+        iterations,
+        runs,
+        &mut perf_overwrite,
+    )?);
     Ok(rows)
 }

@@ -315,7 +315,8 @@ impl Controller {
         self.pending.push((file_name(self.seq, kind), bytes));
         self.flush();
         if kind != SnapshotKind::Manual {
-            written.trigger_to_file_ns = fired_at.map(|t| snapfile::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(t));
+            written.trigger_to_file_ns =
+                fired_at.map(|t| snapfile::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(t));
         }
         self.totals.snapshots += 1;
         written

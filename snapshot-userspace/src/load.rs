@@ -19,6 +19,8 @@ pub struct LoadConfig {
     pub capacity: u32,
     /// Which tasks are recorded.
     pub filter: FilterMode,
+    /// The tgid recorded under [`FilterMode::One`].
+    pub target_tgid: u32,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
     /// Benchmark only: submit flags and size of the comparison ring buffer.
@@ -41,6 +43,7 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
         .override_global(names::GLOBAL_FILTER, &filter, true)
         .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
+        .override_global(names::GLOBAL_TARGET_TGID, &config.target_tgid, true)
         .override_global(names::GLOBAL_POLICY, &policy, true)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu)
@@ -73,4 +76,22 @@ pub fn set_probe_config(ebpf: &mut Ebpf, id: u32, config: &ProbeConfig) -> anyho
 pub fn set_trigger(ebpf: &mut Ebpf, trigger: &Trigger) -> anyhow::Result<()> {
     let mut map: Array<_, Trigger> = Array::try_from(map_mut(ebpf, names::TRIGGERS)?)?;
     map.set(0, trigger, 0).context("cannot install the trigger")
+}
+
+/// Attaches the comm-cache invalidation program to the tracepoints where command names change.
+/// Without it, events after an exec or a rename could carry the old name: a failure is an error.
+pub fn attach_comm_invalidation(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let prog: &mut aya::programs::RawTracePoint = ebpf
+        .program_mut("comm_changed")
+        .context(
+            "program comm_changed missing from the eBPF object: rebuild with `cargo xtask build`",
+        )?
+        .try_into()?;
+    prog.load()
+        .context("cannot load the comm_changed program")?;
+    for tp in ["sched_process_exec", "task_rename"] {
+        prog.attach(tp)
+            .with_context(|| format!("cannot attach comm_changed to the {tp} raw tracepoint"))?;
+    }
+    Ok(())
 }

@@ -65,22 +65,24 @@ impl Recorder {
         let ncpu = aya::util::nr_cpus()
             .map_err(|(path, e)| anyhow::anyhow!("cannot read the CPU count from {path}: {e}"))?
             .get();
-        let filter = if config.targets.is_empty() {
-            FilterMode::All
-        } else {
-            FilterMode::Targets
+        let filter = match config.targets {
+            [] => FilterMode::All,
+            [_] => FilterMode::One,
+            _ => FilterMode::Targets,
         };
         let mut ebpf = load::load(&LoadConfig {
             ncpu,
             capacity: config.capacity,
             filter,
             policy: config.policy,
+            target_tgid: config.targets.first().copied().unwrap_or(0),
             bench_ring: None,
         })?;
         for &tgid in config.targets {
             load::add_target(&mut ebpf, tgid)?;
         }
         let buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
+        load::attach_comm_invalidation(&mut ebpf)?;
         let support = KernelSupport::probe(std::path::Path::new("/"))
             .hiding(&std::env::var(kernel::HIDE_ENV).unwrap_or_default());
         let mut cx = AttachContext {

@@ -1,10 +1,7 @@
 //! `snapshot-bench` (run by `cargo xtask bench`, as root): one run, one hook, every number the
 //! README's benchmark table shows, printed as that table.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context as _, bail};
 use snapshot_userspace::{bench, target};
@@ -21,13 +18,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs `snapshot record … --json` and returns its JSON lines, stderr and stdout.
 fn record(args: &[&str]) -> anyhow::Result<(Vec<serde_json::Value>, String, String)> {
-    let out = Command::new(sibling("snapshot")?).arg("record").args(args).output().context("cannot run snapshot")?;
+    let out = Command::new(sibling("snapshot")?)
+        .arg("record")
+        .args(args)
+        .output()
+        .context("cannot run snapshot")?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         bail!("snapshot record failed: {stderr}");
     }
-    let lines = stdout.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let lines = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     Ok((lines, stderr, stdout))
 }
 
@@ -44,11 +49,18 @@ fn run() -> anyhow::Result<()> {
     }
     let workload = sibling("snapshot-workload")?;
     let w = workload.to_string_lossy().into_owned();
-    let iterations: u64 = std::env::var("SNAPSHOT_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let iterations: u64 = std::env::var("SNAPSHOT_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     eprintln!("per-event cost, raw_tp sys_enter, {iterations} getpid calls, median of 3:");
     let rows = bench::per_event(&workload, iterations, 3)?;
     let base = rows[0].ns;
-    let ns = |name: &str| rows.iter().find(|r| r.name.starts_with(name)).map_or(f64::NAN, |r| r.ns);
+    let ns = |name: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(name))
+            .map_or(f64::NAN, |r| r.ns)
+    };
     let empty = ns("empty program");
     let ours = ns("snapshot: recording + trigger");
     let ours_plain = ns("snapshot: recording");
@@ -59,27 +71,96 @@ fn run() -> anyhow::Result<()> {
     // Accounting at rate: two pinned threads, a buffer that holds everything, dump at exit.
     let per_thread = 400_000u64;
     let out = temp_out("rate");
-    let (lines, stderr, stdout) = record(&["--out", &out.to_string_lossy(), "--probe", "rawtp:sys_enter", "--trigger", "manual", "--buffer-size", "450000ev", "--dump-on-exit", "--json", "--", &w, "getpid-threads", &per_thread.to_string()])?;
-    let rate: f64 = stdout.lines().find_map(|l| l.strip_prefix("events_per_s ")?.trim().parse().ok()).unwrap_or(f64::NAN);
-    let exit = lines.iter().find(|l| l["kind"] == "exit").context("no exit snapshot")?;
+    let (lines, stderr, stdout) = record(&[
+        "--out",
+        &out.to_string_lossy(),
+        "--probe",
+        "rawtp:sys_enter",
+        "--trigger",
+        "manual",
+        "--buffer-size",
+        "450000ev",
+        "--dump-on-exit",
+        "--json",
+        "--",
+        &w,
+        "getpid-threads",
+        &per_thread.to_string(),
+    ])?;
+    let rate: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("events_per_s ")?.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    let exit = lines
+        .iter()
+        .find(|l| l["kind"] == "exit")
+        .context("no exit snapshot")?;
     let file = PathBuf::from(exit["path"].as_str().unwrap_or_default());
     let snap = snapshot_userspace::snapfile::read(&file)?;
-    let getpid = snap.events.iter().filter(|e| e.args[1] == libc::SYS_getpid as u64).count() as u64;
-    let lost: u64 = snap.header.cpus.iter().map(|a| a.overwritten + a.dropped + a.torn).sum();
+    let getpid = snap
+        .events
+        .iter()
+        .filter(|e| e.args[1] == libc::SYS_getpid as u64)
+        .count() as u64;
+    let lost: u64 = snap
+        .header
+        .cpus
+        .iter()
+        .map(|a| a.overwritten + a.dropped + a.torn)
+        .sum();
     let _ = std::fs::remove_dir_all(&out);
     let unaccounted = (2 * per_thread).abs_diff(getpid);
-    eprintln!("accounting at {:.2} M events/s: {getpid} of {} getpid events recorded, {lost} lost; {}", rate / 1e6, 2 * per_thread, stderr.lines().last().unwrap_or_default());
+    eprintln!(
+        "accounting at {:.2} M events/s: {getpid} of {} getpid events recorded, {lost} lost; {}",
+        rate / 1e6,
+        2 * per_thread,
+        stderr.lines().last().unwrap_or_default()
+    );
 
     // Trigger to file on disk, 1 MiB per CPU: a getppid every 20000 getpid fires the trigger.
     let out = temp_out("latency");
-    let (lines, _, _) = record(&["--out", &out.to_string_lossy(), "--probe", "rawtp:sys_enter", "--trigger", "sys_enter.arg1 == 110", "--buffer-size", "1M", "--json", "--", &w, "getpid", "4000000", "20000"])?;
+    let (lines, _, _) = record(&[
+        "--out",
+        &out.to_string_lossy(),
+        "--probe",
+        "rawtp:sys_enter",
+        "--trigger",
+        "sys_enter.arg1 == 110",
+        "--buffer-size",
+        "1M",
+        "--json",
+        "--",
+        &w,
+        "getpid",
+        "4000000",
+        "20000",
+    ])?;
     let _ = std::fs::remove_dir_all(&out);
-    let mut lat: Vec<f64> = lines.iter().filter_map(|l| l["trigger_to_file_ns"].as_f64()).map(|n| n / 1e6).collect();
+    let mut lat: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l["trigger_to_file_ns"].as_f64())
+        .map(|n| n / 1e6)
+        .collect();
     lat.sort_by(f64::total_cmp);
 
     // Drain speed: full 64 MiB halves.
     let out = temp_out("drain");
-    let (lines, _, _) = record(&["--out", &out.to_string_lossy(), "--probe", "rawtp:sys_enter", "--trigger", "sys_enter.arg1 == 110", "--buffer-size", "64M", "--json", "--", &w, "getpid", "3000000", "1000000"])?;
+    let (lines, _, _) = record(&[
+        "--out",
+        &out.to_string_lossy(),
+        "--probe",
+        "rawtp:sys_enter",
+        "--trigger",
+        "sys_enter.arg1 == 110",
+        "--buffer-size",
+        "64M",
+        "--json",
+        "--",
+        &w,
+        "getpid",
+        "3000000",
+        "1000000",
+    ])?;
     let _ = std::fs::remove_dir_all(&out);
     let drain = lines
         .iter()
@@ -87,7 +168,9 @@ fn run() -> anyhow::Result<()> {
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map_or(f64::NAN, |(bytes, ns)| bytes / ns);
 
-    println!("| configuration (raw_tp sys_enter, getpid loop, pid filter) | ns/event | added over no program |");
+    println!(
+        "| configuration (raw_tp sys_enter, getpid loop, pid filter) | ns/event | added over no program |"
+    );
     println!("|---|---:|---:|");
     for r in &rows {
         println!("| {} | {:.1} | {:+.1} |", r.name, r.ns, r.ns - base);
@@ -95,14 +178,37 @@ fn run() -> anyhow::Result<()> {
     println!();
     println!("| measure | value | target |");
     println!("|---|---:|---|");
-    println!("| our added cost over the empty program / ringbuf NO_WAKEUP's | {:.2} | ≤ 0.5 |", (ours - empty) / (rb - empty));
-    println!("| (recording without the trigger check: {:.2}) | | |", (ours_plain - empty) / (rb - empty));
-    println!("| our total added cost / ftrace's | {:.2} | ≤ 0.5 |", (ours - base) / (ftrace - base));
-    println!("| our total added cost / perf --overwrite's | {:.2} | ≤ 0.2 |", (ours - base) / (perf - base));
-    println!("| events/s, one thread, recording + trigger | {:.2} M | |", 1e3 / ours);
-    println!("| events/s, two threads, accounting run | {:.2} M | ≥ 3 M with 0 unaccounted |", rate / 1e6);
+    println!(
+        "| our added cost over the empty program / ringbuf NO_WAKEUP's | {:.2} | ≤ 0.5 |",
+        (ours - empty) / (rb - empty)
+    );
+    println!(
+        "| (recording without the trigger check: {:.2}) | | |",
+        (ours_plain - empty) / (rb - empty)
+    );
+    println!(
+        "| our total added cost / ftrace's | {:.2} | ≤ 0.5 |",
+        (ours - base) / (ftrace - base)
+    );
+    println!(
+        "| our total added cost / perf --overwrite's | {:.2} | ≤ 0.2 |",
+        (ours - base) / (perf - base)
+    );
+    println!(
+        "| events/s, one thread, recording + trigger | {:.2} M | |",
+        1e3 / ours
+    );
+    println!(
+        "| events/s, two threads, accounting run | {:.2} M | ≥ 3 M with 0 unaccounted |",
+        rate / 1e6
+    );
     println!("| unaccounted events in that run | {unaccounted} | 0 |");
-    println!("| trigger → file on disk, p50 / p99 (1 MiB/CPU, {} snapshots) | {:.2} / {:.2} ms | p99 ≤ 10 ms |", lat.len(), percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "| trigger → file on disk, p50 / p99 (1 MiB/CPU, {} snapshots) | {:.2} / {:.2} ms | p99 ≤ 10 ms |",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
     println!("| drain (wait for writers + read a full 64 MiB half via mmap) | {drain:.2} GB/s | |");
     Ok(())
 }

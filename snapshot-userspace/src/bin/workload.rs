@@ -121,7 +121,10 @@ fn fileio(iterations: u64, fail_every: u64) -> Result<(), String> {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -161,7 +164,10 @@ fn getpid_threads(n: u64) -> Result<(), String> {
         t.join().map_err(|_| "worker panicked".to_owned())??;
     }
     let elapsed = now_ns() - start;
-    println!("events_per_s {:.0}", 2.0 * n as f64 * 1e9 / elapsed.max(1) as f64);
+    println!(
+        "events_per_s {:.0}",
+        2.0 * n as f64 * 1e9 / elapsed.max(1) as f64
+    );
     Ok(())
 }
 
