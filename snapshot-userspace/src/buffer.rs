@@ -123,26 +123,33 @@ pub struct CpuAccount {
 }
 
 /// Takes the valid records of one CPU's ring written since position `base`: positions
-/// `head - min(head - base, cap) .. head`, each checked against its commit word. Returns the
-/// records, the number lost to wrap-around and the number torn. `slot(i)` reads slot `i`.
-pub fn drain_ring(
-    base: u64,
-    head: u64,
-    capacity: u64,
-    slot: impl Fn(u64) -> Event,
-) -> (Vec<Event>, u64, u64) {
+/// `head - min(head - base, cap) .. head` (slot `pos % cap` of `ring`), copied in at most two
+/// contiguous runs, then each checked against its commit word. Returns the records, the number
+/// lost to wrap-around and the number torn.
+#[must_use]
+pub fn drain_ring(base: u64, head: u64, ring: &[Event]) -> (Vec<Event>, u64, u64) {
+    let cap = ring.len() as u64;
     let written = head.saturating_sub(base);
-    let kept = written.min(capacity);
+    let kept = written.min(cap);
     let mut events = Vec::with_capacity(kept as usize);
-    let mut torn = 0;
-    for pos in head - kept..head {
-        let event = slot(pos % capacity);
-        if event.seq == pos + 1 {
-            events.push(event);
-        } else {
-            torn += 1;
-        }
+    if kept == 0 {
+        return (events, written, 0);
     }
+    let start = head - kept;
+    let (first, end) = ((start % cap) as usize, (head % cap) as usize);
+    if first < end {
+        events.extend_from_slice(&ring[first..end]);
+    } else {
+        events.extend_from_slice(&ring[first..]);
+        events.extend_from_slice(&ring[..end]);
+    }
+    let mut pos = start;
+    let before = events.len();
+    events.retain(|e| {
+        pos += 1;
+        e.seq == pos
+    });
+    let torn = (before - events.len()) as u64;
     (events, written - kept, torn)
 }
 
@@ -268,6 +275,21 @@ impl Buffers {
         true
     }
 
+    /// One CPU's ring of one half: `len` events from element `start` of the event buffer.
+    fn ring(&self, start: usize, len: usize) -> &[Event] {
+        assert!(
+            (start + len) * size_of::<Event>() <= self.events.len,
+            "ring beyond the mapping"
+        );
+        // SAFETY: in bounds (checked above), aligned (page-aligned mapping, 8-byte records),
+        // Event is valid for any bit pattern. The caller of `drain` guarantees no writer
+        // touches this half while the slice lives (writers were waited for after the flip).
+        #[allow(clippy::cast_ptr_alignment, reason = "mmap returns page-aligned memory")]
+        unsafe {
+            std::slice::from_raw_parts(self.events.ptr.as_ptr().cast::<Event>().add(start), len)
+        }
+    }
+
     /// Takes every valid record of `half` written since `bases` (per CPU), merged in time
     /// order, with per-CPU accounting (`dropped` is left to the caller). The caller must make
     /// sure no writer still writes into `half` (see [`Self::wait_writers`]).
@@ -280,9 +302,11 @@ impl Buffers {
             let state = self.state(cpu);
             let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
             let from = bases.get(cpu as usize).copied().unwrap_or(0);
-            let (events, overwritten, torn) = drain_ring(from, state.head[half], cap, |slot| {
-                self.events.read((base + slot) as usize)
-            });
+            let (events, overwritten, torn) = drain_ring(
+                from,
+                state.head[half],
+                self.ring(base as usize, cap as usize),
+            );
             accounts.push(CpuAccount {
                 cpu,
                 recorded: events.len() as u64,
@@ -321,7 +345,7 @@ mod tests {
             .map(|p| ev(p + 1, p * 10))
             .chain([ev(0, 0)])
             .collect();
-        let (events, overwritten, torn) = drain_ring(0, 3, 4, |s| ring[s as usize]);
+        let (events, overwritten, torn) = drain_ring(0, 3, &ring);
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!((overwritten, torn), (0, 0));
     }
@@ -333,7 +357,7 @@ mod tests {
         for pos in 0..10u64 {
             ring[(pos % 4) as usize] = ev(pos + 1, pos);
         }
-        let (events, overwritten, torn) = drain_ring(0, 10, 4, |s| ring[s as usize]);
+        let (events, overwritten, torn) = drain_ring(0, 10, &ring);
         assert_eq!(
             events.iter().map(|e| e.seq).collect::<Vec<_>>(),
             [7, 8, 9, 10]
@@ -348,13 +372,13 @@ mod tests {
         for pos in 0..13u64 {
             ring[(pos % 4) as usize] = ev(pos + 1, pos);
         }
-        let (events, overwritten, torn) = drain_ring(10, 13, 4, |s| ring[s as usize]);
+        let (events, overwritten, torn) = drain_ring(10, 13, &ring);
         assert_eq!(
             events.iter().map(|e| e.seq).collect::<Vec<_>>(),
             [11, 12, 13]
         );
         assert_eq!((overwritten, torn), (0, 0));
-        let (events, overwritten, _) = drain_ring(2, 13, 4, |s| ring[s as usize]);
+        let (events, overwritten, _) = drain_ring(2, 13, &ring);
         assert_eq!((events.len(), overwritten), (4, 7));
     }
 
@@ -362,7 +386,7 @@ mod tests {
     fn torn_slot_is_counted_not_returned() {
         let mut ring: Vec<Event> = (0..4).map(|p| ev(p + 1, p)).collect();
         ring[2].seq = 99;
-        let (events, _, torn) = drain_ring(0, 4, 4, |s| ring[s as usize]);
+        let (events, _, torn) = drain_ring(0, 4, &ring);
         assert_eq!(events.len(), 3);
         assert_eq!(torn, 1);
     }

@@ -51,6 +51,15 @@ enum Task {
         #[arg(long = "kernel", value_name = "SERIES")]
         kernels: Vec<String>,
     },
+    /// Print the benchmark table (per-event cost against the peers, accounting at rate,
+    /// trigger-to-file latency, drain speed). Root.
+    Bench,
+    /// The exactly-once test with at least 10^7 events (root).
+    Soak {
+        /// Events.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+    },
     /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
     Vm {
         /// Kernel series.
@@ -81,6 +90,8 @@ fn main() {
         Task::Build { release } => build::binaries(release).map(|_| 0),
         Task::Run { args } => run::run(&args),
         Task::Test { layers, kernels } => test::run(&layers, &kernels),
+        Task::Bench => run::bench(),
+        Task::Soak { events } => test::soak(events),
         Task::Vm {
             kernel,
             timeout,

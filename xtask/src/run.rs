@@ -99,3 +99,17 @@ fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
     .map(OsString::from)
     .collect()
 }
+
+/// `cargo xtask bench`: release build, then `snapshot-bench` (prints the README's table).
+pub fn bench() -> anyhow::Result<i32> {
+    if !setup::complete() {
+        cmd::step("something is missing: running `cargo xtask setup` first");
+        setup::run(false)?;
+    }
+    let bin = build::binaries(true)?;
+    cmd::step("benchmark (about a minute; the machine should be otherwise idle)");
+    let status = Command::new(bin.join("snapshot-bench"))
+        .status()
+        .context("cannot start snapshot-bench")?;
+    Ok(status.code().unwrap_or(1))
+}

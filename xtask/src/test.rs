@@ -146,3 +146,49 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
     println!("{passed} passed, {failed} failed");
     Ok(i32::from(failed != 0))
 }
+
+/// `cargo xtask soak`: the exactly-once engine test with `events` events (release build).
+pub fn soak(events: u64) -> anyhow::Result<i32> {
+    if !setup::complete() {
+        cmd::step("something is missing: running `cargo xtask setup` first");
+        setup::run(false)?;
+    }
+    if !is_root() {
+        anyhow::bail!(
+            "the soak test loads eBPF programs and needs root: run `sudo -E cargo xtask soak`"
+        );
+    }
+    cmd::step(&format!(
+        "soak: exactly-once accounting over {events} events"
+    ));
+    let start = Instant::now();
+    let result = cmd::run(
+        build::cargo()
+            .args([
+                "test",
+                "--release",
+                "--package",
+                "snapshot-userspace",
+                "--test",
+                "engine",
+                "--",
+                "--exact",
+                "exactly_once_across_many_flips_on_two_cpus",
+                "--nocapture",
+            ])
+            .env("SNAPSHOT_EXACTLY_ONCE_EVENTS", events.to_string()),
+    );
+    match result {
+        Ok(()) => {
+            cmd::green(&format!(
+                "soak passed: {events} events in {:.0} s",
+                start.elapsed().as_secs_f64()
+            ));
+            Ok(0)
+        }
+        Err(e) => {
+            cmd::red(&format!("soak FAILED: {e:#}"));
+            Ok(1)
+        }
+    }
+}
