@@ -83,7 +83,7 @@ pub const MARKER_PROBE: u32 = u32::MAX;
 
 /// One fixed-size record, as written by a probe into the live half of the buffer.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {
     /// Commit word: the record's position in its CPU's ring plus one, written last. A slot
     /// whose `seq` does not match the position the reader expects was torn or never written.

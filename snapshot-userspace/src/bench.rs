@@ -80,7 +80,10 @@ fn measure(
     })
 }
 
-#[allow(clippy::unnecessary_wraps, reason = "same signature as the other setups")]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "same signature as the other setups"
+)]
 fn nothing(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     Ok(Box::new(|| Ok(())))
 }

@@ -122,44 +122,57 @@ pub struct CpuAccount {
     pub torn: u64,
 }
 
-/// Takes the valid records of one CPU's ring written since position `base`: positions
-/// `head - min(head - base, cap) .. head` (slot `pos % cap` of `ring`), copied in at most two
-/// contiguous runs, then each checked against its commit word. Returns the records, the number
-/// lost to wrap-around and the number torn.
-#[must_use]
-pub fn drain_ring(base: u64, head: u64, ring: &[Event]) -> (Vec<Event>, u64, u64) {
+/// Appends to `out` the valid records of one CPU's ring written since position `base`:
+/// positions `head - min(head - base, cap) .. head` (slot `pos % cap` of `ring`), copied in at
+/// most two contiguous runs, then each checked against its commit word. Returns the number of
+/// records kept, the number lost to wrap-around and the number torn.
+pub fn drain_ring_into(
+    base: u64,
+    head: u64,
+    ring: &[Event],
+    out: &mut Vec<Event>,
+) -> (u64, u64, u64) {
     let cap = ring.len() as u64;
     let written = head.saturating_sub(base);
     let kept = written.min(cap);
-    let mut events = Vec::with_capacity(kept as usize);
     if kept == 0 {
-        return (events, written, 0);
+        return (0, written, 0);
     }
     let start = head - kept;
     let (first, end) = ((start % cap) as usize, (head % cap) as usize);
+    let from = out.len();
     if first < end {
-        events.extend_from_slice(&ring[first..end]);
+        out.extend_from_slice(&ring[first..end]);
     } else {
-        events.extend_from_slice(&ring[first..]);
-        events.extend_from_slice(&ring[..end]);
+        out.extend_from_slice(&ring[first..]);
+        out.extend_from_slice(&ring[..end]);
     }
-    let mut pos = start;
-    let before = events.len();
-    events.retain(|e| {
-        pos += 1;
-        e.seq == pos
-    });
-    let torn = (before - events.len()) as u64;
-    (events, written - kept, torn)
+    let valid = |(i, e): (usize, &Event)| e.seq == start + i as u64 + 1;
+    if !out[from..].iter().enumerate().all(valid) {
+        let run = out.split_off(from);
+        out.extend(
+            run.into_iter()
+                .enumerate()
+                .filter(|(i, e)| valid((*i, e)))
+                .map(|(_, e)| e),
+        );
+    }
+    let taken = (out.len() - from) as u64;
+    (taken, written - kept, kept - taken)
 }
 
-/// Merges per-CPU runs (each already in time order) into one time-ordered list.
+/// [`drain_ring_into`] into a new vector.
 #[must_use]
-pub fn merge_by_time(mut runs: Vec<Vec<Event>>) -> Vec<Event> {
-    let mut all: Vec<Event> = runs.iter_mut().flat_map(std::mem::take).collect();
-    // Stable: records of one CPU with equal timestamps keep their ring order.
-    all.sort_by_key(|e| e.ts_ns);
-    all
+pub fn drain_ring(base: u64, head: u64, ring: &[Event]) -> (Vec<Event>, u64, u64) {
+    let mut out = Vec::new();
+    let (_, overwritten, torn) = drain_ring_into(base, head, ring, &mut out);
+    (out, overwritten, torn)
+}
+
+/// Orders drained records by time. Stable, so records of one CPU with equal timestamps keep
+/// their ring order; run-adaptive, so already-ordered per-CPU runs are merged, not re-sorted.
+pub fn order_by_time(events: &mut [Event]) {
+    events.sort_by_key(|e| e.ts_ns);
 }
 
 /// Word indices of [`snapshot_common::Control`] fields.
@@ -284,39 +297,40 @@ impl Buffers {
         // SAFETY: in bounds (checked above), aligned (page-aligned mapping, 8-byte records),
         // Event is valid for any bit pattern. The caller of `drain` guarantees no writer
         // touches this half while the slice lives (writers were waited for after the flip).
-        #[allow(clippy::cast_ptr_alignment, reason = "mmap returns page-aligned memory")]
+        #[allow(
+            clippy::cast_ptr_alignment,
+            reason = "mmap returns page-aligned memory"
+        )]
         unsafe {
             std::slice::from_raw_parts(self.events.ptr.as_ptr().cast::<Event>().add(start), len)
         }
     }
 
-    /// Takes every valid record of `half` written since `bases` (per CPU), merged in time
-    /// order, with per-CPU accounting (`dropped` is left to the caller). The caller must make
-    /// sure no writer still writes into `half` (see [`Self::wait_writers`]).
-    #[must_use]
-    pub fn drain(&self, half: usize, bases: &[u64]) -> (Vec<Event>, Vec<CpuAccount>) {
+    /// Replaces the content of `out` with every valid record of `half` written since `bases`
+    /// (per CPU), merged in time order, and returns the per-CPU accounting (`dropped` is left
+    /// to the caller). Reusing `out` (allocated once, up front) keeps page faults off the
+    /// drain. The caller must make sure no writer still writes into `half` (see
+    /// [`Self::wait_writers`]).
+    pub fn drain_into(&self, half: usize, bases: &[u64], out: &mut Vec<Event>) -> Vec<CpuAccount> {
         let cap = u64::from(self.capacity);
-        let mut runs = Vec::with_capacity(self.ncpu as usize);
+        out.clear();
         let mut accounts = Vec::with_capacity(self.ncpu as usize);
         for cpu in 0..self.ncpu {
             let state = self.state(cpu);
             let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
             let from = bases.get(cpu as usize).copied().unwrap_or(0);
-            let (events, overwritten, torn) = drain_ring(
-                from,
-                state.head[half],
-                self.ring(base as usize, cap as usize),
-            );
+            let ring = self.ring(base as usize, cap as usize);
+            let (recorded, overwritten, torn) = drain_ring_into(from, state.head[half], ring, out);
             accounts.push(CpuAccount {
                 cpu,
-                recorded: events.len() as u64,
+                recorded,
                 overwritten,
                 dropped: 0,
                 torn,
             });
-            runs.push(events);
         }
-        (merge_by_time(runs), accounts)
+        order_by_time(out);
+        accounts
     }
 }
 
@@ -393,10 +407,13 @@ mod tests {
 
     #[test]
     fn merge_orders_across_cpus() {
-        let merged = merge_by_time(vec![vec![ev(1, 5), ev(2, 20)], vec![ev(1, 1), ev(2, 10)]]);
+        let mut merged = vec![ev(1, 5), ev(2, 20), ev(3, 20), ev(1, 1), ev(2, 10)];
+        order_by_time(&mut merged);
+        let order: Vec<_> = merged.iter().map(|e| (e.ts_ns, e.seq)).collect();
         assert_eq!(
-            merged.iter().map(|e| e.ts_ns).collect::<Vec<_>>(),
-            [1, 5, 10, 20]
+            order,
+            [(1, 1), (5, 1), (10, 2), (20, 2), (20, 3)],
+            "stable for equal times"
         );
     }
 }

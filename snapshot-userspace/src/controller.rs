@@ -22,7 +22,7 @@ use crate::{
     buffer::{CpuAccount, control},
     event::ProbeInfo,
     recorder::Recorder,
-    snapfile::{self, ClockRef, Fired, Header, Snapshot, SnapshotKind},
+    snapfile::{self, ClockRef, Fired, Header, SnapshotKind},
 };
 
 /// Totals over the whole recording.
@@ -88,6 +88,9 @@ pub struct Controller {
     missed_seen: u64,
     seq: u64,
     pending: Vec<(String, Vec<u8>)>,
+    /// Drain buffer, one half's worth, allocated and touched up front (the
+    /// `tracing_snapshot_alloc` of userspace): no page faults while draining.
+    scratch: Vec<Event>,
     totals: Totals,
     stopped: bool,
 }
@@ -119,6 +122,7 @@ impl Controller {
             missed_seen: 0,
             seq: 0,
             pending: Vec::new(),
+            scratch: prefaulted(ncpu * rec.buffers().capacity() as usize),
             totals: Totals::default(),
             stopped: false,
             out: out.to_owned(),
@@ -264,7 +268,7 @@ impl Controller {
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
         }
-        let (mut events, mut cpus) = b.drain(half, &self.bases[half]);
+        let mut cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
         let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
         for acc in &mut cpus {
@@ -276,7 +280,7 @@ impl Controller {
         let missed_now = b.control(control::MISSED).load(SeqCst);
         let missed = missed_now - self.missed_seen;
         self.missed_seen = missed_now;
-        events.extend(extra);
+        self.scratch.extend(extra);
         self.seq += 1;
         let header = Header {
             seq: self.seq,
@@ -297,11 +301,11 @@ impl Controller {
         let mut written = Written {
             trigger_to_file_ns: None,
             drain_ns,
-            drained_bytes: (events.len() * size_of::<Event>()) as u64,
+            drained_bytes: (self.scratch.len() * size_of::<Event>()) as u64,
             path: self.out.join(file_name(self.seq, kind)),
             seq: self.seq,
             kind,
-            events: events.len() as u64,
+            events: self.scratch.len() as u64,
             overwritten: sum(|a| a.overwritten),
             dropped: sum(|a| a.dropped),
             missed_triggers: missed,
@@ -311,13 +315,24 @@ impl Controller {
         self.totals.dropped += written.dropped;
         self.totals.torn += sum(|a| a.torn);
         self.totals.missed_triggers += missed;
-        let bytes = snapfile::encode(&Snapshot { header, events });
-        self.pending.push((file_name(self.seq, kind), bytes));
-        self.flush();
+        let name = file_name(self.seq, kind);
+        let (prefix, records, suffix) = snapfile::encode_parts(&header, &self.scratch);
+        if let Err(e) = snapfile::write_atomic_parts(&self.out, &name, &[&prefix, records, &suffix])
+        {
+            log::error!(
+                "cannot write {}: {e}; keeping it in memory and retrying",
+                self.out.join(&name).display()
+            );
+            self.pending.push((
+                name,
+                [prefix.as_slice(), records, suffix.as_slice()].concat(),
+            ));
+        }
         if kind != SnapshotKind::Manual {
             written.trigger_to_file_ns =
                 fired_at.map(|t| snapfile::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(t));
         }
+        self.flush();
         self.totals.snapshots += 1;
         written
     }
@@ -358,8 +373,8 @@ impl Controller {
             if !b.wait_writers(Duration::from_secs(1)) {
                 log::warn!("a writer stayed busy for 1 s at exit");
             }
-            let (events, cpus) = b.drain(live, &self.bases[live]);
-            self.totals.discarded_at_exit += events.len() as u64;
+            let cpus = b.drain_into(live, &self.bases[live], &mut self.scratch);
+            self.totals.discarded_at_exit += self.scratch.len() as u64;
             self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
             for cpu in 0..b.ncpu() {
                 let now = b.state(cpu).dropped;
@@ -374,6 +389,15 @@ impl Controller {
         self.rec.close();
         (totals, written, unwritten)
     }
+}
+
+/// A vector with room for `n` events whose pages are already mapped.
+fn prefaulted(n: usize) -> Vec<Event> {
+    let mut v = Vec::with_capacity(n);
+    // Writing every element faults every page in now, not during the first drain.
+    v.resize(n, Event::default());
+    v.clear();
+    v
 }
 
 /// `snapshot-0001-condition.snap`.

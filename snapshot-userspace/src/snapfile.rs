@@ -258,20 +258,28 @@ fn event_bytes(events: &[Event]) -> &[u8] {
 /// Serialises a snapshot to bytes.
 #[must_use]
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let header = serde_json::to_vec(&snapshot.header).expect("a Header always serialises");
-    let records = event_bytes(&snapshot.events);
-    let mut out = Vec::with_capacity(header.len() + records.len() + 48);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
-    out.extend_from_slice(&(size_of::<Event>() as u32).to_le_bytes());
-    out.extend_from_slice(&(snapshot.events.len() as u64).to_le_bytes());
-    out.extend_from_slice(records);
-    out.extend_from_slice(&crc32fast::hash(records).to_le_bytes());
-    out.extend_from_slice(TRAILER);
-    out
+    let (prefix, records, suffix) = encode_parts(&snapshot.header, &snapshot.events);
+    [prefix.as_slice(), records, suffix.as_slice()].concat()
+}
+
+/// The file in three parts: everything before the records, the records (borrowed, not
+/// copied), everything after them.
+#[must_use]
+pub fn encode_parts<'a>(header: &Header, events: &'a [Event]) -> (Vec<u8>, &'a [u8], Vec<u8>) {
+    let header = serde_json::to_vec(header).expect("a Header always serialises");
+    let records = event_bytes(events);
+    let mut prefix = Vec::with_capacity(header.len() + 32);
+    prefix.extend_from_slice(MAGIC);
+    prefix.extend_from_slice(&VERSION.to_le_bytes());
+    prefix.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    prefix.extend_from_slice(&header);
+    prefix.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+    prefix.extend_from_slice(&(size_of::<Event>() as u32).to_le_bytes());
+    prefix.extend_from_slice(&(events.len() as u64).to_le_bytes());
+    let mut suffix = Vec::with_capacity(12);
+    suffix.extend_from_slice(&crc32fast::hash(records).to_le_bytes());
+    suffix.extend_from_slice(TRAILER);
+    (prefix, records, suffix)
 }
 
 struct Cursor<'a> {
@@ -405,6 +413,11 @@ pub fn read(path: &Path) -> Result<Snapshot, ReadError> {
 /// Writes `bytes` to `dir/name` atomically: a temporary file created with `O_EXCL |
 /// O_NOFOLLOW` and mode 0600, synced, renamed into place, then the directory synced.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    write_atomic_parts(dir, name, &[bytes])
+}
+
+/// As [`write_atomic`], with the content given in consecutive parts.
+pub fn write_atomic_parts(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<PathBuf> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
@@ -414,7 +427,9 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf>
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        f.write_all(bytes)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
         let dest = dir.join(name);
         std::fs::rename(&tmp, &dest)?;
