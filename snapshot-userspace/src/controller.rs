@@ -181,8 +181,13 @@ impl Controller {
         };
         match n.kind {
             NOTICE_FLIP => {
-                let w =
-                    self.snapshot_half(n.half as usize, SnapshotKind::Condition, Some(fired), None);
+                let w = self.snapshot_half(
+                    n.half as usize,
+                    SnapshotKind::Condition,
+                    Some(fired),
+                    None,
+                    Some(n.missed),
+                );
                 self.arm();
                 vec![w]
             }
@@ -192,6 +197,7 @@ impl Controller {
                     n.half as usize,
                     SnapshotKind::NoSpareStop,
                     Some(fired),
+                    None,
                     None,
                 )]
             }
@@ -218,11 +224,18 @@ impl Controller {
             value: 0,
         };
         let b = self.rec.buffers();
+        let missed_before = b.control(control::MISSED).load(SeqCst);
         if b.control(control::ARMED).swap(0, SeqCst) == 1 {
             let old = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
             b.control(control::FLIPS).fetch_add(1, SeqCst);
             b.control(control::ACTIVE).swap(old as u64 ^ 1, SeqCst);
-            let w = self.snapshot_half(old, SnapshotKind::Manual, Some(fired), None);
+            let w = self.snapshot_half(
+                old,
+                SnapshotKind::Manual,
+                Some(fired),
+                None,
+                Some(missed_before),
+            );
             self.arm();
             return vec![w];
         }
@@ -250,6 +263,7 @@ impl Controller {
                 SnapshotKind::NoSpareStop,
                 Some(fired),
                 Some(marker),
+                None,
             )];
         }
         Vec::new()
@@ -262,6 +276,7 @@ impl Controller {
         kind: SnapshotKind,
         fired: Option<Fired>,
         extra: Option<Event>,
+        missed_at: Option<u64>,
     ) -> Written {
         let b = self.rec.buffers();
         let drain_start = std::time::Instant::now();
@@ -277,7 +292,8 @@ impl Controller {
             acc.dropped = now - *seen;
             *seen = now;
         }
-        let missed_now = b.control(control::MISSED).load(SeqCst);
+        // Triggers missed up to this snapshot's own trigger belong to it; later ones, to the next.
+        let missed_now = missed_at.unwrap_or_else(|| b.control(control::MISSED).load(SeqCst));
         let missed = missed_now - self.missed_seen;
         self.missed_seen = missed_now;
         self.scratch.extend(extra);
@@ -368,7 +384,7 @@ impl Controller {
         let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
         let mut written = Vec::new();
         if dump && !self.stopped {
-            written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None));
+            written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None, None));
         } else if !self.stopped {
             if !b.wait_writers(Duration::from_secs(1)) {
                 log::warn!("a writer stayed busy for 1 s at exit");

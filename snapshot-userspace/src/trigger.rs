@@ -134,6 +134,26 @@ fn field_names(p: &ProbeInfo) -> Vec<String> {
     names
 }
 
+/// Index of `field` in the events of `info`: an argument, or [`FIELD_RET`].
+fn field_index(info: &ProbeInfo, field: &str) -> Option<u32> {
+    if field == "ret" {
+        return field_names(info)
+            .iter()
+            .any(|f| f == "ret")
+            .then_some(FIELD_RET);
+    }
+    if let Some(n) = field
+        .strip_prefix("arg")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return (n < info.nargs().min(MAX_ARGS)).then_some(n as u32);
+    }
+    info.arg_names
+        .iter()
+        .position(|a| a == field)
+        .map(|n| n as u32)
+}
+
 impl TriggerExpr {
     /// Compiles the expression against the probe table into the kernel-side condition
     /// (disabled for `manual`).
@@ -147,37 +167,30 @@ impl TriggerExpr {
         else {
             return Ok(Trigger::default());
         };
-        let info =
-            probes
-                .iter()
-                .find(|p| &p.name == probe)
-                .ok_or_else(|| TriggerError::UnknownProbe {
+        // Entry and return probes of one function share its name: take the one with the field.
+        let named: Vec<&ProbeInfo> = probes.iter().filter(|p| &p.name == probe).collect();
+        if named.is_empty() {
+            return Err(TriggerError::UnknownProbe {
+                probe: probe.clone(),
+                known: probes
+                    .iter()
+                    .map(|p| format!("`{}`", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let (info, index) = named
+            .iter()
+            .find_map(|info| field_index(info, field).map(|i| (*info, i)))
+            .ok_or_else(|| {
+                let mut known: Vec<String> = named.iter().flat_map(|p| field_names(p)).collect();
+                known.dedup();
+                TriggerError::UnknownField {
                     probe: probe.clone(),
-                    known: probes
-                        .iter()
-                        .map(|p| format!("`{}`", p.name))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
-        let index = if field == "ret" && field_names(info).iter().any(|f| f == "ret") {
-            Some(FIELD_RET)
-        } else if let Some(n) = field
-            .strip_prefix("arg")
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&n| n < info.nargs().min(MAX_ARGS))
-        {
-            Some(n as u32)
-        } else {
-            info.arg_names
-                .iter()
-                .position(|a| a == field)
-                .map(|n| n as u32)
-        };
-        let index = index.ok_or_else(|| TriggerError::UnknownField {
-            probe: probe.clone(),
-            field: field.clone(),
-            known: field_names(info).join(", "),
-        })?;
+                    field: field.clone(),
+                    known: known.join(", "),
+                }
+            })?;
         Ok(Trigger {
             enabled: 1,
             probe_id: info.id,
@@ -241,6 +254,17 @@ mod tests {
         );
         let t: TriggerExpr = "f.arg0 != 3".parse().unwrap();
         assert!(matches!(t, TriggerExpr::Compare { op: CmpOp::Ne, .. }));
+    }
+
+    #[test]
+    fn entry_and_return_probes_of_one_function_share_its_name() {
+        let k: ProbeSpec = "kprobe:vfs_write".parse().unwrap();
+        let r: ProbeSpec = "kretprobe:vfs_write".parse().unwrap();
+        let probes = [ProbeInfo::new(0, &k, vec![]), ProbeInfo::new(1, &r, vec![])];
+        let ret: TriggerExpr = "vfs_write.ret > 5".parse().unwrap();
+        assert_eq!(ret.compile(&probes).unwrap().probe_id, 1);
+        let arg: TriggerExpr = "vfs_write.arg2 > 5".parse().unwrap();
+        assert_eq!(arg.compile(&probes).unwrap().probe_id, 0);
     }
 
     #[test]
