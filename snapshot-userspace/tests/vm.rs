@@ -7,6 +7,7 @@
 mod common;
 
 use common::{of, record_workload, require_root};
+use snapshot_userspace::snapfile::SnapshotKind;
 
 fn require_vm() -> String {
     require_root();
@@ -81,4 +82,62 @@ fn kprobe_and_kretprobe_pair_up_in_order() {
         assert_eq!((pair[0].ret, pair[0].args[2]), (None, want), "entry first");
         assert_eq!(pair[1].ret, Some(want as i64), "then its return");
     }
+}
+
+#[test]
+fn kretprobe_trigger_freezes_the_writes_up_to_it() {
+    let kernel = require_vm();
+    let f = function();
+    let entry = format!("kprobe:{f}");
+    let ret = format!("kretprobe:{f}");
+    let trigger = format!("{f}.ret == 1025");
+    let run = common::record(&[
+        "--probe",
+        &entry,
+        "--probe",
+        &ret,
+        "--trigger",
+        &trigger,
+        "--dump-on-exit",
+        "--",
+        common::WORKLOAD,
+        "write",
+        &N.to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let frozen = run.of_kind(SnapshotKind::Condition);
+    assert_eq!(frozen.len(), 1, "one flip on {kernel}: {}", run.stderr);
+    let s = frozen[0];
+    assert_eq!(
+        s.header.fired.as_ref().map(|f| f.value),
+        Some(1025),
+        "trigger context"
+    );
+    let rets: Vec<i64> = s
+        .events
+        .iter()
+        .filter(|e| e.flags & snapshot_common::EVENT_HAS_RET != 0)
+        .map(|e| e.ret as i64)
+        .collect();
+    assert_eq!(
+        rets.last(),
+        Some(&1025),
+        "the snapshot ends with the return that fired it"
+    );
+    assert_eq!(
+        rets,
+        (1000..=1025).collect::<Vec<i64>>(),
+        "every earlier return is in it, in order"
+    );
+    let later: Vec<i64> = run.of_kind(SnapshotKind::Exit)[0]
+        .events
+        .iter()
+        .filter(|e| e.flags & snapshot_common::EVENT_HAS_RET != 0)
+        .map(|e| e.ret as i64)
+        .collect();
+    assert_eq!(
+        later,
+        (1026..1050).collect::<Vec<i64>>(),
+        "recording went on in the other half"
+    );
 }
