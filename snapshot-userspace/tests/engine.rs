@@ -197,13 +197,7 @@ fn manual_snapshot_from_the_cli_takes_the_same_path() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start recorder");
-    let pid_file = out.0.join(".recorder.pid");
-    for _ in 0..200 {
-        if pid_file.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until_recording(&out);
     std::thread::sleep(Duration::from_millis(500));
     let trig = snapshot(&["trigger", &out.arg()]);
     assert!(
@@ -320,13 +314,7 @@ fn sigterm_flushes_and_leaves_nothing_loaded() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start recorder");
-    let pid_file = out.0.join(".recorder.pid");
-    for _ in 0..300 {
-        if pid_file.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until_recording(&out);
     let during = bpf_object_count("prog");
     assert!(
         during >= before.0 + 2,

@@ -98,12 +98,8 @@ fn pid_filter_is_applied_in_the_kernel() {
 fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
     require_root();
     // Hidden on any kernel by the test switch; this host has no kprobes anyway.
-    let out = common::OutDir::new();
-    let output = std::process::Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let run = common::record_with_env(
+        &[
             "--trigger",
             "manual",
             "--probe",
@@ -112,11 +108,9 @@ fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
             WORKLOAD,
             "calls",
             "1",
-        ])
-        .env("SNAPSHOT_HIDE_PROBE_KINDS", "kprobe")
-        .output()
-        .expect("run snapshot");
-    let run = common::collect(output, out);
+        ],
+        &[("SNAPSHOT_HIDE_PROBE_KINDS", "kprobe")],
+    );
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     for needle in [
         "needs kprobes",
@@ -136,12 +130,8 @@ fn kprobe_on_a_kernel_without_kprobes_names_the_cause_and_the_way_out() {
 #[test]
 fn fentry_where_the_kernel_refuses_it_names_the_cause_and_the_way_out() {
     require_root();
-    let out = common::OutDir::new();
-    let output = std::process::Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let run = common::record_with_env(
+        &[
             "--trigger",
             "manual",
             "--probe",
@@ -150,11 +140,9 @@ fn fentry_where_the_kernel_refuses_it_names_the_cause_and_the_way_out() {
             WORKLOAD,
             "calls",
             "1",
-        ])
-        .env("SNAPSHOT_HIDE_PROBE_KINDS", "fentry")
-        .output()
-        .expect("run snapshot");
-    let run = common::collect(output, out);
+        ],
+        &[("SNAPSHOT_HIDE_PROBE_KINDS", "fentry")],
+    );
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     for needle in ["needs BPF trampolines", "cargo xtask vm", "tracepoint"] {
         assert!(

@@ -146,33 +146,23 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
     let _ = Command::new("rustup")
         .args(["set", "auto-self-update", "disable"])
         .output();
+    let install = |toolchain: &str, components: &[&str]| {
+        let mut c = Command::new("rustup");
+        c.args(["toolchain", "install", toolchain, "--profile", "minimal"]);
+        for component in components {
+            c.args(["--component", component]);
+        }
+        cmd::run(&mut c)
+    };
     if toolchain_has(&user, None) {
         eprintln!("    present: {user} (userspace, rust-toolchain.toml)");
     } else {
-        cmd::run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            &user,
-            "--profile",
-            "minimal",
-            "--component",
-            "rustfmt",
-            "--component",
-            "clippy",
-        ]))?;
+        install(&user, &["rustfmt", "clippy"])?;
     }
     if toolchain_has(&ebpf, Some("rust-src")) {
         eprintln!("    present: {ebpf} with rust-src (eBPF, LLVM 22)");
     } else {
-        cmd::run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            &ebpf,
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+        install(&ebpf, &["rust-src"])?;
     }
 
     cmd::step(&format!("bpf-linker {BPF_LINKER} (LLVM 22)"));

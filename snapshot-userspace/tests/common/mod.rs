@@ -168,3 +168,30 @@ pub fn require_root() {
         "integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`"
     );
 }
+
+/// Waits (up to 3 s) until the recorder writing into `out` has attached (its pid file exists).
+pub fn wait_until_recording(out: &OutDir) {
+    let pid_file = out.0.join(".recorder.pid");
+    for _ in 0..300 {
+        if pid_file.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "the recorder did not start within 3 s (no {})",
+        pid_file.display()
+    );
+}
+
+/// Runs `snapshot record --out DIR ARGS…` with extra environment variables.
+pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = OutDir::new();
+    let output = Command::new(SNAPSHOT)
+        .args(["record", "--out", &out.arg()])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
+    collect(output, out)
+}
