@@ -44,28 +44,42 @@ pub mod names {
     pub const GLOBAL_TARGET_TGID: &str = "SNAPSHOT_TARGET_TGID";
     /// Read-only global: the controller's own tgid, never recorded.
     pub const GLOBAL_SELF_TGID: &str = "SNAPSHOT_SELF_TGID";
+    /// Read-only global: pair number of each probe slot.
+    pub const GLOBAL_PAIRS: &str = "SNAPSHOT_PAIRS";
+    /// Read-only global: bit mask of probe slots that record the function address.
+    pub const GLOBAL_FUNC_IP: &str = "SNAPSHOT_FUNC_IP";
+    /// Read-only global: command name recorded under `FilterMode::Comm`.
+    pub const GLOBAL_TARGET_COMM: &str = "SNAPSHOT_TARGET_COMM";
+    /// Read-only global: offset of `child_pid` in the `sched_process_fork` record.
+    pub const GLOBAL_FORK_CHILD_OFFSET: &str = "SNAPSHOT_FORK_CHILD_OFFSET";
     /// Read-only global: [`super::NoSparePolicy`] as `u32`.
     pub const GLOBAL_POLICY: &str = "SNAPSHOT_POLICY";
 }
 
 /// How the eBPF side decides whether the current task is recorded.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FilterMode {
     /// Every task but the controller itself.
+    #[default]
     All = 0,
     /// Only tasks whose tgid is a key of the `TARGETS` map.
     Targets = 1,
     /// Only the one tgid in the `SNAPSHOT_TARGET_TGID` global (no map lookup).
     One = 2,
+    /// Only the one thread whose tid is in `SNAPSHOT_TARGET_TGID`.
+    Tid = 3,
+    /// Only tasks whose command name is `SNAPSHOT_TARGET_COMM`.
+    Comm = 4,
 }
 
 /// What a trigger does when it fires while no spare half is armed (ftrace without
 /// `tracing_snapshot_alloc()`).
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NoSparePolicy {
     /// Count the missed trigger; report it in the next snapshot.
+    #[default]
     Skip = 0,
     /// Write a marker record into the live half and stop recording (a "permanent snapshot").
     Stop = 1,
@@ -76,6 +90,8 @@ pub const EVENT_HAS_RET: u32 = 1 << 0;
 /// The event carries arguments in [`Event::args`].
 pub const EVENT_HAS_ARGS: u32 = 1 << 1;
 
+/// The event carries a call duration in [`Event::duration_ns`].
+pub const EVENT_HAS_DURATION: u32 = 1 << 3;
 /// The record is the "snapshot not allocated" marker written under [`NoSparePolicy::Stop`].
 pub const EVENT_MARKER: u32 = 1 << 2;
 /// Probe id of marker records.
@@ -96,6 +112,12 @@ pub struct Event {
     pub args: [u64; MAX_ARGS],
     /// Return value (return probes, a tracepoint's `ret` field).
     pub ret: u64,
+    /// Address of the probed function where the kernel tells it (kprobes: `bpf_get_func_ip`),
+    /// which names the function a glob matched; 0 otherwise.
+    pub ip: u64,
+    /// Return probes of an entry/return pair: time since the matching entry on this thread,
+    /// when [`EVENT_HAS_DURATION`] is set.
+    pub duration_ns: u64,
     /// The task's command name, NUL padded.
     pub comm: [u8; COMM_LEN],
     /// CPU the probe ran on.
@@ -267,7 +289,7 @@ pub struct ProbeConfig {
 }
 
 // No implicit padding: every byte of these types is a named field.
-const _: () = assert!(size_of::<Event>() == 8 * 3 + 8 * MAX_ARGS + 8 + COMM_LEN + 16);
+const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 128);
 const _: () = assert!(size_of::<Control>() == 64);

@@ -33,7 +33,7 @@ pub fn bench_empty(_ctx: RawTracePointContext) -> u32 {
 #[raw_tracepoint]
 pub fn bench_ringbuf(ctx: RawTracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !filter::wanted((pid_tgid >> 32) as u32) {
+    if !filter::wanted(pid_tgid) {
         return 0;
     }
     if let Some(mut entry) = BENCH_RING.reserve::<Event>(0) {
@@ -44,6 +44,8 @@ pub fn bench_ringbuf(ctx: RawTracePointContext) -> u32 {
             pid_tgid,
             args: [ctx.arg::<u64>(0), ctx.arg::<u64>(1), 0, 0, 0, 0],
             ret: 0,
+            ip: 0,
+            duration_ns: 0,
             comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
             // SAFETY: helper without preconditions.
             cpu: unsafe { bpf_get_smp_processor_id() },

@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::generated::bpf_get_func_arg,
+    helpers::generated::{bpf_get_func_arg, bpf_get_func_ip},
     programs::{
         FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext,
         TracePointContext,
@@ -14,11 +14,29 @@ use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, FieldLoc, MAX_ARGS};
 
 use crate::{
     maps::PROBES,
-    record::{Payload, record},
+    maps::wants_ip,
+    record::{Payload, Role, record},
 };
 
-const fn payload(args: [u64; MAX_ARGS], ret: u64, flags: u32) -> Payload {
-    Payload { args, ret, flags }
+const fn payload(args: [u64; MAX_ARGS], ret: u64, flags: u32, role: Role) -> Payload {
+    Payload {
+        args,
+        ret,
+        ip: 0,
+        flags,
+        role,
+    }
+}
+
+/// The probed function's address, for probes that asked for it (globs); 0 otherwise.
+#[inline(always)]
+fn func_ip(ctx: *mut core::ffi::c_void, probe_id: u32) -> u64 {
+    if wants_ip(probe_id) {
+        // SAFETY: `ctx` is the program's context.
+        unsafe { bpf_get_func_ip(ctx) }
+    } else {
+        0
+    }
 }
 
 /// kprobe / uprobe: the first six argument registers.
@@ -28,7 +46,9 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
     for (n, arg) in args.iter_mut().enumerate() {
         *arg = ctx.arg::<u64>(n).unwrap_or(0);
     }
-    record(probe_id, &payload(args, 0, EVENT_HAS_ARGS));
+    let mut p = payload(args, 0, EVENT_HAS_ARGS, Role::Entry);
+    p.ip = func_ip(ctx.as_ptr(), probe_id);
+    record(probe_id, &p);
     0
 }
 
@@ -37,7 +57,10 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
 pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
     record(
         probe_id,
-        &payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET),
+        &Payload {
+            ip: func_ip(ctx.as_ptr(), probe_id),
+            ..payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET, Role::Return)
+        },
     );
     0
 }
@@ -82,7 +105,7 @@ pub fn tracepoint(ctx: &TracePointContext, probe_id: u32) -> u32 {
         ret = read_field(ctx, config.ret);
         flags |= EVENT_HAS_RET;
     }
-    record(probe_id, &payload(args, ret, flags));
+    record(probe_id, &payload(args, ret, flags, Role::Plain));
     0
 }
 
@@ -94,7 +117,7 @@ pub fn raw_tracepoint(ctx: &RawTracePointContext, probe_id: u32) -> u32 {
     let mut args = [0u64; MAX_ARGS];
     args[0] = ctx.arg::<u64>(0);
     args[1] = ctx.arg::<u64>(1);
-    record(probe_id, &payload(args, 0, EVENT_HAS_ARGS));
+    record(probe_id, &payload(args, 0, EVENT_HAS_ARGS, Role::Plain));
     0
 }
 
@@ -118,7 +141,7 @@ fn func_args(ctx: *mut core::ffi::c_void) -> [u64; MAX_ARGS] {
 pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
     record(
         probe_id,
-        &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS),
+        &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS, Role::Entry),
     );
     0
 }
@@ -129,7 +152,12 @@ pub fn fexit(ctx: &FExitContext, probe_id: u32) -> u32 {
     let ret = ctx.ret::<u64>().unwrap_or(0);
     record(
         probe_id,
-        &payload(func_args(ctx.as_ptr()), ret, EVENT_HAS_ARGS | EVENT_HAS_RET),
+        &payload(
+            func_args(ctx.as_ptr()),
+            ret,
+            EVENT_HAS_ARGS | EVENT_HAS_RET,
+            Role::Return,
+        ),
     );
     0
 }

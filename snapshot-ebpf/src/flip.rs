@@ -19,7 +19,7 @@ use snapshot_common::{
 use crate::{
     atomic,
     maps::{CONTROL, NOTIFY, policy},
-    record::{self, Payload},
+    record::{self, Payload, Role},
 };
 
 fn notice(
@@ -80,9 +80,17 @@ pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
             let marker = Payload {
                 args: [value, 0, 0, 0, 0, 0],
                 ret: 0,
+                ip: 0,
                 flags: EVENT_MARKER,
+                role: Role::Plain,
             };
-            record::write(MARKER_PROBE, &marker, pid_tgid);
+            record::write(
+                MARKER_PROBE,
+                &marker,
+                pid_tgid,
+                bpf_ktime_get_boot_ns(),
+                None,
+            );
             atomic::xchg(&raw mut (*control).stopped, 1);
             let live = core::ptr::read_volatile(&raw const (*control).active) & 1;
             let missed = core::ptr::read_volatile(&raw const (*control).missed);

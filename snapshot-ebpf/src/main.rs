@@ -12,7 +12,9 @@ mod comm;
 mod entry;
 mod filter;
 mod flip;
+mod follow;
 mod maps;
+mod pairs;
 mod record;
 mod trigger;
 

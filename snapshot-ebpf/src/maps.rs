@@ -4,9 +4,9 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, RingBuf},
 };
-use snapshot_common::{Control, CpuState, Event, MAX_PROBES, ProbeConfig, Trigger};
+use snapshot_common::{COMM_LEN, Control, CpuState, Event, MAX_PROBES, ProbeConfig, Trigger};
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
 #[map]
@@ -32,6 +32,10 @@ pub static NOTIFY: RingBuf = RingBuf::with_byte_size(16 * 1024, 0);
 #[map]
 pub static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
+/// Entry time per (thread, pair): `tid << 32 | pair` → boot-time ns (see `pairs.rs`).
+#[map]
+pub static ENTRY_TS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16384, 0);
+
 /// Tracepoint field layout per probe id.
 #[map]
 pub static PROBES: Array<ProbeConfig> = Array::with_max_entries(MAX_PROBES as u32, 0);
@@ -55,6 +59,45 @@ static SNAPSHOT_SELF_TGID: u32 = 0;
 /// `NoSparePolicy` as u32 (set by userspace at load).
 #[unsafe(no_mangle)]
 static SNAPSHOT_POLICY: u32 = 0;
+
+/// Pair number of each probe slot (0: not paired), set by userspace at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_PAIRS: [u32; MAX_PROBES] = [0; MAX_PROBES];
+
+/// Bit `id` set: probe `id`'s events record the function address (globs), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_FUNC_IP: u32 = 0;
+
+/// Command name recorded under `FilterMode::Comm`, set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_TARGET_COMM: [u8; COMM_LEN] = [0; COMM_LEN];
+
+/// The pair number of probe slot `id` (a load-time constant: the verifier prunes unpaired
+/// programs' pair code).
+#[inline(always)]
+pub fn pair_of(id: u32) -> u32 {
+    let i = id as usize;
+    if i >= MAX_PROBES {
+        return 0;
+    }
+    // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_PAIRS).cast::<u32>().add(i)) }
+}
+
+/// True when probe `id` records the function address.
+#[inline(always)]
+pub fn wants_ip(id: u32) -> bool {
+    // SAFETY: a plain u32 static.
+    let mask = unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_FUNC_IP) };
+    id < 32 && mask & (1 << id) != 0
+}
+
+/// The command name recorded under `FilterMode::Comm`.
+#[inline(always)]
+pub fn target_comm() -> [u8; COMM_LEN] {
+    // SAFETY: a plain byte array static.
+    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TARGET_COMM) }
+}
 
 /// Reads a global that userspace patches into `.rodata` before loading. A volatile read keeps
 /// the compiler from folding the placeholder value into the code.

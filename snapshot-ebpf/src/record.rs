@@ -22,13 +22,24 @@
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
 };
-use snapshot_common::{COMM_LEN, CpuState, MAX_ARGS};
+use snapshot_common::{COMM_LEN, CpuState, EVENT_HAS_DURATION, MAX_ARGS};
 
 use crate::{
     atomic, filter,
     maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
-    trigger,
+    pairs, trigger,
 };
+
+/// Where an event stands in an entry/return pair (see `pairs.rs`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not part of a pair (tracepoints).
+    Plain,
+    /// A function entry.
+    Entry,
+    /// A function return.
+    Return,
+}
 
 /// What a probe observed, before the common fields are added.
 pub struct Payload {
@@ -36,8 +47,12 @@ pub struct Payload {
     pub args: [u64; MAX_ARGS],
     /// Return value, when `flags` has `EVENT_HAS_RET`.
     pub ret: u64,
+    /// Address of the probed function, or 0.
+    pub ip: u64,
     /// `EVENT_*` flags.
     pub flags: u32,
+    /// Entry, return or neither.
+    pub role: Role,
 }
 
 /// The current task's command name from this CPU's cache, refreshed through the helper when
@@ -63,17 +78,26 @@ unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u8; C
 #[inline(always)]
 pub fn record(probe_id: u32, payload: &Payload) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !filter::wanted((pid_tgid >> 32) as u32) {
+    if !filter::wanted(pid_tgid) {
         return;
     }
-    if write(probe_id, payload, pid_tgid) {
+    // SAFETY: helper without preconditions.
+    let ts = unsafe { bpf_ktime_get_boot_ns() };
+    let duration = pairs::track(probe_id, payload.role, pid_tgid, ts);
+    if write(probe_id, payload, pid_tgid, ts, duration) {
         trigger::check(probe_id, payload, pid_tgid);
     }
 }
 
 /// Writes the record into the live half. Returns false when recording is stopped.
 #[inline(always)]
-pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
+pub fn write(
+    probe_id: u32,
+    payload: &Payload,
+    pid_tgid: u64,
+    ts: u64,
+    duration: Option<u64>,
+) -> bool {
     let Some(control) = CONTROL.get_ptr(0) else {
         return false;
     };
@@ -109,14 +133,20 @@ pub fn write(probe_id: u32, payload: &Payload, pid_tgid: u64) -> bool {
         if let Some(event) = EVENTS.get_ptr_mut(slot as u32) {
             // SAFETY: `event` is a valid map value; this CPU owns the slot while holding `busy`.
             unsafe {
-                (*event).ts_ns = bpf_ktime_get_boot_ns();
+                (*event).ts_ns = ts;
                 (*event).pid_tgid = pid_tgid;
                 (*event).args = payload.args;
                 (*event).ret = payload.ret;
+                (*event).ip = payload.ip;
+                (*event).duration_ns = duration.unwrap_or(0);
                 (*event).comm = cached_comm(state, pid_tgid, comm_epoch);
                 (*event).cpu = cpu;
                 (*event).probe_id = probe_id;
-                (*event).flags = payload.flags;
+                (*event).flags = if duration.is_some() {
+                    payload.flags | EVENT_HAS_DURATION
+                } else {
+                    payload.flags
+                };
                 (*event).pad = 0;
                 core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
                 core::ptr::write_volatile(&raw mut (*event).seq, head + 1);

@@ -100,7 +100,10 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
     let rec = Recorder::start(&RecorderConfig {
         specs: &specs,
         capacity: crate::size::parse_events("1M")?,
-        targets: &[pid],
+        targets: &crate::recorder::Targets::Processes(vec![pid]),
+        follow_forks: false,
+        strict: false,
+        max_glob: crate::attach::DEFAULT_MAX_GLOB,
         policy: NoSparePolicy::Skip,
         trigger: &trigger,
     })?;
@@ -115,9 +118,7 @@ fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
         ncpu: ncpu()?,
         capacity: 16,
         filter: FilterMode::All,
-        target_tgid: 0,
-        policy: NoSparePolicy::Skip,
-        bench_ring: None,
+        ..LoadConfig::default()
     })?;
     let prog: &mut RawTracePoint = ebpf
         .program_mut("bench_empty")
@@ -137,8 +138,8 @@ fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         capacity: 16,
         filter: FilterMode::One,
         target_tgid: pid,
-        policy: NoSparePolicy::Skip,
         bench_ring: Some((flags, 64 << 20)),
+        ..LoadConfig::default()
     })?;
     let mut ring = RingBuf::try_from(ebpf.take_map("BENCH_RING").context("BENCH_RING missing")?)?;
     let prog: &mut RawTracePoint = ebpf

@@ -350,6 +350,7 @@ mod tests {
             probe_id: 0,
             flags: 0,
             pad: 0,
+            ..Event::default()
         }
     }
 

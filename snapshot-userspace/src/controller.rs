@@ -256,7 +256,7 @@ impl Controller {
                 cpu: 0,
                 probe_id: MARKER_PROBE,
                 flags: EVENT_MARKER,
-                pad: 0,
+                ..Event::default()
             };
             return vec![self.snapshot_half(
                 live,

@@ -1,6 +1,6 @@
 //! Events as people and scripts read them: ftrace-like text and JSON objects.
 
-use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, Event, MAX_ARGS};
+use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_DURATION, EVENT_HAS_RET, Event, MAX_ARGS};
 
 use crate::spec::{ProbeKind, ProbeSpec};
 
@@ -17,6 +17,9 @@ pub struct ProbeInfo {
     pub kind: ProbeKind,
     /// Names of the argument fields, where known (tracepoints).
     pub arg_names: Vec<String>,
+    /// Kernel functions a glob matched, by address (events carry the address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<(u64, String)>,
 }
 
 impl ProbeInfo {
@@ -29,6 +32,7 @@ impl ProbeInfo {
             spec: spec.text.clone(),
             kind: spec.kind,
             arg_names,
+            functions: Vec::new(),
         }
     }
 
@@ -64,6 +68,12 @@ pub struct EventView {
     /// Return value, when the probe sees one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ret: Option<i64>,
+    /// Time since the matching entry (return probes of an entry/return pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ns: Option<u64>,
+    /// The function a glob probe matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 /// Decodes `event` with the probe table.
@@ -89,6 +99,14 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
         probe: probe.map_or_else(|| format!("probe{}", event.probe_id), |p| p.name.clone()),
         args: event.args[..nargs].to_vec(),
         ret: (event.flags & EVENT_HAS_RET != 0).then_some(event.ret as i64),
+        duration_ns: (event.flags & EVENT_HAS_DURATION != 0).then_some(event.duration_ns),
+        function: probe
+            .and_then(|p| {
+                p.functions
+                    .iter()
+                    .find(|(a, _)| *a == event.ip && event.ip != 0)
+            })
+            .map(|(_, n)| n.clone()),
     }
 }
 
@@ -115,6 +133,13 @@ pub fn text_line(v: &EventView, arg_names: &[String]) -> String {
     if let Some(r) = v.ret {
         write!(line, " ret={r}").expect("writing to a String cannot fail");
     }
+    if let Some(d) = v.duration_ns {
+        write!(line, " duration={}.{:03}us", d / 1000, d % 1000)
+            .expect("writing to a String cannot fail");
+    }
+    if let Some(f) = &v.function {
+        write!(line, " function={f}").expect("writing to a String cannot fail");
+    }
     line
 }
 
@@ -139,6 +164,7 @@ mod tests {
             probe_id: 0,
             flags: EVENT_HAS_ARGS | EVENT_HAS_RET,
             pad: 0,
+            ..Event::default()
         };
         let v = view(&ev, &probes);
         assert_eq!(

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod event;
 pub mod kernel;
 pub mod load;
+pub mod names;
 pub mod recorder;
 pub mod size;
 pub mod snapfile;

@@ -11,7 +11,7 @@ use snapshot_common::{FilterMode, NoSparePolicy, ProbeConfig, Trigger, names};
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
 
 /// Load-time configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct LoadConfig {
     /// Possible CPUs (`aya::util::nr_cpus`).
     pub ncpu: u32,
@@ -25,6 +25,14 @@ pub struct LoadConfig {
     pub policy: NoSparePolicy,
     /// Benchmark only: submit flags and size of the comparison ring buffer.
     pub bench_ring: Option<(u64, u32)>,
+    /// Pair number of each probe slot (see `spec::pairs`).
+    pub pairs: [u32; snapshot_common::MAX_PROBES],
+    /// Bit mask of probe slots whose events record the function address.
+    pub func_ip: u32,
+    /// Command name recorded under [`FilterMode::Comm`], NUL padded.
+    pub target_comm: [u8; snapshot_common::COMM_LEN],
+    /// Offset of `child_pid` in `sched:sched_process_fork` (for `--follow-forks`).
+    pub fork_child_offset: u32,
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
@@ -45,6 +53,10 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
         .override_global(names::GLOBAL_TARGET_TGID, &config.target_tgid, true)
         .override_global(names::GLOBAL_POLICY, &policy, true)
+        .override_global(names::GLOBAL_PAIRS, &config.pairs, true)
+        .override_global(names::GLOBAL_FUNC_IP, &config.func_ip, true)
+        .override_global(names::GLOBAL_TARGET_COMM, &config.target_comm, true)
+        .override_global(names::GLOBAL_FORK_CHILD_OFFSET, &config.fork_child_offset, true)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu)
         .load(EBPF_OBJECT)
@@ -93,5 +105,29 @@ pub fn attach_comm_invalidation(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         prog.attach(tp)
             .with_context(|| format!("cannot attach comm_changed to the {tp} raw tracepoint"))?;
     }
+    Ok(())
+}
+
+/// Attaches the `--follow-forks` programs: children of targets become targets.
+pub fn attach_follow_forks(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let fork: &mut aya::programs::TracePoint = ebpf
+        .program_mut("follow_fork")
+        .context(
+            "program follow_fork missing from the eBPF object: rebuild with `cargo xtask build`",
+        )?
+        .try_into()?;
+    fork.load().context("cannot load the follow_fork program")?;
+    fork.attach("sched", "sched_process_fork")
+        .context("cannot attach to sched:sched_process_fork (needed by --follow-forks)")?;
+    let exit: &mut aya::programs::RawTracePoint = ebpf
+        .program_mut("follow_exit")
+        .context(
+            "program follow_exit missing from the eBPF object: rebuild with `cargo xtask build`",
+        )?
+        .try_into()?;
+    exit.load().context("cannot load the follow_exit program")?;
+    exit.attach("sched_process_exit").context(
+        "cannot attach to the sched_process_exit raw tracepoint (needed by --follow-forks)",
+    )?;
     Ok(())
 }

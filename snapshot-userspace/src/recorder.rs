@@ -14,7 +14,8 @@ use crate::{
     event::ProbeInfo,
     kernel::{self, KernelSupport},
     load::{self, LoadConfig},
-    spec::ProbeSpec,
+    spec::{self, ProbeSpec},
+    tracefs,
     trigger::TriggerExpr,
 };
 
@@ -37,12 +38,66 @@ pub struct RecorderConfig<'a> {
     pub specs: &'a [ProbeSpec],
     /// Events per CPU per half.
     pub capacity: u32,
-    /// Target tgids (empty: every process).
-    pub targets: &'a [u32],
+    /// Which tasks are recorded.
+    pub targets: &'a Targets,
+    /// Children of target processes become targets (`--follow-forks`).
+    pub follow_forks: bool,
+    /// Refuse instead of falling back between kprobes and fentry/fexit.
+    pub strict: bool,
+    /// Cap on the functions one glob may attach to.
+    pub max_glob: usize,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
     /// The trigger.
     pub trigger: &'a TriggerExpr,
+}
+
+/// Which tasks are recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Every task but the controller.
+    All,
+    /// These processes (tgids), every thread.
+    Processes(Vec<u32>),
+    /// One thread.
+    Thread(u32),
+    /// Tasks with this command name.
+    Comm(String),
+}
+
+/// Why a comm target was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--comm `{0}` is longer than the kernel's 15-character command names: give its first 15 characters"
+)]
+pub struct CommTooLong(pub String);
+
+/// The load-time filter settings for `targets`.
+fn filter_config(
+    targets: &Targets,
+    follow_forks: bool,
+    config: &mut LoadConfig,
+) -> anyhow::Result<()> {
+    match targets {
+        Targets::All => config.filter = FilterMode::All,
+        Targets::Processes(pids) if pids.len() == 1 && !follow_forks => {
+            config.filter = FilterMode::One;
+            config.target_tgid = pids[0];
+        }
+        Targets::Processes(_) => config.filter = FilterMode::Targets,
+        Targets::Thread(tid) => {
+            config.filter = FilterMode::Tid;
+            config.target_tgid = *tid;
+        }
+        Targets::Comm(name) => {
+            if name.len() >= snapshot_common::COMM_LEN {
+                return Err(CommTooLong(name.clone()).into());
+            }
+            config.filter = FilterMode::Comm;
+            config.target_comm[..name.len()].copy_from_slice(name.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// A loaded, attached recorder.
@@ -65,21 +120,38 @@ impl Recorder {
         let ncpu = aya::util::nr_cpus()
             .map_err(|(path, e)| anyhow::anyhow!("cannot read the CPU count from {path}: {e}"))?
             .get();
-        let filter = match config.targets {
-            [] => FilterMode::All,
-            [_] => FilterMode::One,
-            _ => FilterMode::Targets,
-        };
-        let mut ebpf = load::load(&LoadConfig {
+        let mut load_config = LoadConfig {
             ncpu,
             capacity: config.capacity,
-            filter,
             policy: config.policy,
-            target_tgid: config.targets.first().copied().unwrap_or(0),
-            bench_ring: None,
-        })?;
-        for &tgid in config.targets {
-            load::add_target(&mut ebpf, tgid)?;
+            ..LoadConfig::default()
+        };
+        filter_config(config.targets, config.follow_forks, &mut load_config)?;
+        let pairs = spec::pairs(config.specs);
+        load_config.pairs[..pairs.len()].copy_from_slice(&pairs);
+        for (id, s) in config.specs.iter().enumerate() {
+            if s.is_glob() {
+                load_config.func_ip |= 1 << id;
+            }
+        }
+        if config.follow_forks {
+            tracefs::ensure_mounted()?;
+            let fields = tracefs::read_fields(
+                std::path::Path::new(tracefs::TRACEFS),
+                "sched",
+                "sched_process_fork",
+            )?;
+            let child = fields.iter().find(|f| f.name == "child_pid").context("sched:sched_process_fork has no child_pid field: --follow-forks cannot work on this kernel")?;
+            load_config.fork_child_offset = u32::from(child.offset);
+        }
+        let mut ebpf = load::load(&load_config)?;
+        if let Targets::Processes(pids) = config.targets {
+            for &tgid in pids {
+                load::add_target(&mut ebpf, tgid)?;
+            }
+        }
+        if config.follow_forks {
+            load::attach_follow_forks(&mut ebpf)?;
         }
         let buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
         load::attach_comm_invalidation(&mut ebpf)?;
@@ -88,11 +160,16 @@ impl Recorder {
         let mut cx = AttachContext {
             support: &support,
             btf: None,
+            strict: config.strict,
+            max_glob: config.max_glob,
+            functions: None,
         };
         let mut probes = Vec::with_capacity(config.specs.len());
         for (id, spec) in config.specs.iter().enumerate() {
-            let names = attach::attach(&mut ebpf, id, spec, &mut cx)?;
-            probes.push(ProbeInfo::new(id as u32, spec, names));
+            let attached = attach::attach(&mut ebpf, id, spec, &mut cx)?;
+            let mut info = ProbeInfo::new(id as u32, spec, attached.arg_names);
+            info.functions = attached.functions;
+            probes.push(info);
         }
         let trigger = config.trigger.compile(&probes)?;
         load::set_trigger(&mut ebpf, &trigger)?;

@@ -62,8 +62,8 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_events("65536ev").unwrap(), 65536);
-        assert_eq!(parse_events("1M").unwrap(), (1 << 20) / 112);
-        assert_eq!(parse_events("112K").unwrap(), 1024);
+        assert_eq!(parse_events("1M").unwrap(), (1 << 20) / 128);
+        assert_eq!(parse_events("128K").unwrap(), 1024);
         assert!(matches!(parse_events("1X"), Err(SizeError::Syntax(_))));
         assert!(matches!(parse_events("8ev"), Err(SizeError::Range { .. })));
         assert!(matches!(parse_events("64G"), Err(SizeError::Range { .. })));

@@ -6,7 +6,7 @@
 //! header_len   u32 LE
 //! header       header_len bytes of JSON (`Header`)
 //! header_crc   u32 LE   CRC-32 of the header bytes
-//! record_size  u32 LE   size of one record (`Event`, 112)
+//! record_size  u32 LE   size of one record (`Event`, 128)
 //! count        u64 LE   number of records
 //! records      count × record_size bytes, `Event` in native (LE) layout, time ordered
 //! records_crc  u32 LE   CRC-32 of the record bytes

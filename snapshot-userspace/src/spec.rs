@@ -139,6 +139,12 @@ pub struct ProbeSpec {
 }
 
 impl ProbeSpec {
+    /// True when the kernel function is a glob (`kprobe:vfs_*`).
+    #[must_use]
+    pub fn is_glob(&self) -> bool {
+        matches!(&self.location, Location::Kernel { function, .. } if function.contains(['*', '?']))
+    }
+
     /// The name events and triggers use for this probe: the alias, else the function,
     /// tracepoint or symbol name.
     #[must_use]
@@ -152,6 +158,50 @@ impl ProbeSpec {
             Location::User { symbol, .. } => symbol,
         }
     }
+}
+
+/// Pair numbers per probe id (0: unpaired): an entry probe (kprobe, fentry, uprobe without
+/// offset) and a return probe (kretprobe, fexit, uretprobe) of the same function share a
+/// number, and the return's events carry the call's duration. Each return pairs with the first
+/// unpaired entry of its function.
+#[must_use]
+pub fn pairs(specs: &[ProbeSpec]) -> Vec<u32> {
+    fn function(s: &ProbeSpec) -> Option<(Option<&std::path::Path>, &str)> {
+        match &s.location {
+            Location::Kernel {
+                function,
+                offset: 0,
+            } => Some((None, function)),
+            Location::User {
+                path,
+                symbol,
+                offset: 0,
+            } => Some((Some(path), symbol)),
+            _ => None,
+        }
+    }
+    let mut out = vec![0u32; specs.len()];
+    let mut next = 1;
+    for (r, ret) in specs.iter().enumerate() {
+        if !ret.kind.is_return() {
+            continue;
+        }
+        let Some(f) = function(ret) else { continue };
+        let entry = specs.iter().enumerate().position(|(e, s)| {
+            out[e] == 0
+                && !s.kind.is_return()
+                && s.kind != ProbeKind::Tracepoint
+                && s.kind != ProbeKind::Rawtp
+                && function(s) == Some(f)
+                && (s.kind == ProbeKind::Uprobe) == (ret.kind == ProbeKind::Uretprobe)
+        });
+        if let Some(e) = entry {
+            out[e] = next;
+            out[r] = next;
+            next += 1;
+        }
+    }
+    out
 }
 
 /// Why a probe spec could not be parsed.
@@ -190,6 +240,11 @@ pub enum SpecError {
         /// The whole spec.
         spec: String,
     },
+    /// A glob on a kind that attaches to one function per program.
+    #[error(
+        "`{0}`: globs work with kprobe and kretprobe only (fentry/fexit programs are bound to one function each): write `kprobe:` or name each function"
+    )]
+    GlobKind(String),
     /// Alias that is not an identifier.
     #[error(
         "bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit"
@@ -263,8 +318,15 @@ impl FromStr for ProbeSpec {
                     ProbeKind::Fentry => "fentry:FUNCTION",
                     _ => "fexit:FUNCTION",
                 };
-                if !is_symbol(function) || (offset != 0 && kind != ProbeKind::Kprobe) {
+                let glob = function.contains(['*', '?']);
+                let plain = function.replace(['*', '?'], "");
+                if !(is_symbol(function) || (glob && (plain.is_empty() || is_symbol(&plain))))
+                    || (offset != 0 && (kind != ProbeKind::Kprobe || glob))
+                {
                     return Err(malformed(expected));
+                }
+                if glob && matches!(kind, ProbeKind::Fentry | ProbeKind::Fexit) {
+                    return Err(SpecError::GlobKind(spec.to_owned()));
                 }
                 Location::Kernel {
                     function: function.to_owned(),
@@ -356,6 +418,18 @@ mod tests {
     }
 
     #[test]
+    fn globs() {
+        let p = parse("kprobe:vfs_*").unwrap();
+        assert!(p.is_glob());
+        assert!(!parse("kprobe:vfs_read").unwrap().is_glob());
+        assert!(matches!(parse("fentry:vfs_*"), Err(SpecError::GlobKind(_))));
+        assert!(matches!(
+            parse("kprobe:vfs_*+4"),
+            Err(SpecError::Malformed { .. })
+        ));
+    }
+
+    #[test]
     fn tracepoint_and_raw() {
         let p = parse("tracepoint:syscalls:sys_enter_close").unwrap();
         assert_eq!(
@@ -392,6 +466,28 @@ mod tests {
             Err(SpecError::Malformed { .. })
         ));
         assert!(matches!(parse("1x=kprobe:f"), Err(SpecError::BadAlias(_))));
+    }
+
+    #[test]
+    fn entry_and_return_probes_pair_up() {
+        let specs: Vec<ProbeSpec> = [
+            "kprobe:vfs_read",
+            "tracepoint:syscalls:sys_enter_read",
+            "kretprobe:vfs_read",
+            "fentry:vfs_write",
+            "fexit:vfs_write",
+            "uprobe:/bin/x:f",
+            "uretprobe:/bin/y:f",
+            "kretprobe:vfs_open",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            pairs(&specs),
+            [1, 0, 1, 2, 2, 0, 0, 0],
+            "same function only; uprobes per binary"
+        );
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub enum TargetError {
     /// `--pid` names no process.
     #[error("no process with pid {0}: check the pid with `ps -p {0}`")]
     NoSuchPid(u32),
+    /// `--tid` names no thread.
+    #[error("no thread with tid {0}: list threads with `ps -eLf`")]
+    NoSuchTid(u32),
+    /// The process went away while the probes were being attached.
+    #[error(
+        "process {0} exited while the probes were being attached: nothing was recorded; start it with `snapshot record … -- CMD` so it waits for the probes"
+    )]
+    ExitedDuringAttach(u32),
     /// The command is not found or not executable.
     #[error("cannot run `{0}`: not found in PATH or not executable")]
     NotFound(String),
@@ -180,6 +188,41 @@ pub fn held_exec_main(args: &[OsString]) -> i32 {
     127
 }
 
+/// The thread group (process) of thread `tid`, from `/proc/TID/status` under `proc_root`.
+#[must_use]
+pub fn thread_group(proc_root: &Path, tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(proc_root.join(tid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse().ok())
+}
+
+/// What ends a recording when the target goes away.
+pub enum Watch {
+    /// A process (pidfd) and its pid.
+    Process(PidFd, u32),
+    /// A thread, polled through its /proc directory.
+    Thread(PathBuf),
+    /// Nothing (system-wide, by name): until a signal.
+    Never,
+}
+
+impl Watch {
+    /// Waits until the watched target is gone.
+    pub async fn exited(self) -> io::Result<()> {
+        match self {
+            Self::Process(fd, _) => fd.exited().await,
+            Self::Thread(dir) => {
+                while dir.exists() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(())
+            }
+            Self::Never => std::future::pending().await,
+        }
+    }
+}
+
 /// A pidfd: readable once the process has exited.
 pub struct PidFd(OwnedFd);
 
@@ -193,6 +236,18 @@ impl PidFd {
         }
         // SAFETY: a fresh fd we own.
         Ok(Self(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// True when the process has already exited (non-blocking).
+    #[must_use]
+    pub fn has_exited(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&raw mut pfd, 1, 0) == 1 }
     }
 
     /// Waits (asynchronously) until the process exits.
@@ -232,6 +287,16 @@ mod tests {
             "mode 0644 is not executable"
         );
         std::fs::remove_file(&plain).unwrap();
+    }
+
+    #[test]
+    fn thread_group_from_status() {
+        let root = std::env::temp_dir().join(format!("snapshot-proc-tg-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("77")).unwrap();
+        std::fs::write(root.join("77/status"), "Name:\tx\nTgid:\t70\nPid:\t77\n").unwrap();
+        assert_eq!(thread_group(&root, 77), Some(70));
+        assert_eq!(thread_group(&root, 78), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

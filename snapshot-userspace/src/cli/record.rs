@@ -14,10 +14,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     controller::{Controller, Totals, Written},
-    recorder::{Recorder, RecorderConfig},
+    recorder::{Recorder, RecorderConfig, Targets},
     size,
     spec::ProbeSpec,
-    target::{Held, PidFd, TargetError, pid_exists},
+    target::{Held, PidFd, TargetError, Watch, pid_exists, thread_group},
     trigger::TriggerExpr,
 };
 
@@ -42,8 +42,27 @@ pub struct RecordArgs {
     #[arg(long = "probe", short = 'p', value_name = "SPEC", required = true)]
     pub probes: Vec<ProbeSpec>,
     /// Record this process (all its threads).
-    #[arg(long, value_name = "PID", conflicts_with = "command")]
+    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "tid", "comm"])]
     pub pid: Option<u32>,
+    /// Record this thread only.
+    #[arg(long, value_name = "TID", conflicts_with_all = ["command", "comm"])]
+    pub tid: Option<u32>,
+    /// Record every task with this command name (as in /proc/PID/comm), until Ctrl-C.
+    #[arg(long, value_name = "NAME", conflicts_with = "command")]
+    pub comm: Option<String>,
+    /// Also record the processes the targets create (children, grandchildren, …), from their
+    /// first event.
+    #[arg(long, conflicts_with_all = ["tid", "comm"])]
+    pub follow_forks: bool,
+    /// Keep recording after the target exits (until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Refuse instead of falling back between kprobes and fentry/fexit.
+    #[arg(long)]
+    pub strict: bool,
+    /// Most kernel functions one glob (`kprobe:vfs_*`) may attach to.
+    #[arg(long, value_name = "N", default_value_t = crate::attach::DEFAULT_MAX_GLOB)]
+    pub max_glob: usize,
     /// When to take a snapshot: `PROBE.FIELD OP VALUE` (FIELD: argN, ret or a tracepoint
     /// field; OP: == != < <= > >=; signed 64-bit), checked in the kernel; or `manual`.
     #[arg(long, value_name = "EXPR")]
@@ -124,19 +143,42 @@ fn parse_notice(bytes: &[u8]) -> Option<Notice> {
 pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
     prepare_out(&args.out)?;
     let mut held = None;
+    let mut watch = Watch::Never;
     let targets = if let Some(pid) = args.pid {
         if !pid_exists(Path::new("/proc"), pid) {
             return Err(TargetError::NoSuchPid(pid).into());
         }
-        vec![pid]
+        watch = Watch::Process(
+            PidFd::open(pid).map_err(|_| TargetError::NoSuchPid(pid))?,
+            pid,
+        );
+        Targets::Processes(vec![pid])
+    } else if let Some(tid) = args.tid {
+        let tgid = thread_group(Path::new("/proc"), tid).ok_or(TargetError::NoSuchTid(tid))?;
+        watch = Watch::Thread(
+            Path::new("/proc")
+                .join(tgid.to_string())
+                .join("task")
+                .join(tid.to_string()),
+        );
+        Targets::Thread(tid)
+    } else if let Some(comm) = &args.comm {
+        log::info!("recording every task named `{comm}` until Ctrl-C");
+        Targets::Comm(comm.clone())
     } else if !args.command.is_empty() {
         let h = Held::spawn(&args.command)?;
         let pid = h.pid();
+        watch = Watch::Process(
+            PidFd::open(pid).with_context(|| format!("cannot watch pid {pid}"))?,
+            pid,
+        );
         held = Some(h);
-        vec![pid]
+        Targets::Processes(vec![pid])
     } else {
-        log::warn!("no --pid and no command: recording every process on the system (high volume)");
-        Vec::new()
+        log::warn!(
+            "no --pid, --tid, --comm or command: recording every process on the system (high volume)"
+        );
+        Targets::All
     };
     let policy = match args.on_no_spare {
         OnNoSpare::Skip => NoSparePolicy::Skip,
@@ -153,13 +195,19 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         specs: &args.probes,
         capacity: args.buffer_size,
         targets: &targets,
+        follow_forks: args.follow_forks,
+        strict: args.strict,
+        max_glob: args.max_glob,
         policy,
         trigger: &args.trigger,
     })?;
-    let pidfd = match targets.first() {
-        Some(&pid) => Some(PidFd::open(pid).with_context(|| format!("cannot watch pid {pid}"))?),
-        None => None,
-    };
+    if let Watch::Process(fd, pid) = &watch
+        && held.is_none()
+        && fd.has_exited()
+    {
+        recorder.close();
+        return Err(TargetError::ExitedDuringAttach(*pid).into());
+    }
     let mut controller = Controller::new(recorder, &args.out, &trigger_text, policy);
     let ring = controller.recorder_mut().take_notify()?;
     // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
@@ -186,11 +234,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigusr1 =
         signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
-    let exited = async {
-        match pidfd {
-            Some(fd) => fd.exited().await,
-            None => std::future::pending().await,
+    let keep_going = args.keep_going;
+    let exited = async move {
+        if keep_going {
+            return std::future::pending().await;
         }
+        watch.exited().await
     };
     tokio::pin!(exited);
     let why = loop {

@@ -15,6 +15,7 @@ fn sample() -> Snapshot {
             probe_id: 0,
             flags: 3,
             pad: 0,
+            ..Event::default()
         })
         .collect();
     Snapshot {
@@ -148,7 +149,7 @@ fn record_corruption() {
         decode_err(&bytes),
         ReadError::RecordSize {
             found: 64,
-            expected: 112,
+            expected: 128,
             ..
         }
     ));
