@@ -197,6 +197,18 @@ pub fn thread_group(proc_root: &Path, tid: u32) -> Option<u32> {
         .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse().ok())
 }
 
+/// True while the thread whose `/proc/TGID/task/TID` directory is `dir` runs (a zombie, whose
+/// directory stays until it is reaped, counts as gone).
+#[must_use]
+pub fn thread_alive(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// What ends a recording when the target goes away.
 pub enum Watch {
     /// A process (pidfd) and its pid.
@@ -213,7 +225,7 @@ impl Watch {
         match self {
             Self::Process(fd, _) => fd.exited().await,
             Self::Thread(dir) => {
-                while dir.exists() {
+                while thread_alive(&dir) {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 Ok(())
@@ -287,6 +299,18 @@ mod tests {
             "mode 0644 is not executable"
         );
         std::fs::remove_file(&plain).unwrap();
+    }
+
+    #[test]
+    fn zombies_are_not_alive() {
+        let root = std::env::temp_dir().join(format!("snapshot-proc-z-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("stat"), "77 (a b) S 1 77").unwrap();
+        assert!(thread_alive(&root));
+        std::fs::write(root.join("stat"), "77 (a) b) Z 1 77").unwrap();
+        assert!(!thread_alive(&root));
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(!thread_alive(&root));
     }
 
     #[test]

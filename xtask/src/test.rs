@@ -52,6 +52,8 @@ fn host_layer() -> Result<(), String> {
         "host",
         "--test",
         "engine",
+        "--test",
+        "probes",
         "--",
         "--test-threads=1",
     ])

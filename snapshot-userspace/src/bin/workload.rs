@@ -14,6 +14,9 @@
 //! reads from a write-only file (fails with EBADF). The demo's workload.
 //! `snapshot-workload getpid N [EVERY]`: N getpid syscalls (and a getppid every EVERY), prints
 //! the ns per call. `getpid-threads N`: the same on two pinned threads, prints events/s.
+//! `snapshot-workload threads-calls MS N`: two threads each sleep MS then call N times.
+//! `snapshot-workload named NAME MS N`: renames itself NAME, sleeps MS, calls N times.
+//! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
 use std::{io::Write as _, process::ExitCode};
@@ -171,6 +174,44 @@ fn getpid_threads(n: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The main thread and a second thread each sleep `ms`, then call the function `n` times
+/// (the main thread with arg2 = 0, the other with arg2 = 1).
+fn threads_calls(ms: u64, n: u64) -> Result<(), String> {
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        for i in 1..=n {
+            snapshot_workload_fn(i, 0, 1);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    for i in 1..=n {
+        snapshot_workload_fn(i, 0, 0);
+    }
+    other.join().map_err(|_| "thread panicked".to_owned())
+}
+
+/// Calls the function with arg0 = `depth`, then (up to depth 2) forks a child that does the
+/// same one level deeper, and waits for it: a parent, a child and a grandchild.
+fn fork_tree(depth: u64) {
+    snapshot_workload_fn(depth, 100 + depth, 0);
+    if depth >= 2 {
+        return;
+    }
+    // SAFETY: the process is single-threaded here; the child only calls async-signal-safe
+    // functions and plain code before exiting with _exit.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            fork_tree(depth + 1);
+            libc::_exit(0);
+        }
+        if pid > 0 {
+            let mut status = 0;
+            libc::waitpid(pid, &raw mut status, 0);
+        }
+    }
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     match args.get(1).map(String::as_str) {
         Some("calls") => {
@@ -203,6 +244,18 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("fileio") => fileio(arg(args, 2, 2000)?, arg(args, 3, 500)?)?,
         Some("getpid") => getpid_loop(arg(args, 2, 1_000_000)?, arg(args, 3, 0)?),
         Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
+        Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
+        Some("named") => {
+            let name = args.get(2).ok_or("usage: named NAME MS N")?;
+            let cname = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 300)?));
+            for i in 1..=arg(args, 4, 5)? {
+                snapshot_workload_fn(i, 2 * i, 3 * i);
+            }
+        }
+        Some("fork-tree") => fork_tree(arg(args, 2, 0)?),
         Some("write") => {
             let mut null = std::fs::OpenOptions::new()
                 .write(true)
@@ -216,7 +269,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | close N BASE | write N"
                     .to_owned(),
             );
         }

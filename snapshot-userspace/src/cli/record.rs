@@ -201,6 +201,13 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         policy,
         trigger: &args.trigger,
     })?;
+    if let Some(ms) = std::env::var("SNAPSHOT_TEST_ATTACH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // Test switch: widens the window in which a --pid target can exit during attach.
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     if let Watch::Process(fd, pid) = &watch
         && held.is_none()
         && fd.has_exited()
