@@ -259,7 +259,11 @@ fn attach_kprobe(
             if !spec.is_glob() && !cx.functions().iter().any(|f| f == target) {
                 return Err(cx.unknown_function(spec, target).into());
             }
-            return Err(failed(spec, &format!("{} (attaching to `{target}`)", chain(&e))).into());
+            let cause = chain(&e);
+            if offset != 0 && cause.contains("os error 84") {
+                return Err(failed(spec, &format!("+{offset} is not at an instruction boundary of `{target}` (the kernel refuses with EILSEQ): pick an offset from its disassembly, e.g. `gdb -batch -ex 'disassemble {target}' vmlinux`")).into());
+            }
+            return Err(failed(spec, &format!("{cause} (attaching to `{target}`)")).into());
         }
     }
     Ok(attached)

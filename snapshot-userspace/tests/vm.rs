@@ -141,3 +141,169 @@ fn kretprobe_trigger_freezes_the_writes_up_to_it() {
         "recording went on in the other half"
     );
 }
+
+#[test]
+fn kprobe_with_an_offset_fires() {
+    let kernel = require_vm();
+    // Past the first instruction: Debian's 6.12 starts functions with `endbr64` (4 bytes), 6.1
+    // with the 5-byte ftrace call site.
+    let offset = if kernel.starts_with("6.1.") { 5 } else { 4 };
+    let spec = format!("kprobe:{}+{offset}", function());
+    let run = record_workload(&[&spec], &["write", &N.to_string()]);
+    assert_eq!(of(&run, function()).len() as u64, N, "kprobe+4 on {kernel}");
+}
+
+#[test]
+fn fexit_sees_arguments_and_return_values() {
+    let kernel = require_vm();
+    let spec = format!("fexit:{}", function());
+    let run = record_workload(&[&spec], &["write", &N.to_string()]);
+    let got: Vec<(u64, Option<i64>)> = of(&run, function())
+        .iter()
+        .map(|e| (e.args[2], e.ret))
+        .collect();
+    let want: Vec<(u64, Option<i64>)> = expected_counts()
+        .into_iter()
+        .map(|c| (c, Some(c as i64)))
+        .collect();
+    assert_eq!(got, want, "fexit on {kernel}");
+}
+
+#[test]
+fn both_pair_kinds_carry_durations() {
+    let kernel = require_vm();
+    for (entry, ret) in [("kprobe", "kretprobe"), ("fentry", "fexit")] {
+        let e = format!("{entry}:{}", function());
+        let r = format!("{ret}:{}", function());
+        let run = record_workload(&[&e, &r], &["write", &N.to_string()]);
+        let durations: Vec<u64> = of(&run, function())
+            .iter()
+            .filter_map(|e| e.duration_ns)
+            .collect();
+        assert_eq!(
+            durations.len() as u64,
+            N,
+            "{entry}+{ret} on {kernel}: a duration on every return"
+        );
+        assert!(
+            durations.iter().all(|&d| d > 0 && d < 1_000_000_000),
+            "{durations:?}"
+        );
+    }
+}
+
+#[test]
+fn a_kprobe_glob_attaches_to_every_match_and_names_it() {
+    let kernel = require_vm();
+    let run = record_workload(
+        &[&format!("kprobe:{}*", function())],
+        &["write", &N.to_string()],
+    );
+    let named: Vec<&str> = run
+        .events
+        .iter()
+        .filter_map(|e| e.function.as_deref())
+        .collect();
+    assert_eq!(
+        named.iter().filter(|f| **f == function()).count() as u64,
+        N,
+        "on {kernel}: events name the matched function"
+    );
+    assert_eq!(
+        named.len(),
+        run.events.len(),
+        "every glob event carries its function"
+    );
+}
+
+#[test]
+fn kprobes_and_fentry_fall_back_to_each_other() {
+    let kernel = require_vm();
+    for (spec, hidden, used) in [
+        ("kprobe", "kprobe", "fentry"),
+        ("fentry", "fentry", "kprobe"),
+        ("kretprobe", "kprobe", "fexit"),
+    ] {
+        let probe = format!("{spec}:{}", function());
+        let run = common::record_with_env(
+            &[
+                "--trigger",
+                "manual",
+                "--dump-on-exit",
+                "--probe",
+                &probe,
+                "--",
+                common::WORKLOAD,
+                "write",
+                &N.to_string(),
+            ],
+            &[("SNAPSHOT_HIDE_PROBE_KINDS", hidden)],
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("uses {used}:{}", function())),
+            "notice for {spec} on {kernel}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            of(&run, function()).len() as u64,
+            N,
+            "{spec} via {used} on {kernel}"
+        );
+        let strict = common::record_with_env(
+            &[
+                "--strict",
+                "--trigger",
+                "manual",
+                "--probe",
+                &probe,
+                "--",
+                common::WORKLOAD,
+                "write",
+                "1",
+            ],
+            &[("SNAPSHOT_HIDE_PROBE_KINDS", hidden)],
+        );
+        assert_eq!(strict.code, Some(1), "--strict refuses: {}", strict.stderr);
+    }
+}
+
+#[test]
+fn unknown_functions_and_bad_globs_are_clear_errors() {
+    require_vm();
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "kprobe:vfs_wirte",
+            &["no kernel function `vfs_wirte`", "did you mean `vfs_write`"],
+        ),
+        (
+            "fentry:vfs_wirte",
+            &["no kernel function `vfs_wirte`", "did you mean `vfs_write`"],
+        ),
+        (
+            "kprobe:no_such_fn_*",
+            &["the glob matches no kernel function"],
+        ),
+        ("kprobe:*", &["more than the limit of 64", "--max-glob"]),
+    ];
+    for (probe, needles) in cases {
+        let run = common::record(&[
+            "--trigger",
+            "manual",
+            "--probe",
+            probe,
+            "--",
+            common::WORKLOAD,
+            "write",
+            "1",
+        ]);
+        assert_eq!(run.code, Some(1), "{probe}: {}", run.stderr);
+        for n in needles {
+            assert!(
+                run.stderr.contains(n),
+                "{probe}: expected `{n}` in: {}",
+                run.stderr
+            );
+        }
+    }
+}

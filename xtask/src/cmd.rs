@@ -63,3 +63,33 @@ pub fn stdout(cmd: &mut Command) -> anyhow::Result<String> {
         .trim()
         .to_owned())
 }
+
+/// Runs `cmd` like [`run`], killing it (and its process group) after `limit`.
+pub fn run_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let line = describe(cmd);
+    eprintln!("    $ {line}");
+    let mut child = cmd
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("`{line}` failed ({status})");
+            }
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            // SAFETY: signalling the process group we created for the child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            bail!(
+                "`{line}` did not finish within {} s: a test hangs (killed)",
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

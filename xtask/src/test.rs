@@ -44,19 +44,23 @@ fn host_layer() -> Result<(), String> {
     if !is_root() {
         return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
     }
-    cargo_ok(&[
-        "test",
-        "--package",
-        "snapshot-userspace",
-        "--test",
-        "host",
-        "--test",
-        "engine",
-        "--test",
-        "probes",
-        "--",
-        "--test-threads=1",
-    ])
+    cmd::run_with_timeout(
+        build::cargo().args([
+            "test",
+            "--package",
+            "snapshot-userspace",
+            "--test",
+            "host",
+            "--test",
+            "engine",
+            "--test",
+            "probes",
+            "--",
+            "--test-threads=1",
+        ]),
+        std::time::Duration::from_secs(1200),
+    )
+    .map_err(|e| format!("{e:#}"))
 }
 
 fn vm_layer(series: &str) -> Result<(), String> {
