@@ -147,6 +147,8 @@ pub struct AttachContext<'a> {
 pub struct Attached {
     /// Names of the argument fields (tracepoints).
     pub arg_names: Vec<String>,
+    /// How each named argument is shown (see `tracefs::arg_formats`).
+    pub arg_formats: String,
     /// Functions a glob attached to, by address.
     pub functions: Vec<(u64, String)>,
 }
@@ -443,6 +445,7 @@ pub fn attach(
                 Err(e) => return Err(e.into()),
             };
             let (config, arg_names) = tracefs::probe_config(&fields);
+            let arg_formats = tracefs::arg_formats(&fields, &arg_names);
             load::set_probe_config(ebpf, id as u32, &config)?;
             let prog: &mut TracePoint = program(ebpf, ProbeKind::Tracepoint, id)?;
             prog.load().map_err(|e| failed(spec, &chain(&e)))?;
@@ -450,6 +453,7 @@ pub fn attach(
                 .map_err(|e| failed(spec, &chain(&e)))?;
             Ok(Attached {
                 arg_names,
+                arg_formats,
                 functions: Vec::new(),
             })
         }
@@ -486,17 +490,6 @@ pub fn attach(
                 }
                 .into());
             }
-            let symbols = names::elf_functions(path).map_err(|e| failed(spec, &e))?;
-            if !symbols.iter().any(|s| s == symbol) {
-                let close = names::closest(symbol, symbols.iter().map(String::as_str), 3);
-                return Err(AttachError::NoSymbol {
-                    spec: spec.text.clone(),
-                    path: path.display().to_string(),
-                    symbol: symbol.clone(),
-                    suggest: names::suggestion(&close),
-                }
-                .into());
-            }
             let prog: &mut UProbe = program(ebpf, kind, id)?;
             prog.load().map_err(|e| failed(spec, &chain(&e)))?;
             let location = if *offset == 0 {
@@ -505,9 +498,23 @@ pub fn attach(
                 UProbeAttachLocation::SymbolOffset(symbol, *offset)
             };
             // Every process: the in-kernel target filter selects (a perf uprobe bound to a pid
-            // would fire for that one thread only).
+            // would fire for that one thread only). aya resolves the symbol, following the
+            // binary's debug link where it has one; only when that fails are the binary's own
+            // symbols read, to name the closest.
             prog.attach([location], path, UProbeScope::AllProcesses)
-                .map_err(|e| failed(spec, &chain(&e)))?;
+                .map_err(|e| {
+                    let symbols = names::elf_functions(path).unwrap_or_default();
+                    if symbols.iter().any(|s| s == symbol) {
+                        return failed(spec, &chain(&e));
+                    }
+                    let close = names::closest(symbol, symbols.iter().map(String::as_str), 3);
+                    AttachError::NoSymbol {
+                        spec: spec.text.clone(),
+                        path: path.display().to_string(),
+                        symbol: symbol.clone(),
+                        suggest: names::suggestion(&close),
+                    }
+                })?;
             Ok(Attached::default())
         }
         (Location::Kernel { .. }, _) => {

@@ -17,6 +17,9 @@ pub struct ProbeInfo {
     pub kind: ProbeKind,
     /// Names of the argument fields, where known (tracepoints).
     pub arg_names: Vec<String>,
+    /// How each named argument is shown: `x` hex, `d` signed, `u` unsigned (tracepoints).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arg_formats: String,
     /// Kernel functions a glob matched, by address (events carry the address).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<(u64, String)>,
@@ -32,6 +35,7 @@ impl ProbeInfo {
             spec: spec.text.clone(),
             kind: spec.kind,
             arg_names,
+            arg_formats: String::new(),
             functions: Vec::new(),
         }
     }
@@ -110,9 +114,12 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     }
 }
 
-/// ftrace-like line: `comm-tid [cpu] seconds: probe: arg0=0x.. ret=..`.
+/// ftrace-like line: `comm-tid [cpu] seconds: probe: fd=3 buf=0x7ff.. ret=..`; tracepoint
+/// fields are shown by their C type (`probe` gives names and formats), others in hex.
 #[must_use]
-pub fn text_line(v: &EventView, arg_names: &[String]) -> String {
+pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
+    let arg_names = probe.map_or(&[][..], |p| p.arg_names.as_slice());
+    let formats: Vec<char> = probe.map_or_else(Vec::new, |p| p.arg_formats.chars().collect());
     use std::fmt::Write as _;
     let mut line = format!(
         "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
@@ -124,9 +131,13 @@ pub fn text_line(v: &EventView, arg_names: &[String]) -> String {
         v.probe
     );
     for (i, a) in v.args.iter().enumerate() {
-        match arg_names.get(i) {
-            Some(n) => write!(line, " {n}={a:#x}"),
-            None => write!(line, " arg{i}={a:#x}"),
+        let name = arg_names
+            .get(i)
+            .map_or_else(|| format!("arg{i}"), Clone::clone);
+        match formats.get(i) {
+            Some('d') => write!(line, " {name}={}", *a as i64),
+            Some('u') => write!(line, " {name}={a}"),
+            _ => write!(line, " {name}={a:#x}"),
         }
         .expect("writing to a String cannot fail");
     }
@@ -150,7 +161,8 @@ mod tests {
     #[test]
     fn decodes_and_formats() {
         let spec: ProbeSpec = "tracepoint:syscalls:sys_exit_close".parse().unwrap();
-        let probes = [ProbeInfo::new(0, &spec, vec!["fd".into()])];
+        let mut probes = [ProbeInfo::new(0, &spec, vec!["fd".into()])];
+        probes[0].arg_formats = "u".into();
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"work");
         let ev = Event {
@@ -171,9 +183,9 @@ mod tests {
             (v.pid, v.tid, v.comm.as_str(), v.args.as_slice(), v.ret),
             (7, 9, "work", &[3][..], Some(-9))
         );
-        let line = text_line(&v, &probes[0].arg_names);
+        let line = text_line(&v, Some(&probes[0]));
         assert!(
-            line.ends_with("[001] 1.500000: sys_exit_close: fd=0x3 ret=-9"),
+            line.ends_with("[001] 1.500000: sys_exit_close: fd=3 ret=-9"),
             "{line}"
         );
     }

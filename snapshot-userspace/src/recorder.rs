@@ -169,6 +169,7 @@ impl Recorder {
             let attached = attach::attach(&mut ebpf, id, spec, &mut cx)?;
             let mut info = ProbeInfo::new(id as u32, spec, attached.arg_names);
             info.functions = attached.functions;
+            info.arg_formats = attached.arg_formats;
             probes.push(info);
         }
         let trigger = config.trigger.compile(&probes)?;

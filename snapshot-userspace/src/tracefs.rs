@@ -158,6 +158,21 @@ pub fn probe_config(fields: &[Field]) -> (ProbeConfig, Vec<String>) {
     (config, names)
 }
 
+/// How each named argument is shown: `x` hex (pointers, arrays), `d` signed decimal, `u`
+/// unsigned decimal. The event keeps the raw field bits either way.
+#[must_use]
+pub fn arg_formats(fields: &[Field], names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| match fields.iter().find(|f| &f.name == n) {
+            Some(f) if f.c_type.contains('*') => 'x',
+            Some(f) if f.signed => 'd',
+            Some(_) => 'u',
+            None => 'x',
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +196,7 @@ mod tests {
         assert!(fields[4].signed);
         let (config, args) = probe_config(&fields);
         assert_eq!(args, ["fd", "filename"]);
+        assert_eq!(arg_formats(&fields, &args), "ux");
         assert_eq!(config.nargs, 2);
         assert_eq!(
             config.args[0],

@@ -58,7 +58,7 @@ fn host_layer() -> Result<(), String> {
             "--",
             "--test-threads=1",
         ]),
-        std::time::Duration::from_secs(1200),
+        std::time::Duration::from_mins(20),
     )
     .map_err(|e| format!("{e:#}"))
 }

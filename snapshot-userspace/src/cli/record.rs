@@ -35,6 +35,7 @@ pub enum OnNoSpare {
 
 /// Arguments of `snapshot record`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct RecordArgs {
     /// Probe to attach, bpftrace style: kprobe:FUNC[+OFF], kretprobe:FUNC, fentry:FUNC,
     /// fexit:FUNC, tracepoint:CAT:NAME, rawtp:NAME, uprobe:PATH:SYM[+OFF], uretprobe:PATH:SYM.

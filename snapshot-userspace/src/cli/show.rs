@@ -60,11 +60,8 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<i32> {
         )?;
         for ev in &snap.events {
             let v = event::view(ev, probes);
-            let names = probes
-                .iter()
-                .find(|p| p.id == ev.probe_id)
-                .map_or(&[][..], |p| p.arg_names.as_slice());
-            writeln!(out, "{}", event::text_line(&v, names))?;
+            let probe = probes.iter().find(|p| p.id == ev.probe_id);
+            writeln!(out, "{}", event::text_line(&v, probe))?;
         }
     }
     out.flush()?;
