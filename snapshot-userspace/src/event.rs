@@ -118,9 +118,9 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
 /// fields are shown by their C type (`probe` gives names and formats), others in hex.
 #[must_use]
 pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
+    use std::fmt::Write as _;
     let arg_names = probe.map_or(&[][..], |p| p.arg_names.as_slice());
     let formats: Vec<char> = probe.map_or_else(Vec::new, |p| p.arg_formats.chars().collect());
-    use std::fmt::Write as _;
     let mut line = format!(
         "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
         v.comm,
