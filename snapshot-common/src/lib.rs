@@ -26,8 +26,10 @@ pub mod names {
     /// Controller state ([`super::Control`]), one element, `BPF_F_MMAPABLE` (userspace maps it
     /// read-write and updates single words atomically).
     pub const CONTROL: &str = "CONTROL";
-    /// Trigger condition ([`super::Trigger`]), one element.
+    /// Trigger program ([`super::TriggerProgram`]), one element.
     pub const TRIGGERS: &str = "TRIGGERS";
+    /// `max()` / `changed()` state ([`super::TriggerState`]), one element.
+    pub const TRIGGER_STATE: &str = "TRIGGER_STATE";
     /// Ring buffer of [`super::Notice`]s: flips and stops, for userspace to act on.
     pub const NOTIFY: &str = "NOTIFY";
     /// Target thread-group ids (tgid → 1) when filtering by process.
@@ -213,23 +215,93 @@ pub enum CmpOp {
     Ge = 5,
 }
 
-/// Field index of the return value in [`Trigger::field`] (0..6 are arguments).
-pub const FIELD_RET: u32 = MAX_ARGS as u32;
+/// Most instructions in a trigger program.
+pub const MAX_INSNS: usize = 32;
+/// Deepest evaluation stack of a trigger program.
+pub const STACK_DEPTH: usize = 8;
+/// Most constants in a trigger program.
+pub const MAX_CONSTS: usize = 8;
+/// Most `max()` / `changed()` state slots in a trigger program.
+pub const MAX_SLOTS: usize = 4;
 
-/// A trigger condition evaluated by the probes: `probe.field OP value`, signed 64-bit.
+/// Trigger program operations (`Insn::op`): a stack machine over (value, valid) pairs. A
+/// field of another probe than the event's is invalid; comparisons with an invalid operand
+/// are false.
+pub mod op {
+    /// Push field `a` (`FIELD_*`) of probe `b` (or of any probe when `b` is `ANY_PROBE`).
+    pub const FIELD: u8 = 1;
+    /// Push constant `b`.
+    pub const CONST: u8 = 2;
+    /// Push `comm == TriggerProgram::comm`.
+    pub const COMM_EQ: u8 = 3;
+    /// Pop rhs, lhs; push `lhs OP rhs` (`a` is a `CmpOp`, signed).
+    pub const CMP: u8 = 4;
+    /// Pop rhs, lhs; push `(lhs & rhs) != 0`.
+    pub const BITAND: u8 = 5;
+    /// Negate the top.
+    pub const NOT: u8 = 6;
+    /// Pop two booleans, push both.
+    pub const AND: u8 = 7;
+    /// Pop two booleans, push either.
+    pub const OR: u8 = 8;
+    /// Pop v; push true when v is a new maximum in slot `b` (ftrace's `onmax`).
+    pub const MAX: u8 = 9;
+    /// Pop v; push true when v differs from the last value seen in slot `b`.
+    pub const CHANGED: u8 = 10;
+}
+
+/// `Insn::b` of a field that any probe's events have (pid, tid, cpu).
+pub const ANY_PROBE: u32 = u32::MAX;
+/// Field codes (`Insn::a` of `op::FIELD`): 0..6 are arguments.
+pub const FIELD_RET: u8 = MAX_ARGS as u8;
+/// Call duration of a return probe of a pair.
+pub const FIELD_LATENCY: u8 = FIELD_RET + 1;
+/// Process id.
+pub const FIELD_PID: u8 = FIELD_RET + 2;
+/// Thread id.
+pub const FIELD_TID: u8 = FIELD_RET + 3;
+/// CPU.
+pub const FIELD_CPU: u8 = FIELD_RET + 4;
+
+/// One trigger program instruction.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Trigger {
-    /// 1 when the trigger is active.
-    pub enabled: u32,
-    /// Probe whose events are tested.
-    pub probe_id: u32,
-    /// Argument index, or [`FIELD_RET`].
-    pub field: u32,
-    /// [`CmpOp`] as u32.
-    pub op: u32,
-    /// Right-hand side.
-    pub value: u64,
+pub struct Insn {
+    /// `op::*`.
+    pub op: u8,
+    /// First operand (field code, comparison).
+    pub a: u8,
+    /// Explicit padding.
+    pub pad: [u8; 2],
+    /// Second operand (probe id, constant index, state slot).
+    pub b: u32,
+}
+
+/// A compiled trigger condition, evaluated by the probes on every recorded event (see
+/// `snapshot-ebpf/src/trigger.rs`); `len == 0` disables it (`manual`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TriggerProgram {
+    /// Instructions used.
+    pub len: u32,
+    /// Explicit padding.
+    pub pad: u32,
+    /// Constants.
+    pub consts: [u64; MAX_CONSTS],
+    /// The command name `op::COMM_EQ` compares with, NUL padded.
+    pub comm: [u8; COMM_LEN],
+    /// Instructions.
+    pub insns: [Insn; MAX_INSNS],
+}
+
+/// State of `max()` / `changed()` slots: per slot the last value and whether one was seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TriggerState {
+    /// Last (or largest) value per slot.
+    pub value: [u64; MAX_SLOTS],
+    /// 1 once a slot has seen a value.
+    pub seen: [u64; MAX_SLOTS],
 }
 
 /// A flip happened: `half` is frozen and holds snapshot `seq`.
@@ -293,7 +365,9 @@ const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 128);
 const _: () = assert!(size_of::<Control>() == 64);
-const _: () = assert!(size_of::<Trigger>() == 24);
+const _: () = assert!(size_of::<Insn>() == 8);
+const _: () = assert!(size_of::<TriggerProgram>() == 8 + 8 * MAX_CONSTS + COMM_LEN + 8 * MAX_INSNS);
+const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
 const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8);
 const _: () = assert!(size_of::<FieldLoc>() == 4);
 const _: () = assert!(size_of::<ProbeConfig>() == 4 * MAX_ARGS + 4 + 4);
@@ -310,7 +384,9 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProbeConfig {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::Trigger {}
+    unsafe impl aya::Pod for super::TriggerProgram {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TriggerState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Notice {}
 }

@@ -4,9 +4,12 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use snapshot_common::{COMM_LEN, Control, CpuState, Event, MAX_PROBES, ProbeConfig, Trigger};
+use snapshot_common::{
+    COMM_LEN, Control, CpuState, Event, MAX_PROBES, ProbeConfig, STACK_DEPTH, TriggerProgram,
+    TriggerState,
+};
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
 #[map]
@@ -20,9 +23,33 @@ pub static CPU_STATE: Array<CpuState> = Array::with_max_entries(1, BPF_F_MMAPABL
 #[map]
 pub static CONTROL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// The trigger condition.
+/// The trigger program.
 #[map]
-pub static TRIGGERS: Array<Trigger> = Array::with_max_entries(1, 0);
+pub static TRIGGERS: Array<TriggerProgram> = Array::with_max_entries(1, 0);
+
+/// `max()` / `changed()` state of the trigger program.
+#[map]
+pub static TRIGGER_STATE: Array<TriggerState> = Array::with_max_entries(1, 0);
+
+/// The trigger program's evaluation stack (values, valid flags), per CPU.
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Evaluation state of the trigger program, kept in memory (not registers) so the verifier
+/// sees one state per instruction slot instead of one per path: stack values, valid flags,
+/// stack pointer, the first field value (the one reported) and whether it is set.
+pub struct Scratch {
+    /// Stack values.
+    pub vals: [u64; STACK_DEPTH],
+    /// Stack valid flags.
+    pub oks: [u64; STACK_DEPTH],
+    /// Stack pointer.
+    pub sp: u64,
+    /// First valid field value.
+    pub value: u64,
+    /// 1 once `value` is set.
+    pub have: u64,
+}
 
 /// Flip and stop notices for userspace (at most one flip per arming, so a few KiB suffice).
 #[map]

@@ -85,7 +85,7 @@ pub fn record(probe_id: u32, payload: &Payload) {
     let ts = unsafe { bpf_ktime_get_boot_ns() };
     let duration = pairs::track(probe_id, payload.role, pid_tgid, ts);
     if write(probe_id, payload, pid_tgid, ts, duration) {
-        trigger::check(probe_id, payload, pid_tgid);
+        trigger::check(probe_id, payload, pid_tgid, duration);
     }
 }
 

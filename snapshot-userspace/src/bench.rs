@@ -25,7 +25,6 @@ use crate::{
     spec::ProbeSpec,
     target::Held,
     tracefs,
-    trigger::TriggerExpr,
 };
 
 /// One measured configuration.
@@ -96,7 +95,7 @@ fn ncpu() -> anyhow::Result<u32> {
 
 fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let specs: Vec<ProbeSpec> = vec!["rawtp:sys_enter".parse()?];
-    let trigger: TriggerExpr = trigger.parse()?;
+    let triggers = [trigger.to_owned()];
     let rec = Recorder::start(&RecorderConfig {
         specs: &specs,
         capacity: crate::size::parse_events("1M")?,
@@ -105,7 +104,7 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         strict: false,
         max_glob: crate::attach::DEFAULT_MAX_GLOB,
         policy: NoSparePolicy::Skip,
-        trigger: &trigger,
+        triggers: &triggers,
     })?;
     Ok(Box::new(move || {
         rec.close();

@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{FilterMode, NoSparePolicy, ProbeConfig, Trigger, names};
+use snapshot_common::{FilterMode, NoSparePolicy, ProbeConfig, TriggerProgram, names};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
@@ -85,8 +85,8 @@ pub fn set_probe_config(ebpf: &mut Ebpf, id: u32, config: &ProbeConfig) -> anyho
 }
 
 /// Installs the trigger condition.
-pub fn set_trigger(ebpf: &mut Ebpf, trigger: &Trigger) -> anyhow::Result<()> {
-    let mut map: Array<_, Trigger> = Array::try_from(map_mut(ebpf, names::TRIGGERS)?)?;
+pub fn set_trigger(ebpf: &mut Ebpf, trigger: &TriggerProgram) -> anyhow::Result<()> {
+    let mut map: Array<_, TriggerProgram> = Array::try_from(map_mut(ebpf, names::TRIGGERS)?)?;
     map.set(0, trigger, 0).context("cannot install the trigger")
 }
 

@@ -16,7 +16,6 @@ use crate::{
     load::{self, LoadConfig},
     spec::{self, ProbeSpec},
     tracefs,
-    trigger::TriggerExpr,
 };
 
 /// Why a session could not start.
@@ -48,8 +47,8 @@ pub struct RecorderConfig<'a> {
     pub max_glob: usize,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
-    /// The trigger.
-    pub trigger: &'a TriggerExpr,
+    /// Trigger expressions (any one firing takes a snapshot; `manual` alone: none).
+    pub triggers: &'a [String],
 }
 
 /// Which tasks are recorded.
@@ -172,7 +171,7 @@ impl Recorder {
             info.arg_formats = attached.arg_formats;
             probes.push(info);
         }
-        let trigger = config.trigger.compile(&probes)?;
+        let trigger = crate::expr::compile(config.triggers, &probes)?;
         load::set_trigger(&mut ebpf, &trigger)?;
         Ok(Self {
             ebpf,

@@ -246,7 +246,7 @@ fn bad_inputs_are_clear_errors() {
                 "calls",
                 "1",
             ],
-            "has no field `fdd`: valid fields are arg0, fd, ret",
+            "has no field `fdd`",
         ),
         (
             &[
@@ -259,7 +259,7 @@ fn bad_inputs_are_clear_errors() {
                 "calls",
                 "1",
             ],
-            "not among the probes: `sys_enter_close`",
+            "unknown probe `nope`",
         ),
     ];
     for (args, needle) in cases {

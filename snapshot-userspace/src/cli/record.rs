@@ -18,7 +18,6 @@ use crate::{
     size,
     spec::ProbeSpec,
     target::{Held, PidFd, TargetError, Watch, pid_exists, thread_group},
-    trigger::TriggerExpr,
 };
 
 /// Name of the file in the output directory that holds the recorder's pid.
@@ -64,10 +63,14 @@ pub struct RecordArgs {
     /// Most kernel functions one glob (`kprobe:vfs_*`) may attach to.
     #[arg(long, value_name = "N", default_value_t = crate::attach::DEFAULT_MAX_GLOB)]
     pub max_glob: usize,
-    /// When to take a snapshot: `PROBE.FIELD OP VALUE` (FIELD: argN, ret or a tracepoint
-    /// field; OP: == != < <= > >=; signed 64-bit), checked in the kernel; or `manual`.
-    #[arg(long, value_name = "EXPR")]
-    pub trigger: TriggerExpr,
+    /// When to take a snapshot, checked in the kernel on every event; repeatable (any one
+    /// firing takes it). `manual`, or conditions on fields: `PROBE.argN`, `PROBE.ret`,
+    /// `PROBE.latency`, tracepoint fields by name, `pid`, `tid`, `cpu`, `comm`; operators
+    /// `== != < <= > >= & && || !` and parentheses; literals 12, 0x1f, -3, -ENOENT, 10ms, 4K,
+    /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Example:
+    /// `sys_exit_read.ret < 0 && comm == "nginx"`.
+    #[arg(long, value_name = "EXPR", required = true, value_parser = parse_trigger)]
+    pub trigger: Vec<String>,
     /// Directory for the snapshot files (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -89,6 +92,16 @@ pub struct RecordArgs {
     /// Command to start and record; it is held until every probe is attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// Checks a trigger's syntax at parse time (names are checked once the probes are known).
+fn parse_trigger(text: &str) -> Result<String, String> {
+    if text.trim() == "manual" {
+        return Ok(text.to_owned());
+    }
+    crate::expr::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("\n{e}"))
 }
 
 /// Creates the output directory and checks it is writable, before anything is attached.
@@ -185,13 +198,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         OnNoSpare::Skip => NoSparePolicy::Skip,
         OnNoSpare::Stop => NoSparePolicy::Stop,
     };
-    let trigger_text = match &args.trigger {
-        TriggerExpr::Manual => "manual".to_owned(),
-        TriggerExpr::Compare { .. } => std::env::args()
-            .skip_while(|a| a != "--trigger")
-            .nth(1)
-            .unwrap_or_default(),
-    };
+    let trigger_text = args.trigger.join(" || ");
     let recorder = Recorder::start(&RecorderConfig {
         specs: &args.probes,
         capacity: args.buffer_size,
@@ -200,7 +207,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         strict: args.strict,
         max_glob: args.max_glob,
         policy,
-        trigger: &args.trigger,
+        triggers: &args.trigger,
     })?;
     if let Some(ms) = std::env::var("SNAPSHOT_TEST_ATTACH_DELAY_MS")
         .ok()

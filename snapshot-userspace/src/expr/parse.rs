@@ -1,0 +1,215 @@
+//! The parser: tokens to a syntax tree, with the position of every comparison for errors.
+
+use snapshot_common::CmpOp;
+
+use super::{
+    ExprError,
+    lex::{Tok, lex},
+};
+
+/// A value in a comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// `probe.name`, or a bare `pid` / `tid` / `cpu`.
+    Field {
+        /// Probe name, when given.
+        probe: Option<String>,
+        /// Field name.
+        name: String,
+    },
+    /// An integer.
+    Int(i64),
+    /// The task's command name.
+    Comm,
+    /// A string literal.
+    Str(String),
+}
+
+/// A parsed condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ast {
+    /// `a || b`
+    Or(Box<Ast>, Box<Ast>),
+    /// `a && b`
+    And(Box<Ast>, Box<Ast>),
+    /// `!a`
+    Not(Box<Ast>),
+    /// `lhs OP rhs`; `op: None` is the bit test `&`.
+    Cmp {
+        /// Left side.
+        lhs: Operand,
+        /// Operator.
+        op: Option<CmpOp>,
+        /// Right side.
+        rhs: Operand,
+        /// Offset of the left side.
+        pos: usize,
+    },
+    /// `max(field)`: a new maximum.
+    Max(Operand, usize),
+    /// `changed(field)`: a new value.
+    Changed(Operand, usize),
+}
+
+struct Parser<'a> {
+    expr: &'a str,
+    toks: Vec<(Tok, usize)>,
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.i).map(|(t, _)| t)
+    }
+
+    fn pos(&self) -> usize {
+        self.toks.get(self.i).map_or(self.expr.len(), |(_, p)| *p)
+    }
+
+    fn err(&self, msg: impl Into<String>, hint: impl Into<String>) -> ExprError {
+        ExprError::new(self.expr, self.pos(), msg, hint)
+    }
+
+    fn eat(&mut self, t: &Tok) -> bool {
+        if self.peek() == Some(t) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn or(&mut self) -> Result<Ast, ExprError> {
+        let mut l = self.and()?;
+        while self.eat(&Tok::OrOr) {
+            l = Ast::Or(Box::new(l), Box::new(self.and()?));
+        }
+        Ok(l)
+    }
+
+    fn and(&mut self) -> Result<Ast, ExprError> {
+        let mut l = self.unary()?;
+        while self.eat(&Tok::AndAnd) {
+            l = Ast::And(Box::new(l), Box::new(self.unary()?));
+        }
+        Ok(l)
+    }
+
+    fn unary(&mut self) -> Result<Ast, ExprError> {
+        if self.eat(&Tok::Not) {
+            return Ok(Ast::Not(Box::new(self.unary()?)));
+        }
+        if self.eat(&Tok::LParen) {
+            let inner = self.or()?;
+            if !self.eat(&Tok::RParen) {
+                return Err(self.err("missing `)`", "close the parenthesis"));
+            }
+            return Ok(inner);
+        }
+        let pos = self.pos();
+        if let Some(Tok::Ident(name)) = self.peek().cloned()
+            && (name == "max" || name == "changed")
+            && self
+                .toks
+                .get(self.i + 1)
+                .is_some_and(|(t, _)| *t == Tok::LParen)
+        {
+            self.i += 2;
+            let arg = self.operand()?;
+            if !matches!(arg, Operand::Field { .. }) {
+                return Err(ExprError::new(
+                    self.expr,
+                    pos,
+                    format!("{name}() takes a field"),
+                    format!("write e.g. {name}(PROBE.latency)"),
+                ));
+            }
+            if !self.eat(&Tok::RParen) {
+                return Err(self.err("missing `)`", "close the parenthesis"));
+            }
+            return Ok(if name == "max" {
+                Ast::Max(arg, pos)
+            } else {
+                Ast::Changed(arg, pos)
+            });
+        }
+        let lhs = self.operand()?;
+        let op = match self.peek() {
+            Some(Tok::Cmp(o)) => Some(match *o {
+                "==" => CmpOp::Eq,
+                "!=" => CmpOp::Ne,
+                "<" => CmpOp::Lt,
+                "<=" => CmpOp::Le,
+                ">" => CmpOp::Gt,
+                _ => CmpOp::Ge,
+            }),
+            Some(Tok::Amp) => None,
+            _ => return Err(self.err("expected a comparison operator here", "a value alone is not a condition: compare it with == != < <= > >= or test bits with &")),
+        };
+        self.i += 1;
+        let rhs = self.operand()?;
+        Ok(Ast::Cmp { lhs, op, rhs, pos })
+    }
+
+    fn operand(&mut self) -> Result<Operand, ExprError> {
+        match self.peek().cloned() {
+            Some(Tok::Int(v)) => {
+                self.i += 1;
+                Ok(Operand::Int(v))
+            }
+            Some(Tok::Str(s)) => {
+                self.i += 1;
+                Ok(Operand::Str(s))
+            }
+            Some(Tok::Ident(name)) => {
+                self.i += 1;
+                if self.eat(&Tok::Dot) {
+                    match self.peek().cloned() {
+                        Some(Tok::Ident(field)) => {
+                            self.i += 1;
+                            Ok(Operand::Field {
+                                probe: Some(name),
+                                name: field,
+                            })
+                        }
+                        _ => Err(self.err(
+                            "expected a field name after `.`",
+                            "write PROBE.FIELD, e.g. vfs_read.ret",
+                        )),
+                    }
+                } else if name == "comm" {
+                    Ok(Operand::Comm)
+                } else {
+                    Ok(Operand::Field { probe: None, name })
+                }
+            }
+            Some(_) => Err(self.err(
+                "expected a field or a value here",
+                "write PROBE.FIELD, pid, tid, cpu, comm, or a literal",
+            )),
+            None => Err(self.err("the expression ends too early", "complete the comparison")),
+        }
+    }
+}
+
+/// Parses a trigger expression.
+pub fn parse(expr: &str) -> Result<Ast, ExprError> {
+    let toks = lex(expr)?;
+    if toks.is_empty() {
+        return Err(ExprError::new(
+            expr,
+            0,
+            "empty trigger",
+            "write `manual` or a condition such as `vfs_read.ret < 0`",
+        ));
+    }
+    let mut p = Parser { expr, toks, i: 0 };
+    let ast = p.or()?;
+    if p.i < p.toks.len() {
+        return Err(p.err(
+            "unexpected text after the condition",
+            "join conditions with && or ||",
+        ));
+    }
+    Ok(ast)
+}

@@ -1,0 +1,271 @@
+use super::*;
+use crate::spec::ProbeSpec;
+
+fn probes() -> Vec<ProbeInfo> {
+    let tp: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
+    let up: ProbeSpec = "f=uprobe:/bin/x:work".parse().unwrap();
+    let close: ProbeSpec = "tracepoint:syscalls:sys_enter_close".parse().unwrap();
+    let ret: ProbeSpec = "r=uretprobe:/bin/x:work".parse().unwrap();
+    vec![
+        ProbeInfo::new(0, &tp, vec![]),
+        ProbeInfo::new(1, &up, vec![]),
+        ProbeInfo::new(2, &close, vec!["fd".into()]),
+        ProbeInfo::new(3, &ret, vec![]),
+    ]
+}
+
+fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
+    EventCtx {
+        probe,
+        args,
+        ret: ret.map(|r| r as u64),
+        latency: None,
+        pid: 10,
+        tid: 11,
+        cpu: 1,
+        comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+    }
+}
+
+fn fires(expr: &str, c: &EventCtx) -> bool {
+    let prog = compile(&[expr.to_owned()], &probes()).unwrap_or_else(|e| panic!("{e}"));
+    evaluate(&prog, c, &mut [(0, false); MAX_SLOTS])
+}
+
+#[test]
+fn operators_and_literals() {
+    let open_fail = ctx(0, [0; 6], Some(-2));
+    assert!(fires("sys_exit_openat.ret < 0", &open_fail));
+    assert!(fires("sys_exit_openat.ret == -ENOENT", &open_fail));
+    assert!(!fires("sys_exit_openat.ret == -EBADF", &open_fail));
+    assert!(fires("sys_exit_openat.ret != 0 && pid == 10", &open_fail));
+    assert!(fires("sys_exit_openat.ret >= 0 || tid == 11", &open_fail));
+    assert!(fires("!(sys_exit_openat.ret >= 0)", &open_fail));
+    assert!(fires("comm == \"work\"", &open_fail));
+    assert!(!fires("comm != \"work\"", &open_fail));
+    let call = ctx(1, [0x30, 4096, 2_000_000, 0, 0, 0], None);
+    assert!(fires("f.arg0 & 0x10", &call));
+    assert!(!fires("f.arg0 & 0x4", &call));
+    assert!(fires("f.arg1 == 4K", &call));
+    assert!(fires("f.arg2 == 2ms", &call));
+    assert!(fires("f.arg2 > 1999us && f.arg2 <= 2000000ns", &call));
+    assert!(fires("cpu == 1", &call));
+    assert!(
+        !fires("sys_exit_openat.ret < 0", &call),
+        "another probe's field is never true"
+    );
+    assert!(fires(
+        "sys_enter_close.fd == 3",
+        &ctx(2, [3, 0, 0, 0, 0, 0], None)
+    ));
+    let mut slow = ctx(3, [0; 6], Some(0));
+    slow.latency = Some(50_000_000);
+    assert!(fires("r.latency > 40ms", &slow));
+    assert!(!fires("r.latency > 60ms", &slow));
+}
+
+#[test]
+fn max_and_changed_keep_state() {
+    let prog = compile(&["max(f.arg0)".to_owned()], &probes()).unwrap();
+    let mut state = [(0, false); MAX_SLOTS];
+    let seq: Vec<bool> = [3u64, 2, 5, 5, 7]
+        .iter()
+        .map(|&v| evaluate(&prog, &ctx(1, [v, 0, 0, 0, 0, 0], None), &mut state))
+        .collect();
+    assert_eq!(seq, [true, false, true, false, true]);
+    let prog = compile(&["changed(f.arg0)".to_owned()], &probes()).unwrap();
+    let mut state = [(0, false); MAX_SLOTS];
+    let seq: Vec<bool> = [3u64, 3, 4, 4, 3]
+        .iter()
+        .map(|&v| evaluate(&prog, &ctx(1, [v, 0, 0, 0, 0, 0], None), &mut state))
+        .collect();
+    assert_eq!(seq, [false, false, true, false, true]);
+}
+
+#[test]
+fn several_triggers_are_or_ed_and_manual_is_empty() {
+    let p = compile(&["f.arg0 == 1".into(), "f.arg0 == 2".into()], &probes()).unwrap();
+    let mut s = [(0, false); MAX_SLOTS];
+    assert!(evaluate(&p, &ctx(1, [2, 0, 0, 0, 0, 0], None), &mut s));
+    assert!(!evaluate(&p, &ctx(1, [3, 0, 0, 0, 0, 0], None), &mut s));
+    assert_eq!(compile(&["manual".into()], &probes()).unwrap().len, 0);
+}
+
+fn error(expr: &str) -> ExprError {
+    compile(&[expr.to_owned()], &probes()).expect_err("must be refused")
+}
+
+#[test]
+fn errors_point_at_the_fault() {
+    let e = error("f.arg0 = 1");
+    assert_eq!(e.pos, 7);
+    assert!(
+        e.to_string().contains("`=` is not an operator")
+            && e.to_string().contains("\n           ^"),
+        "{e}"
+    );
+    let e = error("nope.ret < 0");
+    assert!(
+        e.msg.contains("unknown probe `nope`") && e.hint.contains("`sys_exit_openat`, `f`"),
+        "{e}"
+    );
+    let e = error("f.ret < 0");
+    assert!(
+        e.msg.contains("has no field `ret`") && e.hint.contains("arg0"),
+        "{e}"
+    );
+    let e = error("comm < \"x\"");
+    assert!(e.msg.contains("only compares with == or !="), "{e}");
+    let e = error("f.arg0 == \"x\"");
+    assert!(e.msg.contains("incompatible types"), "{e}");
+    assert!(
+        error("f.arg0")
+            .msg
+            .contains("expected a comparison operator")
+    );
+    assert!(error("(f.arg0 == 1").msg.contains("missing `)`"));
+    assert!(
+        error("f.arg0 == -EWHAT")
+            .msg
+            .contains("unknown errno name `EWHAT`")
+    );
+    assert!(error("f.arg0 == 5 parsecs").msg.contains("unexpected text"));
+    assert!(error("f.arg0 == 5h").msg.contains("unknown unit `h`"));
+    let long = ["f.arg0 == 1"; 12].join(" || ");
+    assert!(error(&long).msg.contains("too long"), "{}", error(&long));
+    // Eight right-nested comparisons keep nine values on the stack at once.
+    let deep = (1..=8).rev().fold(String::new(), |inner, i| {
+        if inner.is_empty() {
+            format!("f.arg0 == {i}")
+        } else {
+            format!("(f.arg0 == {i} && {inner})")
+        }
+    });
+    assert!(
+        error(&deep).msg.contains("nests too deeply"),
+        "{}",
+        error(&deep)
+    );
+}
+
+/// Reference semantics on the tree, for the property test.
+fn eval_ast(a: &Ast, c: &EventCtx) -> Option<bool> {
+    let value = |o: &Operand| -> Option<i64> {
+        match o {
+            Operand::Int(v) => Some(*v),
+            Operand::Field {
+                probe: Some(_),
+                name,
+            } => {
+                if c.probe != 1 {
+                    return None;
+                }
+                let i: usize = name.strip_prefix("arg")?.parse().ok()?;
+                Some(c.args[i] as i64)
+            }
+            Operand::Field { probe: None, name } => Some(match name.as_str() {
+                "pid" => c.pid as i64,
+                "tid" => c.tid as i64,
+                _ => c.cpu as i64,
+            }),
+            _ => None,
+        }
+    };
+    Some(match a {
+        Ast::Or(l, r) => eval_ast(l, c).unwrap_or(false) || eval_ast(r, c).unwrap_or(false),
+        Ast::And(l, r) => eval_ast(l, c).unwrap_or(false) && eval_ast(r, c).unwrap_or(false),
+        Ast::Not(x) => !eval_ast(x, c)?,
+        Ast::Cmp { lhs, op, rhs, .. } => {
+            let (l, r) = (value(lhs)?, value(rhs)?);
+            match op {
+                None => l & r != 0,
+                Some(CmpOp::Eq) => l == r,
+                Some(CmpOp::Ne) => l != r,
+                Some(CmpOp::Lt) => l < r,
+                Some(CmpOp::Le) => l <= r,
+                Some(CmpOp::Gt) => l > r,
+                Some(CmpOp::Ge) => l >= r,
+            }
+        }
+        Ast::Max(..) | Ast::Changed(..) => return None,
+    })
+}
+
+/// Deterministic pseudo-random source (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+/// A random expression text over `f.arg0..2`, pid/tid/cpu and small values.
+fn random_expr(rng: &mut Rng, depth: u32) -> String {
+    let leaf = |rng: &mut Rng| {
+        let lhs = rng.pick(&["f.arg0", "f.arg1", "f.arg2", "pid", "tid", "cpu"]);
+        let op = rng.pick(&["==", "!=", "<", "<=", ">", ">=", "&"]);
+        let v = (rng.next() % 8) as i64 - 2;
+        format!("{lhs} {op} {v}")
+    };
+    if depth == 0 || rng.next().is_multiple_of(3) {
+        return leaf(rng);
+    }
+    match rng.next() % 3 {
+        0 => format!(
+            "({} && {})",
+            random_expr(rng, depth - 1),
+            random_expr(rng, depth - 1)
+        ),
+        1 => format!(
+            "({} || {})",
+            random_expr(rng, depth - 1),
+            random_expr(rng, depth - 1)
+        ),
+        _ => format!("!{}", random_expr(rng, depth - 1)),
+    }
+}
+
+#[test]
+fn property_compiled_programs_agree_with_the_tree() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut checked = 0;
+    for _ in 0..3000 {
+        let text = random_expr(&mut rng, 2);
+        let Ok(prog) = compile(std::slice::from_ref(&text), &probes()) else {
+            continue;
+        };
+        let ast = parse(&text).unwrap();
+        for _ in 0..4 {
+            let probe = u32::from(!rng.next().is_multiple_of(4));
+            let args = [
+                rng.next() % 6,
+                (rng.next() % 6).wrapping_sub(2),
+                rng.next() % 4,
+                0,
+                0,
+                0,
+            ];
+            let c = EventCtx {
+                probe,
+                args,
+                pid: rng.next() % 4,
+                tid: rng.next() % 4,
+                cpu: rng.next() % 2,
+                ..EventCtx::default()
+            };
+            let want = eval_ast(&ast, &c).unwrap_or(false);
+            let got = evaluate(&prog, &c, &mut [(0, false); MAX_SLOTS]);
+            assert_eq!(got, want, "`{text}` on {c:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 5000, "only {checked} cases checked");
+}
