@@ -44,24 +44,19 @@ fn host_layer() -> Result<(), String> {
     if !is_root() {
         return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
     }
-    cmd::run_with_timeout(
-        build::cargo().args([
-            "test",
-            "--package",
-            "snapshot-userspace",
-            "--test",
-            "host",
-            "--test",
-            "engine",
-            "--test",
-            "probes",
-            "--",
-            "--test-threads=1",
-        ]),
-        std::time::Duration::from_mins(20),
-    )
-    .map_err(|e| format!("{e:#}"))
+    let mut cargo = build::cargo();
+    cargo.args(["test", "--package", "snapshot-userspace"]);
+    for target in HOST_TARGETS {
+        cargo.args(["--test", target]);
+    }
+    cargo.args(["--", "--test-threads=1"]);
+    cmd::run_with_timeout(&mut cargo, std::time::Duration::from_mins(20))
+        .map_err(|e| format!("{e:#}"))
 }
+
+/// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
+/// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
+pub const HOST_TARGETS: [&str; 4] = ["host", "engine", "probes", "triggers"];
 
 fn vm_layer(series: &str) -> Result<(), String> {
     let exe = build::test_binary("vm").map_err(|e| format!("{e:#}"))?;
@@ -195,6 +190,32 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
         Err(e) => {
             cmd::red(&format!("soak FAILED: {e:#}"));
             Ok(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_integration_test_target_runs_in_a_layer() {
+        let manifest = std::fs::read_to_string(
+            crate::paths::workspace().join("snapshot-userspace/Cargo.toml"),
+        )
+        .unwrap();
+        let targets: Vec<&str> = manifest
+            .split("[[test]]")
+            .skip(1)
+            .filter_map(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
+            })
+            .collect();
+        assert!(targets.len() >= 5, "{targets:?}");
+        for t in targets {
+            assert!(
+                super::HOST_TARGETS.contains(&t) || t == "vm",
+                "integration test target `{t}` runs in no layer of `cargo xtask test`"
+            );
         }
     }
 }
