@@ -54,6 +54,10 @@ pub mod names {
     pub const GLOBAL_TARGET_COMM: &str = "SNAPSHOT_TARGET_COMM";
     /// Read-only global: offset of `child_pid` in the `sched_process_fork` record.
     pub const GLOBAL_FORK_CHILD_OFFSET: &str = "SNAPSHOT_FORK_CHILD_OFFSET";
+    /// Read-only global: most snapshots the trigger takes (`--count`; 0: no limit).
+    pub const GLOBAL_COUNT: &str = "SNAPSHOT_TRIGGER_COUNT";
+    /// Read-only global: minimum ns between two trigger snapshots (`--holdoff`).
+    pub const GLOBAL_HOLDOFF: &str = "SNAPSHOT_HOLDOFF_NS";
     /// Read-only global: [`super::NoSparePolicy`] as `u32`.
     pub const GLOBAL_POLICY: &str = "SNAPSHOT_POLICY";
 }
@@ -193,8 +197,12 @@ pub struct Control {
     /// Bumped (atomic add) whenever a task's command name may change (exec, rename), which
     /// invalidates every CPU's comm cache.
     pub comm_epoch: u64,
-    /// Explicit padding to 64 bytes.
-    pub pad: u64,
+    /// Snapshots taken by the trigger (not manual ones), for `--count`; written by the winner.
+    pub fired: u64,
+    /// When the trigger last took a snapshot (boot-time ns), for `--holdoff`.
+    pub last_fire_ns: u64,
+    /// Explicit padding to 128 bytes.
+    pub pad: [u64; 7],
 }
 
 /// Comparison operator of a trigger.
@@ -364,7 +372,7 @@ pub struct ProbeConfig {
 const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 128);
-const _: () = assert!(size_of::<Control>() == 64);
+const _: () = assert!(size_of::<Control>() == 128);
 const _: () = assert!(size_of::<Insn>() == 8);
 const _: () = assert!(size_of::<TriggerProgram>() == 8 + 8 * MAX_CONSTS + COMM_LEN + 8 * MAX_INSNS);
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);

@@ -18,7 +18,7 @@ use snapshot_common::{
 
 use crate::{
     atomic,
-    maps::{CONTROL, NOTIFY, policy},
+    maps::{CONTROL, NOTIFY, limits, policy},
     record::{self, Payload, Role},
 };
 
@@ -55,7 +55,20 @@ pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
     };
     // SAFETY: `control` is the CONTROL map value; every field is an aligned u64.
     unsafe {
+        // `--count` and `--holdoff`: a trigger past the limit or inside the hold-off does not
+        // take a snapshot and is not a missed one either.
+        let (count, holdoff) = limits();
+        if count != 0 && core::ptr::read_volatile(&raw const (*control).fired) >= count {
+            return;
+        }
+        let now = bpf_ktime_get_boot_ns();
+        let last = core::ptr::read_volatile(&raw const (*control).last_fire_ns);
+        if holdoff != 0 && last != 0 && now.saturating_sub(last) < holdoff {
+            return;
+        }
         if atomic::xchg(&raw mut (*control).armed, 0) == 1 {
+            (*control).fired += 1;
+            core::ptr::write_volatile(&raw mut (*control).last_fire_ns, now);
             let old = core::ptr::read_volatile(&raw const (*control).active) & 1;
             let seq = (*control).flips + 1;
             (*control).flips = seq;

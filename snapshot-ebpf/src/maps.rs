@@ -126,6 +126,26 @@ pub fn target_comm() -> [u8; COMM_LEN] {
     unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TARGET_COMM) }
 }
 
+/// Most snapshots the trigger takes (`--count`; 0: no limit), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_TRIGGER_COUNT: u64 = 0;
+
+/// Minimum ns between two trigger snapshots (`--holdoff`), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_HOLDOFF_NS: u64 = 0;
+
+/// `--count` and `--holdoff`.
+#[inline(always)]
+pub fn limits() -> (u64, u64) {
+    // SAFETY: plain u64 statics patched at load.
+    unsafe {
+        (
+            core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_COUNT),
+            core::ptr::read_volatile(&raw const SNAPSHOT_HOLDOFF_NS),
+        )
+    }
+}
+
 /// Reads a global that userspace patches into `.rodata` before loading. A volatile read keeps
 /// the compiler from folding the placeholder value into the code.
 macro_rules! global {

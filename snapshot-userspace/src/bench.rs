@@ -103,6 +103,8 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         follow_forks: false,
         strict: false,
         max_glob: crate::attach::DEFAULT_MAX_GLOB,
+        count: 0,
+        holdoff_ns: 0,
         policy: NoSparePolicy::Skip,
         triggers: &triggers,
     })?;

@@ -33,6 +33,10 @@ pub struct LoadConfig {
     pub target_comm: [u8; snapshot_common::COMM_LEN],
     /// Offset of `child_pid` in `sched:sched_process_fork` (for `--follow-forks`).
     pub fork_child_offset: u32,
+    /// Most snapshots the trigger takes (0: no limit).
+    pub count: u64,
+    /// Minimum ns between two trigger snapshots.
+    pub holdoff_ns: u64,
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
@@ -54,6 +58,8 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_TARGET_TGID, &config.target_tgid, true)
         .override_global(names::GLOBAL_POLICY, &policy, true)
         .override_global(names::GLOBAL_PAIRS, &config.pairs, true)
+        .override_global(names::GLOBAL_COUNT, &config.count, true)
+        .override_global(names::GLOBAL_HOLDOFF, &config.holdoff_ns, true)
         .override_global(names::GLOBAL_FUNC_IP, &config.func_ip, true)
         .override_global(names::GLOBAL_TARGET_COMM, &config.target_comm, true)
         .override_global(names::GLOBAL_FORK_CHILD_OFFSET, &config.fork_child_offset, true)

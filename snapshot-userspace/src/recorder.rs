@@ -45,6 +45,10 @@ pub struct RecorderConfig<'a> {
     pub strict: bool,
     /// Cap on the functions one glob may attach to.
     pub max_glob: usize,
+    /// Most snapshots the trigger takes (0: no limit).
+    pub count: u64,
+    /// Minimum ns between two trigger snapshots.
+    pub holdoff_ns: u64,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
     /// Trigger expressions (any one firing takes a snapshot; `manual` alone: none).
@@ -123,6 +127,8 @@ impl Recorder {
             ncpu,
             capacity: config.capacity,
             policy: config.policy,
+            count: config.count,
+            holdoff_ns: config.holdoff_ns,
             ..LoadConfig::default()
         };
         filter_config(config.targets, config.follow_forks, &mut load_config)?;

@@ -55,9 +55,46 @@ pub fn parse_events(text: &str) -> Result<u32, SizeError> {
     Ok(events as u32)
 }
 
+/// Parses a duration (`250us`, `10ms`, `2s`, `500ns`) into nanoseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let mult = match unit {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "bad duration `{text}`: write a number with ns, us, ms or s, e.g. `10ms`"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| {
+            format!("bad duration `{text}`: write a number with ns, us, ms or s, e.g. `10ms`")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10ms"), Ok(10_000_000));
+        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
+        assert!(
+            parse_duration("10")
+                .unwrap_err()
+                .contains("ns, us, ms or s")
+        );
+        assert!(parse_duration("ms").is_err());
+    }
 
     #[test]
     fn sizes() {

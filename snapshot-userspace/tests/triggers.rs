@@ -191,3 +191,53 @@ fn property_kernel_and_userspace_evaluators_agree() {
         "the random cases should both fire and not ({fired}/{quiet})"
     );
 }
+
+/// Six triggers 80 ms apart (userspace re-arms in a few ms): each takes a snapshot, unless a
+/// modifier says otherwise.
+fn spaced_triggers(extra: &[&str]) -> common::Run {
+    let probe = workload_probe("uprobe");
+    let mut args = vec![
+        "--probe",
+        probe.as_str(),
+        "--trigger",
+        "snapshot_workload_fn.arg1 == 1",
+        "--dump-on-exit",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--", WORKLOAD, "calls-gap", "6", "80"]);
+    let run = record(&args);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    run
+}
+
+fn missed(run: &common::Run) -> u64 {
+    run.snapshots.iter().map(|s| s.header.missed_triggers).sum()
+}
+
+#[test]
+fn count_and_holdoff_limit_the_trigger() {
+    require_root();
+    let plain = spaced_triggers(&[]);
+    assert_eq!(
+        flips(&plain),
+        6,
+        "baseline: every trigger flips ({} missed)",
+        missed(&plain)
+    );
+    let counted = spaced_triggers(&["--count", "2"]);
+    assert_eq!(flips(&counted), 2, "--count 2");
+    assert_eq!(
+        missed(&counted),
+        0,
+        "triggers past the count are ignored, not missed"
+    );
+    let held = spaced_triggers(&["--holdoff", "10s"]);
+    assert_eq!(flips(&held), 1, "--holdoff 10s");
+    assert_eq!(
+        missed(&held),
+        0,
+        "triggers inside the hold-off are ignored, not missed"
+    );
+    let calls: usize = held.snapshots.iter().map(|s| s.events.len()).sum();
+    assert_eq!(calls, 6, "recording goes on while the trigger is held off");
+}

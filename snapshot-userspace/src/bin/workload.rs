@@ -17,6 +17,7 @@
 //! `snapshot-workload threads-calls MS N`: two threads each sleep MS then call N times.
 //! `snapshot-workload named NAME MS N`: renames itself NAME, sleeps MS, calls N times.
 //! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
+//! `snapshot-workload calls-gap N MS`: N calls with arg1 = 1 (a trigger), MS apart.
 //! `snapshot-workload call A B C`: one call with those arguments.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
@@ -257,6 +258,12 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         Some("fork-tree") => fork_tree(arg(args, 2, 0)?),
+        Some("calls-gap") => {
+            for i in 1..=arg(args, 2, 6)? {
+                snapshot_workload_fn(i, 1, 0);
+                std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 50)?));
+            }
+        }
         Some("call") => {
             snapshot_workload_fn(arg(args, 2, 0)?, arg(args, 3, 0)?, arg(args, 4, 0)?);
         }
@@ -273,7 +280,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | call A B C | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | close N BASE | write N"
                     .to_owned(),
             );
         }

@@ -80,6 +80,14 @@ pub struct RecordArgs {
     /// What a trigger does when the spare half is not armed yet.
     #[arg(long, value_enum, default_value = "skip")]
     pub on_no_spare: OnNoSpare,
+    /// The trigger takes at most N snapshots (ftrace's `:N`); later triggers are ignored
+    /// (manual snapshots still work).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Minimum time between two trigger snapshots (`10ms`, `2s`); triggers inside it are
+    /// ignored.
+    #[arg(long, value_name = "DURATION", value_parser = size::parse_duration)]
+    pub holdoff: Option<u64>,
     /// Stop after writing this many snapshots.
     #[arg(long, value_name = "N")]
     pub max_snapshots: Option<u64>,
@@ -206,6 +214,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         follow_forks: args.follow_forks,
         strict: args.strict,
         max_glob: args.max_glob,
+        count: args.count.unwrap_or(0),
+        holdoff_ns: args.holdoff.unwrap_or(0),
         policy,
         triggers: &args.trigger,
     })?;
