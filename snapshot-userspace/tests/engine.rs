@@ -384,3 +384,35 @@ fn show_prints_a_header_then_one_json_object_per_event() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a snapshot file"));
 }
+
+#[test]
+fn list_prints_one_line_per_snapshot() {
+    require_root();
+    let run = burst("skip");
+    let out = snapshot(&["list", &run.out.arg()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), run.snapshots.len(), "{text}");
+    for (line, s) in lines.iter().zip(&run.snapshots) {
+        assert!(
+            line.contains(&format!("events {}", s.events.len())),
+            "{line}"
+        );
+        assert!(line.contains("Z  "), "a UTC time: {line}");
+    }
+    assert!(
+        lines[0].contains("Condition by snapshot-worklo"),
+        "{}",
+        lines[0]
+    );
+    let empty = OutDir::new();
+    std::fs::create_dir_all(&empty.0).unwrap();
+    let out = snapshot(&["list", &empty.arg()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot files"));
+}

@@ -1,5 +1,6 @@
 //! Command line: one module per subcommand.
 
+pub mod list;
 pub mod record;
 pub mod show;
 pub mod trigger;
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),
+    /// One line per snapshot in a directory: time, trigger, events, losses.
+    List(list::ListArgs),
     /// Print a snapshot file (text, or JSON lines with --json).
     Show(show::ShowArgs),
     /// Ask a running recorder for a snapshot now.
@@ -32,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Record(args) => record::run(args).await,
         Command::Show(args) => show::run(&args),
+        Command::List(args) => list::run(&args),
         Command::Trigger(args) => trigger::run(&args),
     }
 }
