@@ -11,6 +11,7 @@ pub mod buffer;
 pub mod cli;
 pub mod controller;
 pub mod event;
+pub mod export;
 pub mod expr;
 pub mod kernel;
 pub mod load;

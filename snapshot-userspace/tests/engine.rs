@@ -416,3 +416,76 @@ fn list_prints_one_line_per_snapshot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot files"));
 }
+
+#[test]
+fn export_writes_chrome_json_with_slices_and_refuses_bad_outputs() {
+    require_root();
+    let entry = workload_probe("uprobe");
+    let ret = workload_probe("uretprobe");
+    let run = common::record_workload(&[&entry, &ret], &["calls", "5"]);
+    let file = run
+        .snapshots
+        .first()
+        .map(|_| {
+            std::fs::read_dir(&run.out.0)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "snap"))
+                .unwrap()
+        })
+        .expect("a snapshot");
+    let json = run.out.0.join("trace.json");
+    let out = snapshot(&[
+        "export",
+        file.to_str().unwrap(),
+        "--format",
+        "chrome-json",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("valid JSON");
+    let evs = v["traceEvents"].as_array().expect("traceEvents");
+    let slices = evs.iter().filter(|e| e["ph"] == "X").count();
+    assert_eq!(slices, 5, "one slice per call (entry/return pair)");
+    assert!(
+        evs.iter()
+            .any(|e| e["ph"] == "M" && e["name"] == "thread_name")
+    );
+    let bad = snapshot(&[
+        "export",
+        file.to_str().unwrap(),
+        "--format",
+        "text",
+        "-o",
+        "/no/such/dir/out.txt",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cannot write /no/such/dir/out.txt"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let text = run.out.0.join("trace.txt");
+    let out = snapshot(&[
+        "export",
+        file.to_str().unwrap(),
+        "--format",
+        "text",
+        "-o",
+        text.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let written = std::fs::read_to_string(&text).unwrap();
+    assert_eq!(
+        written.lines().filter(|l| !l.starts_with('#')).count(),
+        10,
+        "10 events after the context: {written}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Command line: one module per subcommand.
 
+pub mod export;
 pub mod list;
 pub mod record;
 pub mod show;
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),
+    /// Convert a snapshot for other tools (Chrome JSON for the Perfetto UI, text).
+    Export(export::ExportArgs),
     /// One line per snapshot in a directory: time, trigger, events, losses.
     List(list::ListArgs),
     /// Print a snapshot file (text, or JSON lines with --json).
@@ -36,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Record(args) => record::run(args).await,
         Command::Show(args) => show::run(&args),
         Command::List(args) => list::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Trigger(args) => trigger::run(&args),
     }
 }

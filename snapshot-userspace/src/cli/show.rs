@@ -29,40 +29,7 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<i32> {
             writeln!(out)?;
         }
     } else {
-        let h = &snap.header;
-        writeln!(
-            out,
-            "# snapshot {} ({:?}) on {} ({}), trigger `{}`",
-            h.seq, h.kind, h.hostname, h.kernel_release, h.trigger
-        )?;
-        if let Some(f) = &h.fired {
-            writeln!(
-                out,
-                "# fired by {}-{} [{:03}] {}.{:06}: {} value={}",
-                f.comm,
-                f.tid,
-                f.cpu,
-                f.ts_ns / 1_000_000_000,
-                (f.ts_ns % 1_000_000_000) / 1000,
-                f.probe,
-                f.value
-            )?;
-        }
-        let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
-        writeln!(
-            out,
-            "# events {}, overwritten {}, dropped {}, torn {}, missed triggers {}",
-            snap.events.len(),
-            sum(|a| a.overwritten),
-            sum(|a| a.dropped),
-            sum(|a| a.torn),
-            h.missed_triggers
-        )?;
-        for ev in &snap.events {
-            let v = event::view(ev, probes);
-            let probe = probes.iter().find(|p| p.id == ev.probe_id);
-            writeln!(out, "{}", event::text_line(&v, probe))?;
-        }
+        out.write_all(crate::export::text(&snap).as_bytes())?;
     }
     out.flush()?;
     Ok(0)

@@ -1,0 +1,195 @@
+//! Snapshots in formats other tools read: the Trace Event Format (Chrome JSON, which the
+//! Perfetto UI and `chrome://tracing` open) and ftrace-like text.
+
+use serde_json::{Value, json};
+
+use crate::{
+    event::{self, EventView},
+    snapfile::Snapshot,
+};
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn args_of(v: &EventView) -> Value {
+    let mut args = serde_json::Map::new();
+    for (i, a) in v.args.iter().enumerate() {
+        args.insert(format!("arg{i}"), json!(format!("{a:#x}")));
+    }
+    if let Some(r) = v.ret {
+        args.insert("ret".into(), json!(r));
+    }
+    if let Some(f) = &v.function {
+        args.insert("function".into(), json!(f));
+    }
+    Value::Object(args)
+}
+
+/// The Trace Event Format: a track per thread (named by comm), an instant per event, a slice
+/// per return with a known duration (entry/return pairs), the trigger as a global instant with
+/// its context, and the accounting as counters. Timestamps are boot-time microseconds.
+#[must_use]
+pub fn chrome_json(s: &Snapshot) -> Value {
+    let probes = &s.header.probes;
+    let mut out = Vec::new();
+    let mut named = std::collections::BTreeSet::new();
+    for e in &s.events {
+        let v = event::view(e, probes);
+        if named.insert((v.pid, v.tid)) {
+            out.push(json!({"ph": "M", "name": "thread_name", "pid": v.pid, "tid": v.tid, "args": {"name": v.comm}}));
+            out.push(json!({"ph": "M", "name": "process_name", "pid": v.pid, "tid": v.tid, "args": {"name": format!("{} ({})", v.comm, v.pid)}}));
+        }
+        let name = v.function.clone().unwrap_or_else(|| v.probe.clone());
+        match v.duration_ns {
+            Some(d) => out.push(json!({"ph": "X", "name": name, "cat": "probe", "ts": us(v.ts_ns.saturating_sub(d)), "dur": us(d), "pid": v.pid, "tid": v.tid, "args": args_of(&v)})),
+            None => out.push(json!({"ph": "i", "s": "t", "name": name, "cat": "probe", "ts": us(v.ts_ns), "pid": v.pid, "tid": v.tid, "args": args_of(&v)})),
+        }
+    }
+    let h = &s.header;
+    if let Some(f) = &h.fired {
+        out.push(json!({"ph": "i", "s": "g", "name": format!("trigger: {}", h.trigger), "cat": "trigger", "ts": us(f.ts_ns), "pid": f.pid, "tid": f.tid,
+            "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind}}));
+    }
+    let at = s
+        .events
+        .first()
+        .map_or(h.fired.as_ref().map_or(0, |f| f.ts_ns), |e| e.ts_ns);
+    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
+    out.push(json!({"ph": "C", "name": "accounting", "ts": us(at), "pid": 0, "args": {
+        "recorded": sum(|a| a.recorded), "overwritten": sum(|a| a.overwritten), "dropped": sum(|a| a.dropped), "torn": sum(|a| a.torn), "missed_triggers": h.missed_triggers}}));
+    json!({"traceEvents": out, "displayTimeUnit": "ns", "metadata": {"snapshot": h.seq, "hostname": h.hostname, "kernel_release": h.kernel_release, "trigger": h.trigger}})
+}
+
+/// ftrace-like text, trigger context on top (what `snapshot show` prints).
+#[must_use]
+pub fn text(s: &Snapshot) -> String {
+    let h = &s.header;
+    let mut out = format!(
+        "# snapshot {} ({:?}) on {} ({}), trigger `{}`\n",
+        h.seq, h.kind, h.hostname, h.kernel_release, h.trigger
+    );
+    if let Some(f) = &h.fired {
+        out.push_str(&format!(
+            "# fired by {}-{} [{:03}] {}.{:06}: {} value={}\n",
+            f.comm,
+            f.tid,
+            f.cpu,
+            f.ts_ns / 1_000_000_000,
+            (f.ts_ns % 1_000_000_000) / 1000,
+            f.probe,
+            f.value
+        ));
+    }
+    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
+    out.push_str(&format!(
+        "# events {}, overwritten {}, dropped {}, torn {}, missed triggers {}\n",
+        s.events.len(),
+        sum(|a| a.overwritten),
+        sum(|a| a.dropped),
+        sum(|a| a.torn),
+        h.missed_triggers
+    ));
+    for e in &s.events {
+        let v = event::view(e, &h.probes);
+        let probe = h.probes.iter().find(|p| p.id == e.probe_id);
+        out.push_str(&event::text_line(&v, probe));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_DURATION, EVENT_HAS_RET, Event};
+
+    use super::*;
+    use crate::{
+        buffer::CpuAccount,
+        event::ProbeInfo,
+        snapfile::{ClockRef, Fired, Header, SnapshotKind},
+        spec::ProbeSpec,
+    };
+
+    fn sample() -> Snapshot {
+        let entry: ProbeSpec = "uprobe:/bin/x:f".parse().unwrap();
+        let ret: ProbeSpec = "uretprobe:/bin/x:f".parse().unwrap();
+        let ev = |ts, probe_id, flags, duration_ns| Event {
+            seq: 1,
+            ts_ns: ts,
+            pid_tgid: (7 << 32) | 8,
+            comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+            probe_id,
+            flags,
+            duration_ns,
+            ret: 3,
+            ..Event::default()
+        };
+        Snapshot {
+            header: Header {
+                seq: 1,
+                kind: SnapshotKind::Condition,
+                hostname: "h".into(),
+                kernel_release: "k".into(),
+                clock: ClockRef::default(),
+                probes: vec![
+                    ProbeInfo::new(0, &entry, vec![]),
+                    ProbeInfo::new(1, &ret, vec![]),
+                ],
+                trigger: "f.ret == 3".into(),
+                fired: Some(Fired {
+                    ts_ns: 5000,
+                    cpu: 0,
+                    pid: 7,
+                    tid: 8,
+                    comm: "work".into(),
+                    probe: "f".into(),
+                    value: 3,
+                }),
+                missed_triggers: 2,
+                ncpu: 1,
+                capacity: 16,
+                cpus: vec![CpuAccount {
+                    cpu: 0,
+                    recorded: 2,
+                    overwritten: 4,
+                    dropped: 1,
+                    torn: 0,
+                }],
+            },
+            events: vec![
+                ev(1000, 0, EVENT_HAS_ARGS, 0),
+                ev(5000, 1, EVENT_HAS_RET | EVENT_HAS_DURATION, 4000),
+            ],
+        }
+    }
+
+    #[test]
+    fn chrome_json_structure() {
+        let v = chrome_json(&sample());
+        let evs = v["traceEvents"].as_array().unwrap();
+        let phases: Vec<&str> = evs.iter().map(|e| e["ph"].as_str().unwrap()).collect();
+        assert_eq!(phases, ["M", "M", "i", "X", "i", "C"]);
+        assert_eq!(evs[0]["args"]["name"], "work");
+        let slice = &evs[3];
+        assert_eq!(
+            (slice["ts"].as_f64(), slice["dur"].as_f64()),
+            (Some(1.0), Some(4.0)),
+            "the call spans entry..return"
+        );
+        assert_eq!(evs[4]["s"], "g");
+        assert_eq!(evs[4]["args"]["value"], 3);
+        assert_eq!(evs[5]["args"]["overwritten"], 4);
+        assert_eq!(evs[5]["args"]["missed_triggers"], 2);
+    }
+
+    #[test]
+    fn text_has_the_context_then_the_events() {
+        let t = text(&sample());
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("# snapshot 1 (Condition)"));
+        assert!(lines[1].contains("fired by work-8"));
+        assert!(lines[2].contains("overwritten 4, dropped 1"));
+        assert!(lines[4].contains("ret=3 duration=4.000us"), "{}", lines[4]);
+    }
+}
