@@ -178,11 +178,9 @@ fn manual_snapshot_from_the_cli_takes_the_same_path() {
     require_root();
     let out = OutDir::new();
     let probe = workload_probe("uprobe");
-    let child = Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let child = common::spawn_recorder(
+        &out,
+        &[
             "--probe",
             &probe,
             "--trigger",
@@ -192,12 +190,8 @@ fn manual_snapshot_from_the_cli_takes_the_same_path() {
             "calls-sleep",
             "25",
             "3000",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start recorder");
-    common::wait_until_recording(&out);
+        ],
+    );
     std::thread::sleep(Duration::from_millis(500));
     let trig = snapshot(&["trigger", &out.arg()]);
     assert!(
@@ -296,11 +290,9 @@ fn sigterm_flushes_and_leaves_nothing_loaded() {
         .args(["calls-sleep", "0", "5000"])
         .spawn()
         .expect("target");
-    let child = Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let child = common::spawn_recorder(
+        &out,
+        &[
             "--probe",
             &probe,
             "--probe",
@@ -310,11 +302,8 @@ fn sigterm_flushes_and_leaves_nothing_loaded() {
             "--dump-on-exit",
             "--pid",
             &target.id().to_string(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start recorder");
-    common::wait_until_recording(&out);
+        ],
+    );
     let during = bpf_object_count("prog");
     assert!(
         during >= before.0 + 2,

@@ -105,11 +105,9 @@ fn comm_filter_records_tasks_by_name_and_follows_renames() {
     require_root();
     let out = OutDir::new();
     let probe = workload_probe("uprobe");
-    let recorder = Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let recorder = common::spawn_recorder(
+        &out,
+        &[
             "--trigger",
             "manual",
             "--dump-on-exit",
@@ -117,11 +115,8 @@ fn comm_filter_records_tasks_by_name_and_follows_renames() {
             &probe,
             "--comm",
             "snapwl-named",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("recorder");
-    common::wait_until_recording(&out);
+        ],
+    );
     // The target renames itself (prctl) before its calls; the bystander keeps another name.
     let mut target = Command::new(WORKLOAD)
         .args(["named", "snapwl-named", "200", "4"])
@@ -186,11 +181,9 @@ fn keep_going_outlives_the_target() {
     require_root();
     let out = OutDir::new();
     let probe = workload_probe("uprobe");
-    let recorder = Command::new(SNAPSHOT)
-        .args([
-            "record",
-            "--out",
-            &out.arg(),
+    let recorder = common::spawn_recorder(
+        &out,
+        &[
             "--trigger",
             "manual",
             "--dump-on-exit",
@@ -201,11 +194,8 @@ fn keep_going_outlives_the_target() {
             WORKLOAD,
             "calls",
             "3",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("recorder");
-    common::wait_until_recording(&out);
+        ],
+    );
     std::thread::sleep(Duration::from_millis(800));
     let pid_file = out.0.join(".recorder.pid");
     assert!(pid_file.exists(), "still recording after the target exited");

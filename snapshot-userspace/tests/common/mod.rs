@@ -184,6 +184,20 @@ pub fn wait_until_recording(out: &OutDir) {
     );
 }
 
+/// Starts `snapshot record --out DIR ARGS…` in the background (output captured) and waits
+/// until it records; finish it with a signal and [`collect`].
+pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
+    let child = Command::new(SNAPSHOT)
+        .args(["record", "--out", &out.arg()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {SNAPSHOT}: {e}"));
+    wait_until_recording(out);
+    child
+}
+
 /// Runs `snapshot record --out DIR ARGS…` with extra environment variables.
 pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = OutDir::new();
