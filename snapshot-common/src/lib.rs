@@ -60,6 +60,14 @@ pub mod names {
     pub const GLOBAL_HOLDOFF: &str = "SNAPSHOT_HOLDOFF_NS";
     /// Read-only global: [`super::NoSparePolicy`] as `u32`.
     pub const GLOBAL_POLICY: &str = "SNAPSHOT_POLICY";
+    /// Read-only global: events recorded after a trigger before the flip (`--post N`; 0: none).
+    pub const GLOBAL_POST_EVENTS: &str = "SNAPSHOT_POST_EVENTS";
+    /// Read-only global: ns recorded after a trigger before the flip (`--post DURATION`).
+    pub const GLOBAL_POST_NS: &str = "SNAPSHOT_POST_NS";
+    /// Stack trace map: kernel and user stacks taken when a trigger fires.
+    pub const STACKS: &str = "STACKS";
+    /// The [`super::Notice`] of a trigger whose `--post` window is still open, one element.
+    pub const PENDING: &str = "PENDING";
 }
 
 /// How the eBPF side decides whether the current task is recorded.
@@ -201,8 +209,21 @@ pub struct Control {
     pub fired: u64,
     /// When the trigger last took a snapshot (boot-time ns), for `--holdoff`.
     pub last_fire_ns: u64,
+    /// Non-zero while a `--post` window runs: a trigger fired and took the spare, the flip
+    /// waits for the events after it. Set (exchange) by the trigger, cleared by the completer.
+    pub pending: u64,
+    /// `--post`: tickets left, as a signed count. Each event recorded while `pending` takes one
+    /// (atomic fetch-add of -1): tickets 1..=N go into the frozen-to-be half, the one that
+    /// takes ticket 1 completes the flip, later ones (≤ 0) go into the new half. Under
+    /// `--post DURATION` it is 1 and events take a ticket only once the window is over.
+    /// Userspace completes a window no event closes by exchanging it with 0.
+    pub post_left: u64,
+    /// `--post`: the half that freezes when the window closes (the live half at the trigger).
+    pub post_half: u64,
+    /// `--post DURATION`: end of the window (boot-time ns); 0 under `--post N`.
+    pub post_until: u64,
     /// Explicit padding to 128 bytes.
-    pub pad: [u64; 7],
+    pub pad: [u64; 3],
 }
 
 /// Comparison operator of a trigger.
@@ -316,6 +337,11 @@ pub struct TriggerState {
 pub const NOTICE_FLIP: u32 = 1;
 /// The stop policy applied: recording stopped, the live half `half` is the final snapshot.
 pub const NOTICE_STOPPED: u32 = 2;
+/// A trigger fired and opened a `--post` window: the flip of `half` follows when it closes.
+pub const NOTICE_POST: u32 = 3;
+
+/// Deepest stack a [`Notice`] refers to (the kernel's `PERF_MAX_STACK_DEPTH`).
+pub const MAX_STACK_DEPTH: usize = 127;
 
 /// Message from a probe to userspace through the `NOTIFY` ring buffer, with the trigger's
 /// context stamped at the moment it fired.
@@ -342,6 +368,11 @@ pub struct Notice {
     pub cpu: u32,
     /// Probe whose event fired it.
     pub probe_id: u32,
+    /// Id of the kernel stack at the trigger in the `STACKS` map; negative: none (an errno).
+    pub kstack: i64,
+    /// Id of the user stack at the trigger in the `STACKS` map; negative: none (a kernel
+    /// thread, or the stack could not be walked).
+    pub ustack: i64,
 }
 
 /// Where a tracepoint field lives in the raw tracepoint record.
@@ -376,7 +407,7 @@ const _: () = assert!(size_of::<Control>() == 128);
 const _: () = assert!(size_of::<Insn>() == 8);
 const _: () = assert!(size_of::<TriggerProgram>() == 8 + 8 * MAX_CONSTS + COMM_LEN + 8 * MAX_INSNS);
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
-const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8);
+const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16);
 const _: () = assert!(size_of::<FieldLoc>() == 4);
 const _: () = assert!(size_of::<ProbeConfig>() == 4 * MAX_ARGS + 4 + 4);
 

@@ -48,7 +48,7 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
     }
     let mut p = payload(args, 0, EVENT_HAS_ARGS, Role::Entry);
     p.ip = func_ip(ctx.as_ptr(), probe_id);
-    record(probe_id, &p);
+    record(ctx, probe_id, &p);
     0
 }
 
@@ -56,6 +56,7 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
 #[inline(always)]
 pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
     record(
+        ctx,
         probe_id,
         &Payload {
             ip: func_ip(ctx.as_ptr(), probe_id),
@@ -104,6 +105,7 @@ pub fn tracepoint(ctx: &TracePointContext, probe_id: u32) -> u32 {
     let ret = read_field(ctx, config.ret);
     let has_ret = (0u32.wrapping_sub(u32::from(config.ret.size)) >> 31) * EVENT_HAS_RET;
     record(
+        ctx,
         probe_id,
         &payload(args, ret, EVENT_HAS_ARGS | has_ret, Role::Plain),
     );
@@ -118,7 +120,11 @@ pub fn raw_tracepoint(ctx: &RawTracePointContext, probe_id: u32) -> u32 {
     let mut args = [0u64; MAX_ARGS];
     args[0] = ctx.arg::<u64>(0);
     args[1] = ctx.arg::<u64>(1);
-    record(probe_id, &payload(args, 0, EVENT_HAS_ARGS, Role::Plain));
+    record(
+        ctx,
+        probe_id,
+        &payload(args, 0, EVENT_HAS_ARGS, Role::Plain),
+    );
     0
 }
 
@@ -140,6 +146,7 @@ fn func_args(ctx: *mut core::ffi::c_void) -> [u64; MAX_ARGS] {
 #[inline(always)]
 pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
     record(
+        ctx,
         probe_id,
         &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS, Role::Entry),
     );
@@ -151,6 +158,7 @@ pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
 pub fn fexit(ctx: &FExitContext, probe_id: u32) -> u32 {
     let ret = ctx.ret::<u64>().unwrap_or(0);
     record(
+        ctx,
         probe_id,
         &payload(
             func_args(ctx.as_ptr()),

@@ -10,79 +10,162 @@
 //! snapshot). `Stop` reproduces ftrace's behaviour without a spare buffer: one trigger (the one
 //! that takes `stopping`) writes a marker record into the live half, stops recording and tells
 //! userspace, which exports the live half as the final, "permanent" snapshot.
+//!
+//! `--post`: the winner does not flip at once. It keeps its notice in `PENDING`, names the
+//! half to freeze and the window (N tickets or a deadline) and opens it (`pending`); the
+//! events after it still go into that half until the window closes, and the writer that takes
+//! the last ticket (`record.rs`) calls [`close_post`], which flips exactly as above. Triggers
+//! while a window is open belong to that snapshot: they are neither flips nor missed.
+//!
+//! Stacks: the winner takes the kernel and user stacks into `STACKS` (a few µs, once per
+//! snapshot) and sends their ids with the notice.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_smp_processor_id},
+    programs::tracing::StackIdContext,
+};
+use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
-    COMM_LEN, EVENT_MARKER, MARKER_PROBE, NOTICE_FLIP, NOTICE_STOPPED, NoSparePolicy, Notice,
+    COMM_LEN, Control, EVENT_MARKER, MARKER_PROBE, NOTICE_FLIP, NOTICE_POST, NOTICE_STOPPED,
+    NoSparePolicy, Notice,
 };
 
 use crate::{
     atomic,
-    maps::{CONTROL, NOTIFY, limits, policy},
+    maps::{CONTROL, NOTIFY, PENDING, STACKS, limits, policy, post},
     record::{self, Payload, Role},
 };
 
-fn notice(
+/// `BPF_F_USER_STACK`: walk the user stack instead of the kernel's.
+const USER_STACK: u64 = 1 << 8;
+/// `BPF_F_REUSE_STACKID`: a new stack replaces an old one in its bucket.
+const REUSE_STACKID: u64 = 1 << 10;
+
+/// The trigger context: who fired, what value, and where (stacks).
+#[inline(always)]
+fn notice<C: StackIdContext>(
+    ctx: &C,
     kind: u32,
-    half: u32,
-    seq: u64,
+    half: u64,
     probe_id: u32,
     value: u64,
     pid_tgid: u64,
-    missed: u64,
+    ts: u64,
 ) -> Notice {
     Notice {
         kind,
-        half,
-        seq,
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        half: half as u32,
+        seq: 0,
+        ts_ns: ts,
         pid_tgid,
         value,
-        missed,
+        missed: 0,
         comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
         // SAFETY: helper without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
         probe_id,
+        kstack: ctx
+            .get_stackid(&STACKS, REUSE_STACKID)
+            .unwrap_or_else(i64::from),
+        ustack: ctx
+            .get_stackid(&STACKS, REUSE_STACKID | USER_STACK)
+            .unwrap_or_else(i64::from),
     }
 }
 
-/// A trigger fired on an event of `probe_id` whose tested field was `value`.
+/// Freezes half `frozen` (the winner of `armed`, or the writer closing its `--post` window):
+/// numbers the snapshot, makes the other half live and tells userspace.
+///
+/// # Safety
+/// `control` is the CONTROL value and the caller is the one flipper of this arming.
 #[inline(always)]
-pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
+unsafe fn flip(control: *mut Control, frozen: u64, n: &mut Notice) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let seq = (*control).flips + 1;
+        (*control).flips = seq;
+        n.kind = NOTICE_FLIP;
+        n.half = frozen as u32;
+        n.seq = seq;
+        n.missed = rd(&raw const (*control).missed);
+        atomic::xchg(&raw mut (*control).active, frozen ^ 1);
+    }
+    let _ = NOTIFY.output(n, 0);
+}
+
+/// Closes the open `--post` window: called by the writer that took its last ticket.
+#[inline(always)]
+pub fn close_post(control: *mut Control) {
+    let Some(pending) = PENDING.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: `control` is the CONTROL value; the last ticket makes this writer the one
+    // flipper; `pending` was written before the window opened.
+    unsafe {
+        let mut n = rd(pending);
+        let frozen = rd(&raw const (*control).post_half) & 1;
+        flip(control, frozen, &mut n);
+        atomic::xchg(&raw mut (*control).pending, 0);
+    }
+}
+
+/// A trigger fired on the event of `probe_id` recorded at `now` whose tested field was
+/// `value`.
+#[inline(always)]
+pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64, now: u64) {
     let Some(control) = CONTROL.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: `control` is the CONTROL map value; every field is an aligned u64.
     unsafe {
+        if rd(&raw const (*control).pending) != 0 {
+            return;
+        }
         // `--count` and `--holdoff`: a trigger past the limit or inside the hold-off does not
         // take a snapshot and is not a missed one either.
         let (count, holdoff) = limits();
-        if count != 0 && core::ptr::read_volatile(&raw const (*control).fired) >= count {
+        if count != 0 && rd(&raw const (*control).fired) >= count {
             return;
         }
-        let now = bpf_ktime_get_boot_ns();
-        let last = core::ptr::read_volatile(&raw const (*control).last_fire_ns);
+        let last = rd(&raw const (*control).last_fire_ns);
         if holdoff != 0 && last != 0 && now.saturating_sub(last) < holdoff {
             return;
         }
         if atomic::xchg(&raw mut (*control).armed, 0) == 1 {
+            // Checked again as the one winner: another trigger may have flipped (and userspace
+            // re-armed) between the checks above and the exchange. Then the spare goes back.
+            let last = rd(&raw const (*control).last_fire_ns);
+            if (count != 0 && rd(&raw const (*control).fired) >= count)
+                || (holdoff != 0 && last != 0 && now.saturating_sub(last) < holdoff)
+            {
+                atomic::xchg(&raw mut (*control).armed, 1);
+                return;
+            }
             (*control).fired += 1;
-            core::ptr::write_volatile(&raw mut (*control).last_fire_ns, now);
-            let old = core::ptr::read_volatile(&raw const (*control).active) & 1;
-            let seq = (*control).flips + 1;
-            (*control).flips = seq;
-            let missed = core::ptr::read_volatile(&raw const (*control).missed);
-            atomic::xchg(&raw mut (*control).active, old ^ 1);
-            let n = notice(
-                NOTICE_FLIP,
-                old as u32,
-                seq,
-                probe_id,
-                value,
-                pid_tgid,
-                missed,
+            wr(&raw mut (*control).last_fire_ns, now);
+            let live = rd(&raw const (*control).active) & 1;
+            let mut n = notice(ctx, NOTICE_POST, live, probe_id, value, pid_tgid, now);
+            let (post_events, post_ns) = post();
+            if post_events == 0 && post_ns == 0 {
+                flip(control, live, &mut n);
+                return;
+            }
+            let Some(pending) = PENDING.get_ptr_mut(0) else {
+                flip(control, live, &mut n);
+                return;
+            };
+            wr(pending, n);
+            wr(&raw mut (*control).post_half, live);
+            wr(
+                &raw mut (*control).post_until,
+                if post_ns == 0 { 0 } else { now + post_ns },
             );
+            wr(
+                &raw mut (*control).post_left,
+                if post_ns == 0 { post_events } else { 1 },
+            );
+            // Publishes the window (a full barrier after the stores above).
+            atomic::xchg(&raw mut (*control).pending, 1);
             let _ = NOTIFY.output(&n, 0);
             return;
         }
@@ -97,25 +180,11 @@ pub fn fire(probe_id: u32, value: u64, pid_tgid: u64) {
                 flags: EVENT_MARKER,
                 role: Role::Plain,
             };
-            record::write(
-                MARKER_PROBE,
-                &marker,
-                pid_tgid,
-                bpf_ktime_get_boot_ns(),
-                None,
-            );
+            record::write(MARKER_PROBE, &marker, pid_tgid, now, None);
             atomic::xchg(&raw mut (*control).stopped, 1);
-            let live = core::ptr::read_volatile(&raw const (*control).active) & 1;
-            let missed = core::ptr::read_volatile(&raw const (*control).missed);
-            let n = notice(
-                NOTICE_STOPPED,
-                live as u32,
-                0,
-                probe_id,
-                value,
-                pid_tgid,
-                missed,
-            );
+            let live = rd(&raw const (*control).active) & 1;
+            let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
+            n.missed = rd(&raw const (*control).missed);
             let _ = NOTIFY.output(&n, 0);
         }
     }

@@ -4,11 +4,11 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use snapshot_common::{
-    COMM_LEN, Control, CpuState, Event, MAX_PROBES, ProbeConfig, STACK_DEPTH, TriggerProgram,
-    TriggerState,
+    COMM_LEN, Control, CpuState, Event, MAX_PROBES, Notice, ProbeConfig, STACK_DEPTH,
+    TriggerProgram, TriggerState,
 };
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
@@ -54,6 +54,15 @@ pub struct Scratch {
 /// Flip and stop notices for userspace (at most one flip per arming, so a few KiB suffice).
 #[map]
 pub static NOTIFY: RingBuf = RingBuf::with_byte_size(16 * 1024, 0);
+
+/// Kernel and user stacks taken when a trigger fires (ids travel in the notice; userspace
+/// reads and deletes them). A new stack replaces an old one in its hash bucket.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
+
+/// The notice of a trigger whose `--post` window is open, sent when the window closes.
+#[map]
+pub static PENDING: Array<Notice> = Array::with_max_entries(1, 0);
 
 /// Processes (tgids) recorded when filtering by target.
 #[map]
@@ -133,6 +142,26 @@ static SNAPSHOT_TRIGGER_COUNT: u64 = 0;
 /// Minimum ns between two trigger snapshots (`--holdoff`), set at load.
 #[unsafe(no_mangle)]
 static SNAPSHOT_HOLDOFF_NS: u64 = 0;
+
+/// Events recorded after a trigger before its flip (`--post N`), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_POST_EVENTS: u64 = 0;
+
+/// Nanoseconds recorded after a trigger before its flip (`--post DURATION`), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_POST_NS: u64 = 0;
+
+/// `--post`: (events, ns); both 0 when the flip is immediate.
+#[inline(always)]
+pub fn post() -> (u64, u64) {
+    // SAFETY: plain u64 statics patched at load.
+    unsafe {
+        (
+            core::ptr::read_volatile(&raw const SNAPSHOT_POST_EVENTS),
+            core::ptr::read_volatile(&raw const SNAPSHOT_POST_NS),
+        )
+    }
+}
 
 /// `--count` and `--holdoff`.
 #[inline(always)]

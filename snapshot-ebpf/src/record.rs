@@ -5,8 +5,10 @@
 //! region of each half, so writers on different CPUs never share a slot.
 //!
 //! Exclusion on one CPU: a probe takes `CpuState::busy` with an atomic exchange before it
-//! reads the head and releases it with another exchange after the record and the head are
-//! written. A second probe on the same CPU while the first is writing (a kprobe inside a
+//! reads the active half and the head, and releases it with another exchange after the record
+//! and the head are written. Reading the active half only after taking `busy` is what makes a
+//! drain safe: a writer that read the old half holds `busy` (userspace waits for it), and one
+//! that takes `busy` after the flip reads the new half. A second probe on the same CPU while the first is writing (a kprobe inside a
 //! tracepoint program, an NMI, or a preempted uprobe program) finds `busy == 1`, writes nothing
 //! and is counted in `CpuState::dropped`: it can neither tear nor duplicate a record.
 //!
@@ -14,18 +16,27 @@
 //! (helper calls dominate the cost here); `comm.rs` bumps `Control::comm_epoch` on every exec
 //! and rename, which invalidates all caches.
 //!
+//! `--post`: while a window is open (`Control::pending`), the half comes from the window's
+//! ticket instead (see [`Control::post_left`](snapshot_common::Control)); the writer that
+//! takes the last ticket closes the window with the flip once its record is published.
+//!
 //! Publication: `seq` (position + 1) is written after every other field and before the head
 //! moves; the release exchange on `busy` is a full barrier. A reader that waited for `busy == 0`
 //! (or for `generation` to move) after the half stopped being live sees complete records, and
 //! the `seq` check catches any slot that was not (counted as torn; the design keeps it at 0).
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_boot_ns,
+    },
+    programs::tracing::StackIdContext,
 };
-use snapshot_common::{COMM_LEN, CpuState, EVENT_HAS_DURATION, MAX_ARGS};
+use core::ptr::read_volatile as rd;
+use snapshot_common::{COMM_LEN, Control, CpuState, EVENT_HAS_DURATION, MAX_ARGS};
 
 use crate::{
-    atomic, filter,
+    atomic, filter, flip,
     maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
     pairs, trigger,
 };
@@ -74,9 +85,9 @@ unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u8; C
 }
 
 /// Records one event for `probe_id` if the current task is a target and recording is on,
-/// then checks the trigger condition on it.
+/// then checks the trigger condition on it (`ctx` gives the stacks if it fires).
 #[inline(always)]
-pub fn record(probe_id: u32, payload: &Payload) {
+pub fn record<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !filter::wanted(pid_tgid) {
         return;
@@ -85,7 +96,32 @@ pub fn record(probe_id: u32, payload: &Payload) {
     let ts = unsafe { bpf_ktime_get_boot_ns() };
     let duration = pairs::track(probe_id, payload.role, pid_tgid, ts);
     if write(probe_id, payload, pid_tgid, ts, duration) {
-        trigger::check(probe_id, payload, pid_tgid, duration);
+        trigger::check(ctx, probe_id, payload, pid_tgid, ts, duration);
+    }
+}
+
+/// The half this record goes into, and whether it closes a `--post` window.
+///
+/// # Safety
+/// `control` is the CONTROL value; the caller holds its CPU's `busy`.
+#[inline(always)]
+unsafe fn choose_half(control: *mut Control, ts: u64) -> (u64, bool) {
+    // SAFETY: guaranteed by the caller; volatile because other CPUs and userspace change these.
+    unsafe {
+        if rd(&raw const (*control).pending) == 0 {
+            return (rd(&raw const (*control).active) & 1, false);
+        }
+        let frozen = rd(&raw const (*control).post_half) & 1;
+        let until = rd(&raw const (*control).post_until);
+        if until != 0 && ts < until {
+            // Inside a `--post DURATION` window: part of the snapshot.
+            return (frozen, false);
+        }
+        let ticket = atomic::fetch_add(&raw mut (*control).post_left, u64::MAX) as i64;
+        // `--post N`: tickets N..=1 are the N events after the trigger. Past a duration
+        // window, or once the tickets are gone, the record belongs to the next half.
+        let inside = until == 0 && ticket >= 1;
+        (if inside { frozen } else { frozen ^ 1 }, ticket == 1)
     }
 }
 
@@ -98,19 +134,12 @@ pub fn write(
     ts: u64,
     duration: Option<u64>,
 ) -> bool {
-    let Some(control) = CONTROL.get_ptr(0) else {
+    let Some(control) = CONTROL.get_ptr_mut(0) else {
         return false;
     };
     // SAFETY: `control` points at the single CONTROL value, valid while the program runs;
     // volatile because userspace changes it concurrently.
-    let (stopped, active, comm_epoch) = unsafe {
-        (
-            core::ptr::read_volatile(&raw const (*control).stopped),
-            core::ptr::read_volatile(&raw const (*control).active),
-            core::ptr::read_volatile(&raw const (*control).comm_epoch),
-        )
-    };
-    if stopped != 0 {
+    if unsafe { rd(&raw const (*control).stopped) } != 0 {
         return false;
     }
     // SAFETY: BPF helper without preconditions.
@@ -124,7 +153,19 @@ pub fn write(
         unsafe { atomic::add(&raw mut (*state).dropped, 1) };
         return true;
     }
-    let half = (active & 1) as usize;
+    // SAFETY: `control` as above. Recording may have stopped since the check above; checked
+    // again under `busy`, so that once userspace has set `stopped` and waited for the writers,
+    // nothing writes any more.
+    if unsafe { rd(&raw const (*control).stopped) } != 0 {
+        // SAFETY: as above.
+        unsafe { atomic::xchg(&raw mut (*state).busy, 0) };
+        return false;
+    }
+    // SAFETY: `control` as above; we hold `busy` (the half is read after taking it).
+    let (half, closes, comm_epoch) = unsafe {
+        let (half, closes) = choose_half(control, ts);
+        (half as usize, closes, rd(&raw const (*control).comm_epoch))
+    };
     let cap = u64::from(capacity());
     // SAFETY: we hold `busy`, so no other writer on this CPU touches the head.
     let (head, pos) = unsafe { ((*state).head[half], (*state).slot[half]) };
@@ -155,6 +196,10 @@ pub fn write(
                 (*state).slot[half] = if pos + 1 >= cap { 0 } else { pos + 1 };
             }
         }
+    }
+    if closes {
+        // Still under `busy`: a userspace stop that waited for the writers has the notice.
+        flip::close_post(control);
     }
     // SAFETY: as above.
     unsafe {

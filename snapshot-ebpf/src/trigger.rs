@@ -8,7 +8,10 @@
 //! instruction, so the verifier's states converge after each instruction instead of
 //! multiplying with every path.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_smp_processor_id};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_smp_processor_id},
+    programs::tracing::StackIdContext,
+};
 use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
     ANY_PROBE, CmpOp, EVENT_HAS_RET, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID,
@@ -102,7 +105,14 @@ unsafe fn pop(s: *mut Scratch) -> (u64, bool) {
 
 /// Evaluates the trigger program on the event and fires the flip when it holds.
 #[inline(always)]
-pub fn check(probe_id: u32, payload: &Payload, pid_tgid: u64, duration: Option<u64>) {
+pub fn check<C: StackIdContext>(
+    ctx: &C,
+    probe_id: u32,
+    payload: &Payload,
+    pid_tgid: u64,
+    ts: u64,
+    duration: Option<u64>,
+) {
     let Some(prog) = TRIGGERS.get_ptr(0) else {
         return;
     };
@@ -191,7 +201,7 @@ pub fn check(probe_id: u32, payload: &Payload, pid_tgid: u64, duration: Option<u
         }
         let (v, ok) = pop(s);
         if rd(&raw const (*s).sp) == 0 && ok && v != 0 {
-            flip::fire(probe_id, rd(&raw const (*s).value), pid_tgid);
+            flip::fire(ctx, probe_id, rd(&raw const (*s).value), pid_tgid, ts);
         }
     }
 }

@@ -105,6 +105,7 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         max_glob: crate::attach::DEFAULT_MAX_GLOB,
         count: 0,
         holdoff_ns: 0,
+        post: crate::recorder::Post::None,
         policy: NoSparePolicy::Skip,
         triggers: &triggers,
     })?;

@@ -189,6 +189,14 @@ pub mod control {
     pub const FLIPS: usize = 4;
     /// `missed`
     pub const MISSED: usize = 5;
+    /// `pending`
+    pub const PENDING: usize = 9;
+    /// `post_left`
+    pub const POST_LEFT: usize = 10;
+    /// `post_half`
+    pub const POST_HALF: usize = 11;
+    /// `post_until`
+    pub const POST_UNTIL: usize = 12;
 }
 
 /// Both halves, the per-CPU states and the controller state, mapped.

@@ -15,14 +15,16 @@ use std::{
 };
 
 use snapshot_common::{
-    EVENT_MARKER, Event, MARKER_PROBE, NOTICE_FLIP, NOTICE_STOPPED, NoSparePolicy, Notice,
+    EVENT_MARKER, Event, MARKER_PROBE, NOTICE_FLIP, NOTICE_POST, NOTICE_STOPPED, NoSparePolicy,
+    Notice,
 };
 
 use crate::{
     buffer::{CpuAccount, control},
     event::ProbeInfo,
-    recorder::Recorder,
+    recorder::{Post, Recorder},
     snapfile::{self, ClockRef, Fired, Header, SnapshotKind},
+    symbols::{KernelSymbols, UserSymbols},
 };
 
 /// Totals over the whole recording.
@@ -76,6 +78,7 @@ struct Context {
     clock: ClockRef,
     trigger: String,
     policy: NoSparePolicy,
+    post: Post,
 }
 
 /// The controller.
@@ -93,6 +96,14 @@ pub struct Controller {
     scratch: Vec<Event>,
     totals: Totals,
     stopped: bool,
+    /// `--post DURATION`: end (boot-time ns) of the open window, for userspace to close it
+    /// when no event does.
+    window_until: Option<u64>,
+    /// The trigger context of the open `--post` window, read when it opened (the process may
+    /// be gone by the time the window closes).
+    window_fired: Option<Fired>,
+    ksyms: KernelSymbols,
+    usyms: UserSymbols,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -106,8 +117,15 @@ fn comm_str(comm: &[u8]) -> String {
 
 impl Controller {
     /// Takes over a started recorder, writing snapshots into `out`, and arms the spare.
+    /// Reads kallsyms now, so that symbolizing a trigger's stack costs nothing then.
     #[must_use]
-    pub fn new(rec: Recorder, out: &Path, trigger: &str, policy: NoSparePolicy) -> Self {
+    pub fn new(
+        rec: Recorder,
+        out: &Path,
+        trigger: &str,
+        policy: NoSparePolicy,
+        post: Post,
+    ) -> Self {
         let ncpu = rec.buffers().ncpu() as usize;
         let mut c = Self {
             ctx: Context {
@@ -116,6 +134,7 @@ impl Controller {
                 clock: ClockRef::now(),
                 trigger: trigger.to_owned(),
                 policy,
+                post,
             },
             bases: [rec.buffers().heads(0), rec.buffers().heads(1)],
             dropped_seen: vec![0; ncpu],
@@ -125,6 +144,10 @@ impl Controller {
             scratch: prefaulted(ncpu * rec.buffers().capacity() as usize),
             totals: Totals::default(),
             stopped: false,
+            window_until: None,
+            window_fired: None,
+            ksyms: KernelSymbols::load(Path::new("/")),
+            usyms: UserSymbols::default(),
             out: out.to_owned(),
             rec,
         };
@@ -163,24 +186,83 @@ impl Controller {
         b.control(control::ARMED).store(1, SeqCst);
     }
 
-    /// Handles a notice from the kernel.
-    pub fn on_notice(&mut self, n: &Notice) -> Vec<Written> {
+    /// The trigger context of a notice, with its stacks read (and freed) and symbolized.
+    fn fired(&mut self, n: &Notice) -> Fired {
         let probe = self
             .probes()
             .iter()
             .find(|p| p.id == n.probe_id)
             .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
-        let fired = Fired {
+        let pid = (n.pid_tgid >> 32) as u32;
+        let kernel = self.rec.take_stack(n.kstack);
+        let user = self.rec.take_stack(n.ustack);
+        Fired {
             ts_ns: n.ts_ns,
             cpu: n.cpu,
-            pid: (n.pid_tgid >> 32) as u32,
+            pid,
             tid: n.pid_tgid as u32,
             comm: comm_str(&n.comm),
             probe,
             value: n.value as i64,
+            post: self.ctx.post.describe(),
+            kernel_stack: self.ksyms.frames(&kernel),
+            user_stack: self.usyms.frames(Path::new("/"), pid, &user),
+        }
+    }
+
+    /// End (boot-time ns) of an open `--post DURATION` window.
+    #[must_use]
+    pub const fn window_until(&self) -> Option<u64> {
+        self.window_until
+    }
+
+    /// Closes an open `--post` window from userspace (its deadline passed with no event to
+    /// close it, or recording ends): the same flip the kernel's last ticket would do, under
+    /// the same rule (taking the tickets that are left).
+    pub fn close_window(&mut self) -> Vec<Written> {
+        let b = self.rec.buffers();
+        if b.control(control::PENDING).load(SeqCst) == 0
+            || (b.control(control::POST_LEFT).swap(0, SeqCst) as i64) < 1
+        {
+            // No window, or a writer took the last ticket and its notice is on the way.
+            return Vec::new();
+        }
+        let mut n = match self.rec.pending_notice() {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("cannot read the trigger of the open --post window: {e:#}");
+                Notice::default()
+            }
+        };
+        let b = self.rec.buffers();
+        let frozen = b.control(control::POST_HALF).load(SeqCst) & 1;
+        n.kind = NOTICE_FLIP;
+        n.half = frozen as u32;
+        n.seq = b.control(control::FLIPS).fetch_add(1, SeqCst) + 1;
+        n.missed = b.control(control::MISSED).load(SeqCst);
+        b.control(control::ACTIVE).swap(frozen ^ 1, SeqCst);
+        b.control(control::PENDING).store(0, SeqCst);
+        self.on_notice(&n)
+    }
+
+    /// Handles a notice from the kernel.
+    pub fn on_notice(&mut self, n: &Notice) -> Vec<Written> {
+        if n.kind == NOTICE_POST {
+            // The snapshot comes with the flip that closes the window.
+            self.window_until = match self.ctx.post {
+                Post::Nanos(ns) => Some(n.ts_ns + ns),
+                _ => None,
+            };
+            self.window_fired = Some(self.fired(n));
+            return Vec::new();
+        }
+        let fired = match self.window_fired.take() {
+            Some(f) if n.kind == NOTICE_FLIP => f,
+            _ => self.fired(n),
         };
         match n.kind {
             NOTICE_FLIP => {
+                self.window_until = None;
                 let w = self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::Condition,
@@ -214,6 +296,12 @@ impl Controller {
         if self.stopped {
             return Vec::new();
         }
+        if self.rec.buffers().control(control::PENDING).load(SeqCst) != 0 {
+            log::warn!(
+                "a trigger's --post window is open: its snapshot comes when the window closes; ask again then"
+            );
+            return Vec::new();
+        }
         let fired = Fired {
             ts_ns: ClockRef::now().boot_ns,
             cpu: 0,
@@ -222,6 +310,7 @@ impl Controller {
             comm: "snapshot".into(),
             probe: "manual".into(),
             value: 0,
+            ..Fired::default()
         };
         let b = self.rec.buffers();
         let missed_before = b.control(control::MISSED).load(SeqCst);
@@ -375,14 +464,29 @@ impl Controller {
         self.pending.len()
     }
 
+    /// Stops the writers: once this returns, no probe writes a record or sends a notice any
+    /// more (each checks `stopped` under its CPU's `busy`). Notices already sent are still in
+    /// the ring, for the caller to handle before [`Self::finish`].
+    pub fn stop_writers(&self) {
+        let b = self.rec.buffers();
+        b.control(control::STOPPED).store(1, SeqCst);
+        if !b.wait_writers(Duration::from_secs(1)) {
+            log::warn!("a writer stayed busy for 1 s at exit");
+        }
+    }
+
     /// Stops recording; with `dump`, writes the live half as a final snapshot, otherwise
     /// counts its events as discarded. Then detaches everything.
     #[must_use]
     pub fn finish(mut self, dump: bool) -> (Totals, Vec<Written>, usize) {
+        self.rec
+            .buffers()
+            .control(control::STOPPED)
+            .store(1, SeqCst);
+        // A window still open: its trigger's snapshot, with the events recorded after it.
+        let mut written = self.close_window();
         let b = self.rec.buffers();
-        b.control(control::STOPPED).store(1, SeqCst);
         let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
-        let mut written = Vec::new();
         if dump && !self.stopped {
             written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None, None));
         } else if !self.stopped {

@@ -49,7 +49,8 @@ pub fn chrome_json(s: &Snapshot) -> Value {
     let h = &s.header;
     if let Some(f) = &h.fired {
         out.push(json!({"ph": "i", "s": "g", "name": format!("trigger: {}", h.trigger), "cat": "trigger", "ts": us(f.ts_ns), "pid": f.pid, "tid": f.tid,
-            "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind}}));
+            "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind, "post": f.post,
+                "kernel_stack": stack_lines(&f.kernel_stack), "user_stack": stack_lines(&f.user_stack)}}));
     }
     let at = s
         .events
@@ -61,7 +62,13 @@ pub fn chrome_json(s: &Snapshot) -> Value {
     json!({"traceEvents": out, "displayTimeUnit": "ns", "metadata": {"snapshot": h.seq, "hostname": h.hostname, "kernel_release": h.kernel_release, "trigger": h.trigger}})
 }
 
-/// ftrace-like text, trigger context on top (what `snapshot show` prints).
+/// A stack as one line per frame, innermost first.
+fn stack_lines(frames: &[crate::symbols::Frame]) -> Vec<String> {
+    frames.iter().map(crate::symbols::Frame::describe).collect()
+}
+
+/// ftrace-like text, trigger context on top (what `snapshot show` prints); with a `--post`
+/// window, a marker line shows where the trigger fired among the events.
 #[must_use]
 pub fn text(s: &Snapshot) -> String {
     let h = &s.header;
@@ -80,7 +87,32 @@ pub fn text(s: &Snapshot) -> String {
             f.probe,
             f.value
         ));
+        if let Some(post) = &f.post {
+            out.push_str(&format!(
+                "# then recorded {post} before the snapshot
+"
+            ));
+        }
+        for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
+            if !frames.is_empty() {
+                out.push_str(&format!(
+                    "# {what} stack:
+"
+                ));
+                for line in stack_lines(frames) {
+                    out.push_str(&format!(
+                        "#   {line}
+"
+                    ));
+                }
+            }
+        }
     }
+    let mut marker = h
+        .fired
+        .as_ref()
+        .filter(|f| f.post.is_some())
+        .map(|f| f.ts_ns);
     let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
     out.push_str(&format!(
         "# events {}, overwritten {}, dropped {}, torn {}, missed triggers {}\n",
@@ -91,6 +123,10 @@ pub fn text(s: &Snapshot) -> String {
         h.missed_triggers
     ));
     for e in &s.events {
+        if marker.is_some_and(|t| e.ts_ns > t) {
+            out.push_str("# ---- trigger fired here; the events below came after it ----\n");
+            marker = None;
+        }
         let v = event::view(e, &h.probes);
         let probe = h.probes.iter().find(|p| p.id == e.probe_id);
         out.push_str(&event::text_line(&v, probe));
@@ -145,6 +181,7 @@ mod tests {
                     comm: "work".into(),
                     probe: "f".into(),
                     value: 3,
+                    ..Fired::default()
                 }),
                 missed_triggers: 2,
                 ncpu: 1,
@@ -191,5 +228,60 @@ mod tests {
         assert!(lines[1].contains("fired by work-8"));
         assert!(lines[2].contains("overwritten 4, dropped 1"));
         assert!(lines[4].contains("ret=3 duration=4.000us"), "{}", lines[4]);
+        assert!(
+            !t.contains("trigger fired here"),
+            "no marker without --post"
+        );
+    }
+
+    #[test]
+    fn text_shows_stacks_and_where_a_post_window_begins() {
+        let mut s = sample();
+        let f = s.header.fired.as_mut().unwrap();
+        f.ts_ns = 2000;
+        f.post = Some("1 events".into());
+        f.kernel_stack = vec![crate::symbols::Frame {
+            addr: 0xffff_ffff_8100_0010,
+            symbol: Some("vfs_read+0x10".into()),
+            object: None,
+        }];
+        f.user_stack = vec![crate::symbols::Frame {
+            addr: 0x1234,
+            symbol: None,
+            object: Some("work".into()),
+        }];
+        let t = text(&s);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[2], "# then recorded 1 events before the snapshot");
+        assert_eq!(
+            &lines[3..7],
+            [
+                "# kernel stack:",
+                "#   vfs_read+0x10",
+                "# user stack:",
+                "#   0x1234 (work)"
+            ]
+        );
+        let marker = lines
+            .iter()
+            .position(|l| l.contains("trigger fired here"))
+            .unwrap();
+        assert!(
+            lines[marker - 1].contains("f:"),
+            "the event before the trigger is above it"
+        );
+        assert!(
+            lines[marker + 1].contains("ret=3"),
+            "the event after it is below"
+        );
+        let v = chrome_json(&s);
+        let trig = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["cat"] == "trigger")
+            .unwrap();
+        assert_eq!(trig["args"]["kernel_stack"][0], "vfs_read+0x10");
+        assert_eq!(trig["args"]["post"], "1 events");
     }
 }

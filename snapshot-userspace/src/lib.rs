@@ -2,7 +2,7 @@
 //!
 //! Data flows through the modules in this order: probe [`spec`] → [`load`] / [`attach`] →
 //! [`recorder`] (with the mmapped [`buffer`]) → [`controller`] (arm, flip, drain) →
-//! [`snapfile`] → [`event`] decoding; [`trigger`] compiles the condition; [`target`] picks what is
+//! [`snapfile`] (stacks by [`symbols`]) → [`event`] decoding; [`trigger`] compiles the condition; [`target`] picks what is
 //! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers.
 
 pub mod attach;
@@ -20,5 +20,6 @@ pub mod recorder;
 pub mod size;
 pub mod snapfile;
 pub mod spec;
+pub mod symbols;
 pub mod target;
 pub mod tracefs;

@@ -37,6 +37,10 @@ pub struct LoadConfig {
     pub count: u64,
     /// Minimum ns between two trigger snapshots.
     pub holdoff_ns: u64,
+    /// Events recorded after a trigger before the flip (`--post N`).
+    pub post_events: u64,
+    /// Nanoseconds recorded after a trigger before the flip (`--post DURATION`).
+    pub post_ns: u64,
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
@@ -60,6 +64,8 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_PAIRS, &config.pairs, true)
         .override_global(names::GLOBAL_COUNT, &config.count, true)
         .override_global(names::GLOBAL_HOLDOFF, &config.holdoff_ns, true)
+        .override_global(names::GLOBAL_POST_EVENTS, &config.post_events, true)
+        .override_global(names::GLOBAL_POST_NS, &config.post_ns, true)
         .override_global(names::GLOBAL_FUNC_IP, &config.func_ip, true)
         .override_global(names::GLOBAL_TARGET_COMM, &config.target_comm, true)
         .override_global(names::GLOBAL_FORK_CHILD_OFFSET, &config.fork_child_offset, true)

@@ -4,9 +4,9 @@
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{MapData, RingBuf},
+    maps::{Array, MapData, RingBuf, StackTraceMap},
 };
-use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, names};
+use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, Notice, names};
 
 use crate::{
     attach::{self, AttachContext},
@@ -49,10 +49,36 @@ pub struct RecorderConfig<'a> {
     pub count: u64,
     /// Minimum ns between two trigger snapshots.
     pub holdoff_ns: u64,
+    /// What to record after a trigger before the flip (`--post`).
+    pub post: Post,
     /// What a trigger does without an armed spare.
     pub policy: NoSparePolicy,
     /// Trigger expressions (any one firing takes a snapshot; `manual` alone: none).
     pub triggers: &'a [String],
+}
+
+/// `--post`: what a trigger keeps recording into the snapshot before it flips.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Post {
+    /// Flip at once.
+    #[default]
+    None,
+    /// The next N recorded events.
+    Events(u64),
+    /// Everything recorded in the next N nanoseconds.
+    Nanos(u64),
+}
+
+impl Post {
+    /// How a snapshot header describes the window (`None` when there is none).
+    #[must_use]
+    pub fn describe(self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Events(n) => Some(format!("{n} events")),
+            Self::Nanos(ns) => Some(crate::size::format_duration(ns)),
+        }
+    }
 }
 
 /// Which tasks are recorded.
@@ -129,6 +155,16 @@ impl Recorder {
             policy: config.policy,
             count: config.count,
             holdoff_ns: config.holdoff_ns,
+            post_events: if let Post::Events(n) = config.post {
+                n
+            } else {
+                0
+            },
+            post_ns: if let Post::Nanos(n) = config.post {
+                n
+            } else {
+                0
+            },
             ..LoadConfig::default()
         };
         filter_config(config.targets, config.follow_forks, &mut load_config)?;
@@ -205,6 +241,34 @@ impl Recorder {
             .take_map(names::NOTIFY)
             .context("the NOTIFY ring buffer was already taken or is missing")?;
         Ok(RingBuf::try_from(map)?)
+    }
+
+    /// The instruction addresses of stack `id` from the `STACKS` map, which then forgets it
+    /// (its bucket is free for the next trigger). A negative id (no stack) gives none.
+    pub fn take_stack(&mut self, id: i64) -> Vec<u64> {
+        let Ok(id) = u32::try_from(id) else {
+            return Vec::new();
+        };
+        let Some(map) = self.ebpf.map_mut(names::STACKS) else {
+            return Vec::new();
+        };
+        let Ok(mut stacks) = StackTraceMap::try_from(map) else {
+            return Vec::new();
+        };
+        let ips = stacks
+            .get(&id, 0)
+            .map(|s| s.frames().iter().map(|f| f.ip).collect())
+            .unwrap_or_default();
+        let _ = stacks.remove(&id);
+        ips
+    }
+
+    /// The notice kept for the open `--post` window.
+    pub fn pending_notice(&self) -> anyhow::Result<Notice> {
+        let map = self.ebpf.map(names::PENDING).context(
+            "map PENDING missing from the eBPF object: rebuild with `cargo xtask build`",
+        )?;
+        Ok(Array::<_, Notice>::try_from(map)?.get(&0, 0)?)
     }
 
     /// Detaches every probe and frees the maps.

@@ -1,6 +1,9 @@
-//! Buffer sizes: `1M` (bytes per CPU per half) or `65536ev` (events per CPU per half).
+//! Buffer sizes: `1M` (bytes per CPU per half) or `65536ev` (events per CPU per half);
+//! durations (`10ms`); `--post` windows (`100` events or a duration).
 
 use snapshot_common::Event;
+
+use crate::recorder::Post;
 
 /// Largest capacity accepted, in events per CPU per half (keeps the map under 4 GiB).
 pub const MAX_EVENTS: u64 = 1 << 22;
@@ -80,9 +83,52 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         })
 }
 
+/// Formats nanoseconds in the largest unit that keeps them whole (`10ms`, `1500us`).
+#[must_use]
+pub fn format_duration(ns: u64) -> String {
+    for (unit, mult) in [("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
+        if ns != 0 && ns.is_multiple_of(mult) {
+            return format!("{}{unit}", ns / mult);
+        }
+    }
+    format!("{ns}ns")
+}
+
+/// Parses `--post`: an event count (`100`, `100ev`) or a duration (`10ms`).
+pub fn parse_post(text: &str) -> Result<Post, String> {
+    let t = text.trim();
+    let count = t.strip_suffix("ev").unwrap_or(t);
+    if let Ok(n) = count.parse::<u64>() {
+        return Ok(if n == 0 { Post::None } else { Post::Events(n) });
+    }
+    match parse_duration(t) {
+        Ok(0) => Ok(Post::None),
+        Ok(ns) => Ok(Post::Nanos(ns)),
+        Err(_) => Err(format!(
+            "bad --post `{text}`: give a number of events (`100`) or a duration with ns, us, ms or s (`10ms`)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_windows() {
+        assert_eq!(parse_post("100"), Ok(Post::Events(100)));
+        assert_eq!(parse_post("7ev"), Ok(Post::Events(7)));
+        assert_eq!(parse_post("10ms"), Ok(Post::Nanos(10_000_000)));
+        assert_eq!(parse_post("0"), Ok(Post::None));
+        let e = parse_post("10 parsecs").unwrap_err();
+        assert!(e.contains("`10 parsecs`") && e.contains("`10ms`"), "{e}");
+        assert_eq!(format_duration(10_000_000), "10ms");
+        assert_eq!(format_duration(1_500_000), "1500us");
+        assert_eq!(format_duration(7), "7ns");
+        assert_eq!(Post::Nanos(2_000_000_000).describe().as_deref(), Some("2s"));
+        assert_eq!(Post::Events(3).describe().as_deref(), Some("3 events"));
+        assert_eq!(Post::None.describe(), None);
+    }
 
     #[test]
     fn durations() {

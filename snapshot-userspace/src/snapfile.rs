@@ -91,7 +91,7 @@ pub enum SnapshotKind {
 }
 
 /// What fired the trigger.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fired {
     /// When (boot-time ns).
     pub ts_ns: u64,
@@ -107,6 +107,15 @@ pub struct Fired {
     pub probe: String,
     /// The field value that satisfied the condition.
     pub value: i64,
+    /// `--post`: the window recorded after the trigger before the flip (`100 events`, `10ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+    /// Kernel stack at the trigger, innermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack: Vec<crate::symbols::Frame>,
+    /// User stack at the trigger, innermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_stack: Vec<crate::symbols::Frame>,
 }
 
 /// Everything about a snapshot but its records.

@@ -142,6 +142,101 @@ fn kretprobe_trigger_freezes_the_writes_up_to_it() {
     );
 }
 
+/// The sleeping function: `hrtimer_nanosleep`, or with SNAPSHOT_TEST_BREAK one the workload
+/// never calls.
+fn sleeper() -> &'static str {
+    if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_fsync"
+    } else {
+        "hrtimer_nanosleep"
+    }
+}
+
+#[test]
+fn latency_trigger_with_post_window_and_kernel_stack() {
+    let kernel = require_vm();
+    let f = sleeper();
+    let trigger = format!("{f}.latency > 100ms");
+    for (entry, ret) in [("kprobe", "kretprobe"), ("fentry", "fexit")] {
+        let e = format!("{entry}:{f}");
+        let r = format!("{ret}:{f}");
+        // Seven naps; the fourth (300 ms) fires; two more events (the fifth nap's entry and
+        // return) go into the snapshot after it.
+        let run = common::record(&[
+            "--probe",
+            &e,
+            "--probe",
+            &r,
+            "--trigger",
+            &trigger,
+            "--post",
+            "2",
+            "--dump-on-exit",
+            "--",
+            common::WORKLOAD,
+            "naps",
+            "1",
+            "1",
+            "1",
+            "300",
+            "1",
+            "1",
+            "1",
+        ]);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{entry}/{ret} on {kernel}: {}",
+            run.stderr
+        );
+        let frozen = run.of_kind(SnapshotKind::Condition);
+        assert_eq!(
+            frozen.len(),
+            1,
+            "{entry}/{ret} on {kernel}: one flip: {}",
+            run.stderr
+        );
+        let s = frozen[0];
+        let fired = s.header.fired.as_ref().expect("trigger context");
+        assert!(
+            (300_000_000..10_000_000_000).contains(&fired.value),
+            "{entry}/{ret} on {kernel}: the value that fired is the 300 ms call's latency: {}",
+            fired.value
+        );
+        let durations: Vec<u64> = s
+            .events
+            .iter()
+            .filter(|e| e.flags & snapshot_common::EVENT_HAS_DURATION != 0)
+            .map(|e| e.duration_ns)
+            .collect();
+        assert_eq!(
+            durations.len(),
+            5,
+            "{entry}/{ret} on {kernel}: four returns up to the trigger, one after: {durations:?}"
+        );
+        assert!(durations[3] >= 300_000_000, "{durations:?}");
+        assert_eq!(
+            s.events.len(),
+            10,
+            "{entry}/{ret} on {kernel}: 8 events up to it, --post 2"
+        );
+        let later: usize = run
+            .of_kind(SnapshotKind::Exit)
+            .iter()
+            .map(|s| s.events.len())
+            .sum();
+        assert_eq!(
+            later, 4,
+            "{entry}/{ret} on {kernel}: the last two naps in the next half"
+        );
+        let stack: Vec<String> = fired.kernel_stack.iter().map(|f| f.describe()).collect();
+        assert!(
+            stack.iter().any(|f| f.contains("nanosleep")),
+            "{entry}/{ret} on {kernel}: kernel stack at the trigger: {stack:?}"
+        );
+    }
+}
+
 #[test]
 fn kprobe_with_an_offset_fires() {
     let kernel = require_vm();

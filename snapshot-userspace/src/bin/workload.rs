@@ -2,8 +2,8 @@
 //!
 //! `snapshot-workload calls N`: calls `snapshot_workload_fn(i, 2i, 3i)` for i in 1..=N
 //! (a uprobe target), then exits.
-//! `snapshot-workload close N BASE`: calls `close(BASE + i)` for i in 0..N on fds that are not
-//! open (each fails with EBADF), a syscall whose argument is known exactly.
+//! `snapshot-workload close N BASE [MS]`: calls `close(BASE + i)` for i in 0..N on fds that are
+//! not open (each fails with EBADF), a syscall whose argument is known exactly; then sleeps MS.
 //! `snapshot-workload sleep-calls MS N`: sleeps MS milliseconds, then does `calls N`.
 //! `snapshot-workload calls-sleep N MS`: `calls N`, then sleeps MS milliseconds.
 //! `snapshot-workload seq-threads TOTAL PERIOD`: two pinned threads, distinct sequence numbers,
@@ -19,6 +19,7 @@
 //! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
 //! `snapshot-workload calls-gap N MS`: N calls with arg1 = 1 (a trigger), MS apart.
 //! `snapshot-workload call A B C`: one call with those arguments.
+//! `snapshot-workload naps MS…`: sleeps (`clock_nanosleep`) for each duration in turn.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
 use std::{io::Write as _, process::ExitCode};
@@ -228,6 +229,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 // SAFETY: closing an fd number that is not open only returns EBADF.
                 unsafe { libc::close(fd) };
             }
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 4, 0)?));
         }
         Some("sleep-calls") => {
             std::thread::sleep(std::time::Duration::from_millis(arg(args, 2, 500)?));
@@ -264,6 +266,14 @@ fn run(args: &[String]) -> Result<(), String> {
                 std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 50)?));
             }
         }
+        Some("naps") => {
+            for ms in &args[2..] {
+                let ms = ms
+                    .parse()
+                    .map_err(|_| format!("nap `{ms}` is not a number of milliseconds"))?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
         Some("call") => {
             snapshot_workload_fn(arg(args, 2, 0)?, arg(args, 3, 0)?, arg(args, 4, 0)?);
         }
@@ -280,7 +290,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {
             return Err(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | close N BASE | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
                     .to_owned(),
             );
         }

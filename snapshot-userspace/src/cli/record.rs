@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     controller::{Controller, Totals, Written},
-    recorder::{Recorder, RecorderConfig, Targets},
+    recorder::{Post, Recorder, RecorderConfig, Targets},
     size,
     spec::ProbeSpec,
     target::{Held, PidFd, TargetError, Watch, pid_exists, thread_group},
@@ -88,6 +88,11 @@ pub struct RecordArgs {
     /// ignored.
     #[arg(long, value_name = "DURATION", value_parser = size::parse_duration)]
     pub holdoff: Option<u64>,
+    /// Keep recording after a trigger before taking its snapshot, so that it shows what
+    /// happened next too: N events (`100`) or a duration (`10ms`). Triggers inside the window
+    /// belong to it.
+    #[arg(long, value_name = "N|DURATION", default_value = "0", value_parser = size::parse_post, hide_default_value = true)]
+    pub post: Post,
     /// Stop after writing this many snapshots.
     #[arg(long, value_name = "N")]
     pub max_snapshots: Option<u64>,
@@ -163,6 +168,14 @@ fn parse_notice(bytes: &[u8]) -> Option<Notice> {
 
 /// Runs `snapshot record`; returns the process exit code.
 pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
+    if let Post::Events(n) = args.post
+        && n >= u64::from(args.buffer_size)
+    {
+        anyhow::bail!(
+            "--post {n} does not fit: the buffer holds {} events per CPU, so the events after the trigger would overwrite it; give a smaller --post or a larger --buffer-size",
+            args.buffer_size
+        );
+    }
     prepare_out(&args.out)?;
     let mut held = None;
     let mut watch = Watch::Never;
@@ -216,6 +229,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         max_glob: args.max_glob,
         count: args.count.unwrap_or(0),
         holdoff_ns: args.holdoff.unwrap_or(0),
+        post: args.post,
         policy,
         triggers: &args.trigger,
     })?;
@@ -233,7 +247,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         recorder.close();
         return Err(TargetError::ExitedDuringAttach(*pid).into());
     }
-    let mut controller = Controller::new(recorder, &args.out, &trigger_text, policy);
+    let mut controller = Controller::new(recorder, &args.out, &trigger_text, policy, args.post);
     let ring = controller.recorder_mut().take_notify()?;
     // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
     // open until it is dropped (after deregistration).
@@ -291,6 +305,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
                     }
                 }
             }
+            () = post_deadline(controller.window_until()) => {
+                for w in controller.close_window() {
+                    report(args.json, &w);
+                }
+            }
             _ = sigusr1.recv() => {
                 for w in controller.manual() {
                     report(args.json, &w);
@@ -302,6 +321,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         }
     };
     // Notices that arrived with the stop are still handled: nothing captured is dropped.
+    controller.stop_writers();
     let mut late = Vec::new();
     while let Some(item) = ring.get_mut().next() {
         late.extend(parse_notice(&item));
@@ -341,4 +361,15 @@ fn summary(why: &str, t: &Totals) {
         t.discarded_at_exit,
         t.missed_triggers
     );
+}
+
+/// Sleeps until a `--post DURATION` window ends (boot-time ns), or forever when none is open.
+async fn post_deadline(until: Option<u64>) {
+    let Some(until) = until else {
+        return std::future::pending().await;
+    };
+    let now = crate::snapfile::clock_ns(libc::CLOCK_BOOTTIME);
+    // A little past the end: an event after it normally closes the window first.
+    let wait = until.saturating_sub(now) + 1_000_000;
+    tokio::time::sleep(std::time::Duration::from_nanos(wait)).await;
 }

@@ -38,6 +38,17 @@ fn sample() -> Snapshot {
                 comm: "workload".into(),
                 probe: "sys_exit_openat".into(),
                 value: -2,
+                post: Some("3 events".into()),
+                kernel_stack: vec![crate::symbols::Frame {
+                    addr: 0xffff_ffff_8120_001a,
+                    symbol: Some("vfs_read+0x1a".into()),
+                    object: None,
+                }],
+                user_stack: vec![crate::symbols::Frame {
+                    addr: 0x5500_0000_1234,
+                    symbol: None,
+                    object: Some("workload".into()),
+                }],
             }),
             missed_triggers: 3,
             ncpu: 2,

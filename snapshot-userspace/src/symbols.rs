@@ -1,0 +1,307 @@
+//! Symbolizing addresses: kernel addresses with kallsyms, user addresses through the process's
+//! memory map (`/proc/PID/maps`) and the ELF symbols of the mapped file.
+//!
+//! Stacks are symbolized when the snapshot is taken (the process may be gone by the time
+//! someone reads the file, and kallsyms shows addresses only to root); the file keeps both the
+//! address and the name.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+/// Offsets beyond this from the nearest symbol are not trusted (the address lies past the last
+/// symbol of a region, or in a gap).
+const MAX_OFFSET: u64 = 1 << 20;
+
+/// One stack frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Frame {
+    /// Instruction address.
+    pub addr: u64,
+    /// `function+0xoffset`, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// The file the address belongs to (user frames), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+impl Frame {
+    /// `symbol` or the address in hex, with the object for user frames.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let what = self
+            .symbol
+            .clone()
+            .unwrap_or_else(|| format!("{:#x}", self.addr));
+        match &self.object {
+            Some(o) => format!("{what} ({o})"),
+            None => what,
+        }
+    }
+}
+
+/// Sorted (address, name) table with a nearest-below lookup.
+#[derive(Debug, Default)]
+struct Table {
+    syms: Vec<(u64, u64, String)>,
+}
+
+impl Table {
+    /// Builds the table from (address, size, name); size 0 means "up to the next symbol".
+    fn new(mut syms: Vec<(u64, u64, String)>) -> Self {
+        syms.retain(|s| s.0 != 0);
+        syms.sort_by_key(|s| s.0);
+        Self { syms }
+    }
+
+    /// `name+0xoff` of the symbol containing `addr`.
+    fn lookup(&self, addr: u64) -> Option<String> {
+        let i = self.syms.partition_point(|s| s.0 <= addr).checked_sub(1)?;
+        let (start, size, name) = &self.syms[i];
+        let off = addr - start;
+        if (*size != 0 && off >= *size) || off > MAX_OFFSET {
+            return None;
+        }
+        let name = format!("{:#}", rustc_demangle::demangle(name));
+        Some(if off == 0 {
+            name
+        } else {
+            format!("{name}+{off:#x}")
+        })
+    }
+}
+
+/// Kernel symbols from a kallsyms listing.
+#[derive(Debug, Default)]
+pub struct KernelSymbols {
+    table: Table,
+}
+
+impl KernelSymbols {
+    /// Reads `/proc/kallsyms` under `root` (empty, so nothing resolves, when unreadable or when
+    /// the addresses are hidden).
+    #[must_use]
+    pub fn load(root: &Path) -> Self {
+        Self::parse(&std::fs::read_to_string(root.join("proc/kallsyms")).unwrap_or_default())
+    }
+
+    /// Builds the table from kallsyms text.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        let syms = crate::names::parse_kallsyms(text)
+            .into_iter()
+            .map(|(a, n)| (a, 0, n))
+            .collect();
+        Self {
+            table: Table::new(syms),
+        }
+    }
+
+    /// Symbolizes a kernel stack.
+    #[must_use]
+    pub fn frames(&self, ips: &[u64]) -> Vec<Frame> {
+        ips.iter()
+            .map(|&addr| Frame {
+                addr,
+                symbol: self.table.lookup(addr),
+                object: None,
+            })
+            .collect()
+    }
+}
+
+/// One executable mapping of a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// The mapped file.
+    pub path: PathBuf,
+}
+
+/// The file-backed mappings of a `/proc/PID/maps` listing.
+#[must_use]
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (start, end) = w.next()?.split_once('-')?;
+            let _perms = w.next()?;
+            let offset = u64::from_str_radix(w.next()?, 16).ok()?;
+            let _dev = w.next()?;
+            let _inode = w.next()?;
+            let path = w.next()?;
+            if !path.starts_with('/') {
+                return None;
+            }
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset,
+                path: PathBuf::from(path),
+            })
+        })
+        .collect()
+}
+
+/// An ELF file's function symbols and its loadable segments (file offset → address).
+#[derive(Debug, Default)]
+struct Elf {
+    table: Table,
+    /// (file offset, file size, virtual address) of each `PT_LOAD` segment.
+    segments: Vec<(u64, u64, u64)>,
+}
+
+impl Elf {
+    fn read(path: &Path) -> Option<Self> {
+        use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
+        let data = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let syms = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned())))
+            .collect();
+        let segments = file
+            .segments()
+            .map(|s| {
+                let (off, size) = s.file_range();
+                (off, size, s.address())
+            })
+            .collect();
+        Some(Self {
+            table: Table::new(syms),
+            segments,
+        })
+    }
+
+    /// The symbol at file offset `off`.
+    fn lookup(&self, off: u64) -> Option<String> {
+        let (seg_off, _, vaddr) = self
+            .segments
+            .iter()
+            .find(|(o, size, _)| (*o..o + size).contains(&off))?;
+        self.table.lookup(off - seg_off + vaddr)
+    }
+}
+
+/// User-space symbolizer, caching the ELF files it has read.
+#[derive(Debug, Default)]
+pub struct UserSymbols {
+    files: HashMap<PathBuf, Option<Elf>>,
+}
+
+impl UserSymbols {
+    /// Symbolizes a user stack of process `pid`, reading its maps under `root` (`/`).
+    pub fn frames(&mut self, root: &Path, pid: u32, ips: &[u64]) -> Vec<Frame> {
+        let maps = std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
+            .map(|t| parse_maps(&t))
+            .unwrap_or_default();
+        self.frames_in(&maps, ips)
+    }
+
+    /// Symbolizes `ips` against `maps`.
+    pub fn frames_in(&mut self, maps: &[Mapping], ips: &[u64]) -> Vec<Frame> {
+        ips.iter()
+            .map(|&addr| {
+                let Some(m) = maps.iter().find(|m| (m.start..m.end).contains(&addr)) else {
+                    return Frame {
+                        addr,
+                        ..Frame::default()
+                    };
+                };
+                let elf = self
+                    .files
+                    .entry(m.path.clone())
+                    .or_insert_with(|| Elf::read(&m.path));
+                Frame {
+                    addr,
+                    symbol: elf
+                        .as_ref()
+                        .and_then(|e| e.lookup(addr - m.start + m.offset)),
+                    object: m.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_frames_name_the_enclosing_function() {
+        let k = KernelSymbols::parse(
+            "ffffffff81000000 T _stext\nffffffff81200000 T vfs_read\nffffffff81200100 t helper\n",
+        );
+        let f = k.frames(&[0xffff_ffff_8120_001a, 0xffff_ffff_8120_0100, 0x10]);
+        assert_eq!(f[0].symbol.as_deref(), Some("vfs_read+0x1a"));
+        assert_eq!(f[1].symbol.as_deref(), Some("helper"));
+        assert_eq!(f[2].symbol, None, "below every symbol");
+        assert_eq!(f[2].describe(), "0x10");
+    }
+
+    #[test]
+    fn hidden_kallsyms_resolve_nothing() {
+        let k = KernelSymbols::parse("0000000000000000 T vfs_read\n");
+        assert_eq!(k.frames(&[0x1234])[0].symbol, None);
+    }
+
+    #[test]
+    fn maps_keep_file_backed_mappings() {
+        let m = parse_maps(
+            "55d0c0000000-55d0c0001000 r--p 00000000 08:01 42 /usr/bin/x\n\
+             55d0c0001000-55d0c0005000 r-xp 00001000 08:01 42 /usr/bin/x\n\
+             7ffd0000-7ffe0000 rw-p 00000000 00:00 0 [stack]\n\
+             7f0000000000-7f0000001000 rw-p 00000000 00:00 0\n",
+        );
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].offset, 0x1000);
+        assert_eq!(m[1].path, Path::new("/usr/bin/x"));
+    }
+
+    #[test]
+    fn user_frames_resolve_through_the_mapping_and_the_elf_segments() {
+        // This test binary itself: find a function's address in the ELF, map the file at an
+        // arbitrary base as the loader would, and resolve an address inside the function.
+        let exe = std::env::current_exe().unwrap();
+        let elf = Elf::read(&exe).expect("the test binary is an ELF file");
+        let (vaddr, _, name) = elf
+            .table
+            .syms
+            .iter()
+            .find(|s| s.1 > 8 && s.2.contains("kernel_frames_name_the_enclosing_function"))
+            .cloned()
+            .expect("the test function has a symbol");
+        let &(seg_off, seg_size, seg_vaddr) = elf
+            .segments
+            .iter()
+            .find(|(_, sz, va)| (*va..va + sz).contains(&vaddr))
+            .expect("a segment holds the function");
+        let base = 0x5500_0000_0000;
+        let maps = [Mapping {
+            start: base,
+            end: base + seg_size,
+            offset: seg_off,
+            path: exe.clone(),
+        }];
+        let addr = base + (vaddr - seg_vaddr) + 4;
+        let f = UserSymbols::default().frames_in(&maps, &[addr, 0x10]);
+        let want = format!("{:#}+0x4", rustc_demangle::demangle(&name));
+        assert_eq!(f[0].symbol.as_deref(), Some(want.as_str()));
+        assert!(
+            f[0].describe()
+                .contains("kernel_frames_name_the_enclosing_function")
+        );
+        assert_eq!(f[1].symbol, None);
+        assert_eq!(f[1].object, None);
+    }
+}
