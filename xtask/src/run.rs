@@ -65,7 +65,8 @@ fn explain(bin: &std::path::Path, out: &std::path::Path) {
 }
 
 /// The demo: a workload doing small-file I/O whose reads now and then fail; the trigger fires
-/// in the kernel on the failed `read`, and each snapshot holds the I/O that led up to it.
+/// in the kernel on the failed `read`, and each snapshot holds the I/O that led up to it and
+/// the 8 events after it.
 fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
     let workload = bin.join("snapshot-workload").to_string_lossy().into_owned();
     let out = out.to_string_lossy().into_owned();
@@ -83,6 +84,9 @@ fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
         "tracepoint:syscalls:sys_exit_read",
         "--trigger",
         "sys_exit_read.ret < 0",
+        // Also keep the 8 events after the failure: what the program did next.
+        "--post",
+        "8",
         "--buffer-size",
         "4096ev",
         "--max-snapshots",
