@@ -3,7 +3,8 @@
 //! Data flows through the modules in this order: probe [`spec`] → [`load`] / [`attach`] →
 //! [`recorder`] (with the mmapped [`buffer`]) → [`controller`] (arm, flip, drain) →
 //! [`snapfile`] → [`event`] decoding; [`trigger`] compiles the condition; [`target`] picks what is
-//! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers.
+//! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers; [`status`] is the
+//! live status line of `snapshot record`.
 
 pub mod attach;
 pub mod bench;
@@ -20,5 +21,6 @@ pub mod recorder;
 pub mod size;
 pub mod snapfile;
 pub mod spec;
+pub mod status;
 pub mod target;
 pub mod tracefs;
