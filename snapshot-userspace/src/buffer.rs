@@ -260,6 +260,21 @@ impl Buffers {
         (0..self.ncpu).map(|c| self.state(c).head[half]).collect()
     }
 
+    /// Events written so far into both halves on every CPU (the sum of the heads): a cheap
+    /// read of the shared state, nothing is drained.
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        (0..self.ncpu)
+            .map(|c| self.state(c).head.iter().sum::<u64>())
+            .sum()
+    }
+
+    /// Events dropped so far on every CPU (writer busy).
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        (0..self.ncpu).map(|c| self.state(c).dropped).sum()
+    }
+
     /// Number of CPUs the buffer is laid out for.
     #[must_use]
     pub const fn ncpu(&self) -> u32 {

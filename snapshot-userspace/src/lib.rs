@@ -2,8 +2,9 @@
 //!
 //! Data flows through the modules in this order: probe [`spec`] → [`load`] / [`attach`] →
 //! [`recorder`] (with the mmapped [`buffer`]) → [`controller`] (arm, flip, drain) →
-//! [`snapfile`] (stacks by [`symbols`]) → [`event`] decoding; [`trigger`] compiles the condition; [`target`] picks what is
-//! recorded, [`kernel`] and [`tracefs`] read what the running kernel offers.
+//! [`snapfile`] (stacks by [`symbols`]) → [`event`] decoding; [`trigger`] compiles the
+//! condition; [`target`] picks what is recorded, [`kernel`] and [`tracefs`] read what the
+//! running kernel offers; [`status`] is the live status line of `snapshot record`.
 
 pub mod attach;
 pub mod bench;
@@ -20,6 +21,7 @@ pub mod recorder;
 pub mod size;
 pub mod snapfile;
 pub mod spec;
+pub mod status;
 pub mod symbols;
 pub mod target;
 pub mod tracefs;

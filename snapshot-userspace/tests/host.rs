@@ -337,3 +337,91 @@ fn command_names_follow_exec() {
         "after exec: {after:?}"
     );
 }
+
+/// Six triggers 150 ms apart, each taking a snapshot, plus the exit snapshot: about a second
+/// of recording, long enough for a few status refreshes.
+fn spaced_snapshots(extra: &[&str], env: &[(&str, &str)]) -> common::Run {
+    let probe = workload_probe("uprobe");
+    let mut args = vec![
+        "--probe",
+        &probe,
+        "--trigger",
+        "snapshot_workload_fn.arg1 == 1",
+        "--dump-on-exit",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--", WORKLOAD, "calls-gap", "6", "150"]);
+    let run = common::record_with_env(&args, env);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.snapshots.len(), 7, "6 triggers and the exit snapshot");
+    run
+}
+
+#[test]
+fn quiet_prints_nothing_on_a_successful_recording() {
+    require_root();
+    // Even with the status line forced on, --quiet wins.
+    let run = spaced_snapshots(&["-q"], &[("SNAPSHOT_STATUS", "always")]);
+    assert_eq!(run.stdout, "", "stdout");
+    assert_eq!(run.stderr, "", "stderr");
+}
+
+#[test]
+fn json_stays_pure_while_the_status_line_is_shown() {
+    require_root();
+    let run = spaced_snapshots(&["--json"], &[("SNAPSHOT_STATUS", "always")]);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert_eq!(lines.len(), 7, "one JSON line per snapshot: {}", run.stdout);
+    for (seq, line) in (1..).zip(&lines) {
+        assert_eq!(line["seq"], seq, "{line}");
+    }
+    let status: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("events/s"))
+        .collect();
+    assert!(
+        status.len() >= 2,
+        "a second of recording refreshes the status line several times: {}",
+        run.stderr
+    );
+    for field in [
+        "events/s | snapshots ",
+        "| overwritten ",
+        "| dropped 0 ",
+        "| missed triggers 0 ",
+        "| spare ",
+    ] {
+        assert!(
+            status.iter().all(|l| l.contains(field)),
+            "`{field}` missing from the status: {status:#?}"
+        );
+    }
+    assert!(
+        status.iter().any(|l| l.ends_with("| spare armed")),
+        "the spare is re-armed after each snapshot: {status:#?}"
+    );
+    assert!(
+        status.iter().any(|l| !l.contains("snapshots 0 ")),
+        "the status follows the snapshots: {status:#?}"
+    );
+    assert!(!run.stdout.contains("events/s"), "status on stdout");
+}
+
+#[test]
+fn the_status_line_is_off_when_stderr_is_not_a_terminal() {
+    require_root();
+    let run = spaced_snapshots(&[], &[]);
+    assert!(!run.stderr.contains("events/s"), "{}", run.stderr);
+    let per_snapshot = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("snapshot ") && l.contains(" events, "))
+        .count();
+    assert_eq!(per_snapshot, 7, "one line per snapshot: {}", run.stderr);
+    assert!(run.stderr.contains("snapshot: stopped: target exited"));
+}

@@ -1,8 +1,9 @@
-//! Project tasks. `cargo xtask setup | build | run | test | vm`.
+//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs`.
 
 mod apt;
 mod build;
 mod cmd;
+mod docs;
 mod initramfs;
 mod paths;
 mod run;
@@ -60,6 +61,8 @@ enum Task {
         #[arg(long, default_value_t = 10_000_000)]
         events: u64,
     },
+    /// Write the man pages and shell completions into target/docs/{man,completions}.
+    Docs,
     /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
     Vm {
         /// Kernel series.
@@ -92,6 +95,7 @@ fn main() {
         Task::Test { layers, kernels } => test::run(&layers, &kernels),
         Task::Bench => run::bench(),
         Task::Soak { events } => test::soak(events),
+        Task::Docs => docs::run(),
         Task::Vm {
             kernel,
             timeout,

@@ -1,6 +1,7 @@
 //! Command line: one module per subcommand.
 
 pub mod export;
+pub mod generate;
 pub mod list;
 pub mod record;
 pub mod show;
@@ -31,6 +32,9 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Ask a running recorder for a snapshot now.
     Trigger(trigger::TriggerArgs),
+    /// Write the man pages and shell completions (internal: `cargo xtask docs`).
+    #[command(name = "__generate", hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the parsed command line.
@@ -41,5 +45,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::List(args) => list::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Trigger(args) => trigger::run(&args),
+        Command::Generate(args) => generate::run(&args),
     }
 }

@@ -3,7 +3,6 @@
 
 use std::{
     ffi::OsString,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
@@ -13,10 +12,11 @@ use snapshot_common::{NoSparePolicy, Notice};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    controller::{Controller, Totals, Written},
+    controller::Controller,
     recorder::{Post, Recorder, RecorderConfig, Targets},
     size,
     spec::ProbeSpec,
+    status::{self, ui::Ui},
     target::{Held, PidFd, TargetError, Watch, pid_exists, thread_group},
 };
 
@@ -102,6 +102,9 @@ pub struct RecordArgs {
     /// Print one JSON line per snapshot written (for scripts).
     #[arg(long)]
     pub json: bool,
+    /// No status line, no per-snapshot lines, no summary: only errors (and `--json` lines).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Command to start and record; it is held until every probe is attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -141,25 +144,6 @@ fn prepare_out(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(json: bool, w: &Written) {
-    if json {
-        if let Ok(line) = serde_json::to_string(w) {
-            println!("{line}");
-        }
-    } else {
-        eprintln!(
-            "snapshot {}: {} ({} events, {} overwritten, {} dropped, {} missed triggers)",
-            w.seq,
-            w.path.display(),
-            w.events,
-            w.overwritten,
-            w.dropped,
-            w.missed_triggers
-        );
-    }
-    let _ = std::io::stdout().flush();
-}
-
 fn parse_notice(bytes: &[u8]) -> Option<Notice> {
     (bytes.len() >= size_of::<Notice>())
         // SAFETY: at least one Notice of bytes; Notice is valid for any bit pattern.
@@ -176,6 +160,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
             args.buffer_size
         );
     }
+    let mut ui = Ui::new(args.quiet, args.json)?;
     prepare_out(&args.out)?;
     let mut held = None;
     let mut watch = Watch::Never;
@@ -281,6 +266,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         watch.exited().await
     };
     tokio::pin!(exited);
+    let mut refresh = tokio::time::interval(status::PERIOD);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let why = loop {
         let max_reached = args
             .max_snapshots
@@ -301,18 +288,19 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
                 guard.clear_ready();
                 for n in notices {
                     for w in controller.on_notice(&n) {
-                        report(args.json, &w);
+                        ui.report(&w);
                     }
                 }
             }
             () = post_deadline(controller.window_until()) => {
                 for w in controller.close_window() {
-                    report(args.json, &w);
+                    ui.report(&w);
                 }
             }
+            _ = refresh.tick(), if ui.status_shown() => ui.tick(&controller.live()),
             _ = sigusr1.recv() => {
                 for w in controller.manual() {
-                    report(args.json, &w);
+                    ui.report(&w);
                 }
             }
             r = &mut exited => { r.context("waiting for the target failed")?; break "target exited".to_owned(); }
@@ -328,19 +316,19 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
     }
     for n in late {
         for w in controller.on_notice(&n) {
-            report(args.json, &w);
+            ui.report(&w);
         }
     }
     let (totals, written, unwritten) = controller.finish(args.dump_on_exit);
     for w in &written {
-        report(args.json, w);
+        ui.report(w);
     }
     let _ = std::fs::remove_file(&pid_file);
     let status = match held.as_mut() {
         Some(h) if why == "target exited" => h.wait().ok().map(|s| format!(" ({s})")),
         _ => None,
     };
-    summary(&format!("{why}{}", status.unwrap_or_default()), &totals);
+    ui.summary(&format!("{why}{}", status.unwrap_or_default()), &totals);
     if unwritten > 0 {
         anyhow::bail!(
             "{unwritten} snapshot(s) could not be written to {}: free space or fix permissions and record again",
@@ -348,19 +336,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
-}
-
-fn summary(why: &str, t: &Totals) {
-    eprintln!(
-        "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}",
-        t.snapshots,
-        t.recorded,
-        t.overwritten,
-        t.dropped,
-        t.torn,
-        t.discarded_at_exit,
-        t.missed_triggers
-    );
 }
 
 /// Sleeps until a `--post DURATION` window ends (boot-time ns), or forever when none is open.
