@@ -5,7 +5,7 @@ mod common;
 
 use std::{collections::HashSet, process::Command, time::Duration};
 
-use common::{OutDir, SNAPSHOT, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
+use common::{OutDir, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
 use snapshot_common::EVENT_MARKER;
 use snapshot_userspace::snapfile::SnapshotKind;
 
