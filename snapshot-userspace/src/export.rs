@@ -12,6 +12,14 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
+/// Where the accounting counters are placed: the first event, else the trigger, else 0.
+fn start_ns(s: &Snapshot) -> u64 {
+    s.events.first().map_or_else(
+        || s.header.fired.as_ref().map_or(0, |f| f.ts_ns),
+        |e| e.ts_ns,
+    )
+}
+
 fn args_of(v: &EventView) -> Value {
     let mut args = serde_json::Map::new();
     for (i, a) in v.args.iter().enumerate() {
@@ -51,13 +59,8 @@ pub fn chrome_json(s: &Snapshot) -> Value {
         out.push(json!({"ph": "i", "s": "g", "name": format!("trigger: {}", h.trigger), "cat": "trigger", "ts": us(f.ts_ns), "pid": f.pid, "tid": f.tid,
             "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind}}));
     }
-    let at = s
-        .events
-        .first()
-        .map_or(h.fired.as_ref().map_or(0, |f| f.ts_ns), |e| e.ts_ns);
-    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
-    out.push(json!({"ph": "C", "name": "accounting", "ts": us(at), "pid": 0, "args": {
-        "recorded": sum(|a| a.recorded), "overwritten": sum(|a| a.overwritten), "dropped": sum(|a| a.dropped), "torn": sum(|a| a.torn), "missed_triggers": h.missed_triggers}}));
+    out.push(json!({"ph": "C", "name": "accounting", "ts": us(start_ns(s)), "pid": 0, "args": {
+        "recorded": h.total(|a| a.recorded), "overwritten": h.total(|a| a.overwritten), "dropped": h.total(|a| a.dropped), "torn": h.total(|a| a.torn), "missed_triggers": h.missed_triggers}}));
     json!({"traceEvents": out, "displayTimeUnit": "ns", "metadata": {"snapshot": h.seq, "hostname": h.hostname, "kernel_release": h.kernel_release, "trigger": h.trigger}})
 }
 
@@ -81,13 +84,12 @@ pub fn text(s: &Snapshot) -> String {
             f.value
         ));
     }
-    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
     out.push_str(&format!(
         "# events {}, overwritten {}, dropped {}, torn {}, missed triggers {}\n",
         s.events.len(),
-        sum(|a| a.overwritten),
-        sum(|a| a.dropped),
-        sum(|a| a.torn),
+        h.total(|a| a.overwritten),
+        h.total(|a| a.dropped),
+        h.total(|a| a.torn),
         h.missed_triggers
     ));
     for e in &s.events {
@@ -111,7 +113,8 @@ mod tests {
         spec::ProbeSpec,
     };
 
-    fn sample() -> Snapshot {
+    /// A snapshot of one thread: an entry, then its return (a 4 µs call) that fired the trigger.
+    pub(super) fn sample() -> Snapshot {
         let entry: ProbeSpec = "uprobe:/bin/x:f".parse().unwrap();
         let ret: ProbeSpec = "uretprobe:/bin/x:f".parse().unwrap();
         let ev = |ts, probe_id, flags, duration_ns| Event {
