@@ -1,5 +1,8 @@
-//! Snapshots in formats other tools read: the Trace Event Format (Chrome JSON, which the
-//! Perfetto UI and `chrome://tracing` open) and ftrace-like text.
+//! Snapshots in formats other tools read: Perfetto's protobuf trace ([`perfetto`]), the Trace
+//! Event Format (Chrome JSON, which the Perfetto UI and `chrome://tracing` open) and
+//! ftrace-like text.
+
+pub mod perfetto;
 
 use serde_json::{Value, json};
 
