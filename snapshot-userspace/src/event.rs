@@ -114,13 +114,55 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     }
 }
 
+/// An argument's value as its probe shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgValue {
+    /// A signed tracepoint field (`d`).
+    Signed(i64),
+    /// An unsigned tracepoint field (`u`).
+    Unsigned(u64),
+    /// Anything else: a raw word, shown in hex.
+    Hex(u64),
+}
+
+impl std::fmt::Display for ArgValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Signed(v) => write!(f, "{v}"),
+            Self::Unsigned(v) => write!(f, "{v}"),
+            Self::Hex(v) => write!(f, "{v:#x}"),
+        }
+    }
+}
+
+/// The arguments of `v` by name (tracepoint field names from `probe`, else `arg0`, `arg1`, …)
+/// and typed by the probe's formats, as the text export shows them.
+#[must_use]
+pub fn named_args(v: &EventView, probe: Option<&ProbeInfo>) -> Vec<(String, ArgValue)> {
+    let arg_names = probe.map_or(&[][..], |p| p.arg_names.as_slice());
+    let formats: Vec<char> = probe.map_or_else(Vec::new, |p| p.arg_formats.chars().collect());
+    v.args
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let name = arg_names
+                .get(i)
+                .map_or_else(|| format!("arg{i}"), Clone::clone);
+            let value = match formats.get(i) {
+                Some('d') => ArgValue::Signed(a as i64),
+                Some('u') => ArgValue::Unsigned(a),
+                _ => ArgValue::Hex(a),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
 /// ftrace-like line: `comm-tid [cpu] seconds: probe: fd=3 buf=0x7ff.. ret=..`; tracepoint
 /// fields are shown by their C type (`probe` gives names and formats), others in hex.
 #[must_use]
 pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
     use std::fmt::Write as _;
-    let arg_names = probe.map_or(&[][..], |p| p.arg_names.as_slice());
-    let formats: Vec<char> = probe.map_or_else(Vec::new, |p| p.arg_formats.chars().collect());
     let mut line = format!(
         "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
         v.comm,
@@ -130,16 +172,8 @@ pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
         (v.ts_ns % 1_000_000_000) / 1000,
         v.probe
     );
-    for (i, a) in v.args.iter().enumerate() {
-        let name = arg_names
-            .get(i)
-            .map_or_else(|| format!("arg{i}"), Clone::clone);
-        match formats.get(i) {
-            Some('d') => write!(line, " {name}={}", *a as i64),
-            Some('u') => write!(line, " {name}={a}"),
-            _ => write!(line, " {name}={a:#x}"),
-        }
-        .expect("writing to a String cannot fail");
+    for (name, value) in named_args(v, probe) {
+        write!(line, " {name}={value}").expect("writing to a String cannot fail");
     }
     if let Some(r) = v.ret {
         write!(line, " ret={r}").expect("writing to a String cannot fail");

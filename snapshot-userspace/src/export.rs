@@ -1,5 +1,8 @@
-//! Snapshots in formats other tools read: the Trace Event Format (Chrome JSON, which the
-//! Perfetto UI and `chrome://tracing` open) and ftrace-like text.
+//! Snapshots in formats other tools read: Perfetto's protobuf trace ([`perfetto`]), the Trace
+//! Event Format (Chrome JSON, which the Perfetto UI and `chrome://tracing` open) and
+//! ftrace-like text.
+
+pub mod perfetto;
 
 use serde_json::{Value, json};
 
@@ -10,6 +13,14 @@ use crate::{
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
+}
+
+/// Where the accounting counters are placed: the first event, else the trigger, else 0.
+fn start_ns(s: &Snapshot) -> u64 {
+    s.events.first().map_or_else(
+        || s.header.fired.as_ref().map_or(0, |f| f.ts_ns),
+        |e| e.ts_ns,
+    )
 }
 
 fn args_of(v: &EventView) -> Value {
@@ -52,13 +63,8 @@ pub fn chrome_json(s: &Snapshot) -> Value {
             "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind, "post": f.post,
                 "kernel_stack": stack_lines(&f.kernel_stack), "user_stack": stack_lines(&f.user_stack)}}));
     }
-    let at = s
-        .events
-        .first()
-        .map_or(h.fired.as_ref().map_or(0, |f| f.ts_ns), |e| e.ts_ns);
-    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
-    out.push(json!({"ph": "C", "name": "accounting", "ts": us(at), "pid": 0, "args": {
-        "recorded": sum(|a| a.recorded), "overwritten": sum(|a| a.overwritten), "dropped": sum(|a| a.dropped), "torn": sum(|a| a.torn), "missed_triggers": h.missed_triggers}}));
+    out.push(json!({"ph": "C", "name": "accounting", "ts": us(start_ns(s)), "pid": 0, "args": {
+        "recorded": h.total(|a| a.recorded), "overwritten": h.total(|a| a.overwritten), "dropped": h.total(|a| a.dropped), "torn": h.total(|a| a.torn), "missed_triggers": h.missed_triggers}}));
     json!({"traceEvents": out, "displayTimeUnit": "ns", "metadata": {"snapshot": h.seq, "hostname": h.hostname, "kernel_release": h.kernel_release, "trigger": h.trigger}})
 }
 
@@ -88,22 +94,13 @@ pub fn text(s: &Snapshot) -> String {
             f.value
         ));
         if let Some(post) = &f.post {
-            out.push_str(&format!(
-                "# then recorded {post} before the snapshot
-"
-            ));
+            out.push_str(&format!("# then recorded {post} before the snapshot\n"));
         }
         for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
             if !frames.is_empty() {
-                out.push_str(&format!(
-                    "# {what} stack:
-"
-                ));
+                out.push_str(&format!("# {what} stack:\n"));
                 for line in stack_lines(frames) {
-                    out.push_str(&format!(
-                        "#   {line}
-"
-                    ));
+                    out.push_str(&format!("#   {line}\n"));
                 }
             }
         }
@@ -113,13 +110,12 @@ pub fn text(s: &Snapshot) -> String {
         .as_ref()
         .filter(|f| f.post.is_some())
         .map(|f| f.ts_ns);
-    let sum = |g: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(g).sum::<u64>();
     out.push_str(&format!(
         "# events {}, overwritten {}, dropped {}, torn {}, missed triggers {}\n",
         s.events.len(),
-        sum(|a| a.overwritten),
-        sum(|a| a.dropped),
-        sum(|a| a.torn),
+        h.total(|a| a.overwritten),
+        h.total(|a| a.dropped),
+        h.total(|a| a.torn),
         h.missed_triggers
     ));
     for e in &s.events {
@@ -147,7 +143,8 @@ mod tests {
         spec::ProbeSpec,
     };
 
-    fn sample() -> Snapshot {
+    /// A snapshot of one thread: an entry, then its return (a 4 µs call) that fired the trigger.
+    pub(super) fn sample() -> Snapshot {
         let entry: ProbeSpec = "uprobe:/bin/x:f".parse().unwrap();
         let ret: ProbeSpec = "uretprobe:/bin/x:f".parse().unwrap();
         let ev = |ts, probe_id, flags, duration_ns| Event {

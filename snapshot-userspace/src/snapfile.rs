@@ -147,6 +147,14 @@ pub struct Header {
     pub cpus: Vec<CpuAccount>,
 }
 
+impl Header {
+    /// Sum over the CPUs of one accounting counter.
+    #[must_use]
+    pub fn total(&self, counter: fn(&CpuAccount) -> u64) -> u64 {
+        self.cpus.iter().map(counter).sum()
+    }
+}
+
 /// A snapshot in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {

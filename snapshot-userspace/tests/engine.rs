@@ -3,11 +3,17 @@
 
 mod common;
 
-use std::{collections::HashSet, process::Command, time::Duration};
+use std::{
+    collections::{BTreeSet, HashSet},
+    path::Path,
+    process::{Command, Output},
+    time::Duration,
+};
 
-use common::{OutDir, SNAPSHOT, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
+use common::{OutDir, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
+use serde_json::{Value, json};
 use snapshot_common::EVENT_MARKER;
-use snapshot_userspace::snapfile::SnapshotKind;
+use snapshot_userspace::{event, snapfile::SnapshotKind};
 
 /// Every sequence number is in exactly one snapshot or counted as overwritten/dropped.
 #[test]
@@ -408,33 +414,30 @@ fn list_prints_one_line_per_snapshot() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot files"));
 }
 
+/// Runs `snapshot export FILE --format FORMAT -o OUT`.
+fn export(file: &Path, format: &str, out: &Path) -> Output {
+    snapshot(&[
+        "export",
+        file.to_str().unwrap(),
+        "--format",
+        format,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn export_writes_chrome_json_with_slices_and_refuses_bad_outputs() {
     require_root();
     let entry = workload_probe("uprobe");
     let ret = workload_probe("uretprobe");
     let run = common::record_workload(&[&entry, &ret], &["calls", "5"]);
-    let file = run
-        .snapshots
-        .first()
-        .map(|_| {
-            std::fs::read_dir(&run.out.0)
-                .unwrap()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|e| e == "snap"))
-                .unwrap()
-        })
+    let file = common::snapshot_files(&run.out.0)
+        .into_iter()
+        .next()
         .expect("a snapshot");
     let json = run.out.0.join("trace.json");
-    let out = snapshot(&[
-        "export",
-        file.to_str().unwrap(),
-        "--format",
-        "chrome-json",
-        "-o",
-        json.to_str().unwrap(),
-    ]);
+    let out = export(&file, "chrome-json", &json);
     assert!(
         out.status.success(),
         "{}",
@@ -449,14 +452,7 @@ fn export_writes_chrome_json_with_slices_and_refuses_bad_outputs() {
         evs.iter()
             .any(|e| e["ph"] == "M" && e["name"] == "thread_name")
     );
-    let bad = snapshot(&[
-        "export",
-        file.to_str().unwrap(),
-        "--format",
-        "text",
-        "-o",
-        "/no/such/dir/out.txt",
-    ]);
+    let bad = export(&file, "text", Path::new("/no/such/dir/out.txt"));
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("cannot write /no/such/dir/out.txt"),
@@ -464,14 +460,7 @@ fn export_writes_chrome_json_with_slices_and_refuses_bad_outputs() {
         String::from_utf8_lossy(&bad.stderr)
     );
     let text = run.out.0.join("trace.txt");
-    let out = snapshot(&[
-        "export",
-        file.to_str().unwrap(),
-        "--format",
-        "text",
-        "-o",
-        text.to_str().unwrap(),
-    ]);
+    let out = export(&file, "text", &text);
     assert!(out.status.success());
     let written = std::fs::read_to_string(&text).unwrap();
     assert_eq!(
@@ -479,4 +468,145 @@ fn export_writes_chrome_json_with_slices_and_refuses_bad_outputs() {
         10,
         "10 events after the context: {written}"
     );
+}
+
+/// The Perfetto export of each snapshot of a run, decoded by Perfetto's own schema, matches the
+/// snapshot: a thread track per thread, a slice per call, the other events as instants, the
+/// trigger with its context, the accounting counters, the events' boot-time clock.
+#[test]
+fn export_writes_perfetto_that_perfettos_schema_decodes() {
+    require_root();
+    common::snapshot_python();
+    let entry = workload_probe("uprobe");
+    let ret = workload_probe("uretprobe");
+    // Two threads call 1..=5; the first call with arg0 = 4 freezes a snapshot, the rest of
+    // both threads ends up in the exit snapshot.
+    let run = record(&[
+        "--probe",
+        &entry,
+        "--probe",
+        &ret,
+        "--trigger",
+        "snapshot_workload_fn.arg0 == 4",
+        "--dump-on-exit",
+        "--",
+        WORKLOAD,
+        "threads-calls",
+        "50",
+        "5",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let files = common::snapshot_files(&run.out.0);
+    assert_eq!(files.len(), run.snapshots.len());
+    assert!(
+        run.snapshots.iter().any(|s| s.header.fired.is_some()),
+        "a condition snapshot: {}",
+        run.stderr
+    );
+    let (mut most_threads, mut all_slices) = (0, 0);
+    for (file, s) in files.iter().zip(&run.snapshots) {
+        let trace = run.out.0.join(format!("trace-{}.pftrace", s.header.seq));
+        let out = export(&file, "perfetto", &trace);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sum = common::perfetto_summary(&trace);
+        let h = &s.header;
+        let views: Vec<_> = s.events.iter().map(|e| event::view(e, &h.probes)).collect();
+        let threads: BTreeSet<(u64, u64)> = views
+            .iter()
+            .map(|v| (u64::from(v.pid), u64::from(v.tid)))
+            .collect();
+        let tracks: BTreeSet<(u64, u64)> = sum["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .map(|t| (t["pid"].as_u64().unwrap(), t["tid"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(tracks, threads, "a track per thread of snapshot {}", h.seq);
+        let slices = views.iter().filter(|v| v.duration_ns.is_some()).count();
+        assert_eq!(
+            sum["slices"],
+            json!({"begin": slices, "end": slices}),
+            "a slice per return with a duration"
+        );
+        assert_eq!(sum["thread_instants"], json!(views.len() - slices));
+        let triggers = sum["triggers"].as_array().expect("triggers");
+        match &h.fired {
+            Some(f) => {
+                assert_eq!(triggers.len(), 1, "{sum}");
+                let a = &triggers[0]["annotations"];
+                assert_eq!(
+                    (
+                        &a["expression"],
+                        &a["value"],
+                        &a["probe"],
+                        &a["tid"],
+                        &a["comm"]
+                    ),
+                    (
+                        &json!(h.trigger),
+                        &json!(f.value),
+                        &json!(f.probe),
+                        &json!(f.tid),
+                        &json!(f.comm)
+                    )
+                );
+                assert_eq!(triggers[0]["ts"], json!(f.ts_ns));
+            }
+            None => assert!(triggers.is_empty(), "{sum}"),
+        }
+        let counter = |name: &str| sum["counters"][name]["values"].clone();
+        assert_eq!(counter("recorded"), json!([h.total(|a| a.recorded)]));
+        assert_eq!(counter("overwritten"), json!([h.total(|a| a.overwritten)]));
+        assert_eq!(counter("dropped"), json!([h.total(|a| a.dropped)]));
+        assert_eq!(counter("torn"), json!([h.total(|a| a.torn)]));
+        assert_eq!(counter("missed triggers"), json!([h.missed_triggers]));
+        assert_eq!(sum["undeclared_track_refs"], 0);
+        assert_eq!(sum["first_sequence_flags"], 1, "incremental state cleared");
+        assert_eq!(
+            sum["sequence_ids"],
+            json!([1]),
+            "one sequence, on every packet"
+        );
+        assert_eq!(sum["clock_ids"], json!([6]), "BUILTIN_CLOCK_BOOTTIME");
+        let first = views
+            .iter()
+            .map(|v| v.ts_ns - v.duration_ns.unwrap_or(0))
+            .min();
+        let last = views
+            .iter()
+            .map(|v| v.ts_ns)
+            .chain(h.fired.as_ref().map(|f| f.ts_ns))
+            .max();
+        assert_eq!(
+            (sum["min_ts"].as_u64(), sum["max_ts"].as_u64()),
+            (first, last),
+            "the events' own boot-time ns"
+        );
+        most_threads = most_threads.max(threads.len());
+        all_slices += slices;
+    }
+    assert!(most_threads >= 2, "a snapshot with both threads");
+    assert_eq!(all_slices, 10, "one slice per call");
+
+    // An output that cannot be written: a clear error, and no temporary file left behind.
+    let taken = run.out.0.join("a-directory");
+    std::fs::create_dir(&taken).unwrap();
+    let bad = export(&files[0], "perfetto", &taken);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(&format!("cannot write {}", taken.display())),
+        "{stderr}"
+    );
+    let left: Vec<Value> = std::fs::read_dir(&run.out.0)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| json!(e.file_name().to_string_lossy()))
+        .filter(|n| n.as_str().is_some_and(|n| n.ends_with(".tmp")))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }

@@ -44,6 +44,19 @@ pub fn apt() -> PathBuf {
     cache().join("apt")
 }
 
+/// Python virtualenv with Perfetto's trace schema (`perfetto_trace_pb2`), which the tests
+/// decode exported traces with.
+#[must_use]
+pub fn venv() -> PathBuf {
+    cache().join("python")
+}
+
+/// The virtualenv's interpreter; `cargo xtask test` passes it to the tests as `SNAPSHOT_PYTHON`.
+#[must_use]
+pub fn python() -> PathBuf {
+    venv().join("bin/python")
+}
+
 /// PATH with the tools directory first.
 #[must_use]
 pub fn path_with_tools() -> std::ffi::OsString {

@@ -45,6 +45,8 @@ fn host_layer() -> Result<(), String> {
         return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
     }
     let mut cargo = build::cargo();
+    // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
+    cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
     cargo.args(["test", "--package", "snapshot-userspace"]);
     for target in HOST_TARGETS {
         cargo.args(["--test", target]);

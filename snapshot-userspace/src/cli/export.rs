@@ -1,4 +1,4 @@
-//! `snapshot export FILE --format chrome-json|text -o OUT`.
+//! `snapshot export FILE --format perfetto|chrome-json|text -o OUT`.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,9 @@ use crate::{export, snapfile};
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Perfetto protobuf trace (open it at ui.perfetto.dev): thread tracks, call slices, the
+    /// trigger with its context, accounting counters.
+    Perfetto,
     /// Trace Event Format JSON (Perfetto UI, `chrome://tracing`).
     ChromeJson,
     /// ftrace-like text.
@@ -33,6 +36,7 @@ pub struct ExportArgs {
 pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
     let snap = snapfile::read(&args.file)?;
     let bytes = match args.format {
+        Format::Perfetto => export::perfetto::encode(&snap),
         Format::ChromeJson => serde_json::to_vec(&export::chrome_json(&snap))?,
         Format::Text => export::text(&snap).into_bytes(),
     };

@@ -42,7 +42,6 @@ pub fn utc(wall_ns: u64) -> String {
 #[must_use]
 pub fn line(name: &str, s: &snapfile::Snapshot) -> String {
     let h = &s.header;
-    let sum = |f: fn(&crate::buffer::CpuAccount) -> u64| h.cpus.iter().map(f).sum::<u64>();
     let at = h.fired.as_ref().map_or_else(
         || s.events.first().map_or(h.clock.boot_ns, |e| e.ts_ns),
         |f| f.ts_ns,
@@ -55,8 +54,8 @@ pub fn line(name: &str, s: &snapfile::Snapshot) -> String {
     format!(
         "{name}  {when}  {why}  events {}  overwritten {}  dropped {}  missed triggers {}",
         s.events.len(),
-        sum(|a| a.overwritten),
-        sum(|a| a.dropped),
+        h.total(|a| a.overwritten),
+        h.total(|a| a.dropped),
         h.missed_triggers
     )
 }

@@ -24,7 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),
-    /// Convert a snapshot for other tools (Chrome JSON for the Perfetto UI, text).
+    /// Convert a snapshot for other tools (Perfetto protobuf or Chrome JSON for the Perfetto
+    /// UI, text).
     Export(export::ExportArgs),
     /// One line per snapshot in a directory: time, trigger, events, losses.
     List(list::ListArgs),

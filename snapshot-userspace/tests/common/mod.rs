@@ -79,16 +79,7 @@ impl Run {
 
 /// Reads every snapshot file of `dir`, in sequence order.
 pub fn read_snapshots(dir: &Path) -> Vec<Snapshot> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    snapshot_files(dir)
         .iter()
         .map(|f| snapfile::read(f).unwrap_or_else(|e| panic!("{e}")))
         .collect()
@@ -208,4 +199,60 @@ pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
     collect(output, out)
+}
+
+/// The snapshot files of `dir`, sorted as [`read_snapshots`] reads them.
+pub fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The interpreter of the virtualenv of `cargo xtask setup` (with Perfetto's trace schema),
+/// which `cargo xtask test` passes as `SNAPSHOT_PYTHON`; panics when it is not set.
+pub fn snapshot_python() -> std::ffi::OsString {
+    let Some(python) = std::env::var_os("SNAPSHOT_PYTHON") else {
+        panic!(
+            "\x1b[31;1mSNAPSHOT_PYTHON is not set: this test decodes the trace with Perfetto's \
+             schema from the virtualenv of `cargo xtask setup`; run `cargo xtask setup`, then \
+             the tests with `cargo xtask test --layer host` (which sets it)\x1b[0m"
+        );
+    };
+    python
+}
+
+/// Decodes the Perfetto trace `trace` with Perfetto's own schema (`perfetto_trace_pb2`, run by
+/// [`snapshot_python`]) and returns the summary that `tests/perfetto_check.py` prints.
+pub fn perfetto_summary(trace: &Path) -> serde_json::Value {
+    let python = snapshot_python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/perfetto_check.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(trace)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "\x1b[31;1mcannot run SNAPSHOT_PYTHON={}: {e}: run `cargo xtask setup`\x1b[0m",
+                python.to_string_lossy()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "perfetto_check.py could not decode {}: {}",
+        trace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "perfetto_check.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
