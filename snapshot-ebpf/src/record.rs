@@ -27,12 +27,12 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_boot_ns,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
+        generated::bpf_get_current_comm,
     },
     programs::tracing::StackIdContext,
 };
-use core::ptr::read_volatile as rd;
+use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{COMM_LEN, Control, CpuState, EVENT_HAS_DURATION, MAX_ARGS};
 
 use crate::{
@@ -71,16 +71,25 @@ pub struct Payload {
 ///
 /// # Safety
 /// `state` is this CPU's `CpuState` and the caller holds its `busy` flag.
+///
+/// Returned as two words: the copy into the record is then two 8-byte stores (a `[u8; 16]`
+/// copy compiles to a byte-by-byte `memmove` subprogram on BPF, a call and 16 iterations per
+/// event).
 #[inline(always)]
-unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u8; COMM_LEN] {
-    // SAFETY: guaranteed by the caller.
+unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u64; 2] {
+    const _: () = assert!(COMM_LEN == 16 && core::mem::offset_of!(CpuState, comm) % 8 == 0);
+    // SAFETY: guaranteed by the caller; `comm` is 16 bytes at an 8-byte aligned offset of a map
+    // value (asserted above), so it reads as two aligned u64.
     unsafe {
+        let comm = (&raw mut (*state).comm).cast::<u8>();
         if (*state).comm_key != pid_tgid || (*state).comm_epoch != epoch {
-            (*state).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+            // The helper zero-fills the buffer when it fails: no branch on its result.
+            let _ = bpf_get_current_comm(comm.cast(), COMM_LEN as u32);
             (*state).comm_key = pid_tgid;
             (*state).comm_epoch = epoch;
         }
-        (*state).comm
+        let words = comm.cast::<u64>();
+        [rd(words), rd(words.add(1))]
     }
 }
 
@@ -173,24 +182,33 @@ pub fn write(
         let slot = (half as u64 * u64::from(ncpu()) + u64::from(cpu)) * cap + pos;
         if let Some(event) = EVENTS.get_ptr_mut(slot as u32) {
             // SAFETY: `event` is a valid map value; this CPU owns the slot while holding `busy`.
+            // Every field is stored on its own (volatile): LLVM would otherwise merge the
+            // zero fields into a call to a byte-by-byte `memset` subprogram, which costs more
+            // than the rest of the record.
             unsafe {
-                (*event).ts_ns = ts;
-                (*event).pid_tgid = pid_tgid;
-                (*event).args = payload.args;
-                (*event).ret = payload.ret;
-                (*event).ip = payload.ip;
-                (*event).duration_ns = duration.unwrap_or(0);
-                (*event).comm = cached_comm(state, pid_tgid, comm_epoch);
-                (*event).cpu = cpu;
-                (*event).probe_id = probe_id;
-                (*event).flags = if duration.is_some() {
+                wr(&raw mut (*event).ts_ns, ts);
+                wr(&raw mut (*event).pid_tgid, pid_tgid);
+                for (i, arg) in payload.args.iter().enumerate() {
+                    wr(&raw mut (*event).args[i], *arg);
+                }
+                wr(&raw mut (*event).ret, payload.ret);
+                wr(&raw mut (*event).ip, payload.ip);
+                wr(&raw mut (*event).duration_ns, duration.unwrap_or(0));
+                let comm = cached_comm(state, pid_tgid, comm_epoch);
+                let dst = (&raw mut (*event).comm).cast::<u64>();
+                wr(dst, comm[0]);
+                wr(dst.add(1), comm[1]);
+                wr(&raw mut (*event).cpu, cpu);
+                wr(&raw mut (*event).probe_id, probe_id);
+                let flags = if duration.is_some() {
                     payload.flags | EVENT_HAS_DURATION
                 } else {
                     payload.flags
                 };
-                (*event).pad = 0;
+                wr(&raw mut (*event).flags, flags);
+                wr(&raw mut (*event).pad, 0);
                 core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
-                core::ptr::write_volatile(&raw mut (*event).seq, head + 1);
+                wr(&raw mut (*event).seq, head + 1);
                 (*state).head[half] = head + 1;
                 // `slot` tracks `head % capacity` without a division on the hot path.
                 (*state).slot[half] = if pos + 1 >= cap { 0 } else { pos + 1 };
