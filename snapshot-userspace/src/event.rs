@@ -150,6 +150,7 @@ pub fn named_args(v: &EventView, probe: Option<&ProbeInfo>) -> Vec<(String, ArgV
                 .map_or_else(|| format!("arg{i}"), Clone::clone);
             let value = match formats.get(i) {
                 Some('d') => ArgValue::Signed(a as i64),
+                Some('i') => ArgValue::Signed(i64::from(a as u32 as i32)),
                 Some('u') => ArgValue::Unsigned(a),
                 _ => ArgValue::Hex(a),
             };
@@ -222,5 +223,12 @@ mod tests {
             line.ends_with("[001] 1.500000: sys_exit_close: fd=3 ret=-9"),
             "{line}"
         );
+        probes[0].arg_formats = "i".into();
+        let ev = Event {
+            args: [0xffff_ff9c, 0, 0, 0, 0, 0],
+            ..ev
+        };
+        let line = text_line(&view(&ev, &probes), Some(&probes[0]));
+        assert!(line.contains(" fd=-100 "), "an int shows signed: {line}");
     }
 }

@@ -158,14 +158,17 @@ pub fn probe_config(fields: &[Field]) -> (ProbeConfig, Vec<String>) {
     (config, names)
 }
 
-/// How each named argument is shown: `x` hex (pointers, arrays), `d` signed decimal, `u`
-/// unsigned decimal. The event keeps the raw field bits either way.
+/// How each named argument is shown: `x` hex (pointers, arrays), `d` signed decimal, `i`
+/// signed 32-bit decimal (a C `int`, which syscall tracepoints widen to an 8-byte field marked
+/// unsigned: `int dfd` holds -100 as 0xffffff9c), `u` unsigned decimal. The event keeps the raw
+/// field bits either way.
 #[must_use]
 pub fn arg_formats(fields: &[Field], names: &[String]) -> String {
     names
         .iter()
         .map(|n| match fields.iter().find(|f| &f.name == n) {
             Some(f) if f.c_type.contains('*') => 'x',
+            Some(f) if f.c_type == "int" || (f.signed && f.size == 4) => 'i',
             Some(f) if f.signed => 'd',
             Some(_) => 'u',
             None => 'x',
@@ -197,6 +200,14 @@ mod tests {
         let (config, args) = probe_config(&fields);
         assert_eq!(args, ["fd", "filename"]);
         assert_eq!(arg_formats(&fields, &args), "ux");
+        let dfd = Field {
+            name: "dfd".into(),
+            c_type: "int".into(),
+            offset: 16,
+            size: 8,
+            signed: false,
+        };
+        assert_eq!(arg_formats(&[dfd], &["dfd".into()]), "i");
         assert_eq!(config.nargs, 2);
         assert_eq!(
             config.args[0],
