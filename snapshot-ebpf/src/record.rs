@@ -134,7 +134,9 @@ unsafe fn choose_half(control: *mut Control, ts: u64) -> (u64, bool) {
     }
 }
 
-/// Writes the record into the live half. Returns false when recording is stopped.
+/// Writes the record into the live half. Returns whether the trigger is to be checked on it:
+/// not when recording is stopped, nor when the record closed a `--post` window (it belongs to
+/// the window, like every trigger inside it).
 #[inline(always)]
 pub fn write(
     probe_id: u32,
@@ -225,5 +227,5 @@ pub fn write(
         // The exchange is a full barrier: it publishes every store above.
         atomic::xchg(&raw mut (*state).busy, 0);
     }
-    true
+    !closes
 }

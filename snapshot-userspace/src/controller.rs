@@ -8,6 +8,11 @@
 //! Heads only grow; each half remembers the head it had when it was last armed (its base),
 //! so a drain takes exactly the records of one live period, each once.
 
+mod context;
+mod exit;
+mod live;
+mod post;
+
 use std::{
     path::{Path, PathBuf},
     sync::atomic::Ordering::SeqCst,
@@ -24,7 +29,7 @@ use crate::{
     event::ProbeInfo,
     recorder::{Post, Recorder},
     snapfile::{self, ClockRef, Fired, Header, SnapshotKind},
-    symbols::{KernelSymbols, UserSymbols},
+    symbols::{Stacks, Symbolizer},
 };
 
 /// Totals over the whole recording.
@@ -101,9 +106,8 @@ pub struct Controller {
     window_until: Option<u64>,
     /// The trigger context of the open `--post` window, read when it opened (the process may
     /// be gone by the time the window closes).
-    window_fired: Option<Fired>,
-    ksyms: KernelSymbols,
-    usyms: UserSymbols,
+    window_fired: Option<(Fired, Stacks)>,
+    symbolizer: Symbolizer,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -146,8 +150,7 @@ impl Controller {
             stopped: false,
             window_until: None,
             window_fired: None,
-            ksyms: KernelSymbols::load(Path::new("/")),
-            usyms: UserSymbols::default(),
+            symbolizer: Symbolizer::load(Path::new("/")),
             out: out.to_owned(),
             rec,
         };
@@ -173,37 +176,6 @@ impl Controller {
         self.stopped
     }
 
-    /// Counters for the status line, read from the shared memory without draining: events
-    /// written, snapshots, overwritten (in snapshots, plus what the halves already lost to
-    /// wrap-around), dropped, missed triggers, and the spare's state.
-    #[must_use]
-    pub fn live(&self) -> crate::status::Live {
-        use crate::status::Spare;
-        let b = self.rec.buffers();
-        let cap = u64::from(b.capacity());
-        let pending_overwritten: u64 = (0..2)
-            .flat_map(|half| b.heads(half).into_iter().zip(&self.bases[half]))
-            .map(|(head, base)| head.saturating_sub(*base).saturating_sub(cap))
-            .sum();
-        let spare = if self.stopped || b.control(control::STOPPED).load(SeqCst) != 0 {
-            Spare::Stopped
-        } else if b.control(control::ARMED).load(SeqCst) != 0 {
-            Spare::Armed
-        } else if b.control(control::PENDING).load(SeqCst) != 0 {
-            Spare::Window
-        } else {
-            Spare::NotArmed
-        };
-        crate::status::Live {
-            events: b.written(),
-            snapshots: self.totals.snapshots,
-            overwritten: self.totals.overwritten + pending_overwritten,
-            dropped: b.dropped(),
-            missed_triggers: b.control(control::MISSED).load(SeqCst),
-            spare,
-        }
-    }
-
     /// The recorder, e.g. to take its notification ring.
     pub const fn recorder_mut(&mut self) -> &mut Recorder {
         &mut self.rec
@@ -215,65 +187,6 @@ impl Controller {
         let spare = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize ^ 1;
         self.bases[spare] = b.heads(spare);
         b.control(control::ARMED).store(1, SeqCst);
-    }
-
-    /// The trigger context of a notice, with its stacks read (and freed) and symbolized.
-    fn fired(&mut self, n: &Notice) -> Fired {
-        let probe = self
-            .probes()
-            .iter()
-            .find(|p| p.id == n.probe_id)
-            .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
-        let pid = (n.pid_tgid >> 32) as u32;
-        let kernel = self.rec.take_stack(n.kstack);
-        let user = self.rec.take_stack(n.ustack);
-        Fired {
-            ts_ns: n.ts_ns,
-            cpu: n.cpu,
-            pid,
-            tid: n.pid_tgid as u32,
-            comm: comm_str(&n.comm),
-            probe,
-            value: n.value as i64,
-            post: self.ctx.post.describe(),
-            kernel_stack: self.ksyms.frames(&kernel),
-            user_stack: self.usyms.frames(Path::new("/"), pid, &user),
-        }
-    }
-
-    /// End (boot-time ns) of an open `--post DURATION` window.
-    #[must_use]
-    pub const fn window_until(&self) -> Option<u64> {
-        self.window_until
-    }
-
-    /// Closes an open `--post` window from userspace (its deadline passed with no event to
-    /// close it, or recording ends): the same flip the kernel's last ticket would do, under
-    /// the same rule (taking the tickets that are left).
-    pub fn close_window(&mut self) -> Vec<Written> {
-        let b = self.rec.buffers();
-        if b.control(control::PENDING).load(SeqCst) == 0
-            || (b.control(control::POST_LEFT).swap(0, SeqCst) as i64) < 1
-        {
-            // No window, or a writer took the last ticket and its notice is on the way.
-            return Vec::new();
-        }
-        let mut n = match self.rec.pending_notice() {
-            Ok(n) => n,
-            Err(e) => {
-                log::error!("cannot read the trigger of the open --post window: {e:#}");
-                Notice::default()
-            }
-        };
-        let b = self.rec.buffers();
-        let frozen = b.control(control::POST_HALF).load(SeqCst) & 1;
-        n.kind = NOTICE_FLIP;
-        n.half = frozen as u32;
-        n.seq = b.control(control::FLIPS).fetch_add(1, SeqCst) + 1;
-        n.missed = b.control(control::MISSED).load(SeqCst);
-        b.control(control::ACTIVE).swap(frozen ^ 1, SeqCst);
-        b.control(control::PENDING).store(0, SeqCst);
-        self.on_notice(&n)
     }
 
     /// Handles a notice from the kernel.
@@ -291,25 +204,24 @@ impl Controller {
             Some(f) if n.kind == NOTICE_FLIP => f,
             _ => self.fired(n),
         };
+        let fired = Some(fired);
         match n.kind {
             NOTICE_FLIP => {
                 self.window_until = None;
-                let w = self.snapshot_half(
+                vec![self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::Condition,
-                    Some(fired),
+                    fired,
                     None,
                     Some(n.missed),
-                );
-                self.arm();
-                vec![w]
+                )]
             }
             NOTICE_STOPPED => {
                 self.stopped = true;
                 vec![self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::NoSpareStop,
-                    Some(fired),
+                    fired,
                     None,
                     None,
                 )]
@@ -349,15 +261,13 @@ impl Controller {
             let old = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
             b.control(control::FLIPS).fetch_add(1, SeqCst);
             b.control(control::ACTIVE).swap(old as u64 ^ 1, SeqCst);
-            let w = self.snapshot_half(
+            return vec![self.snapshot_half(
                 old,
                 SnapshotKind::Manual,
-                Some(fired),
+                Some((fired, Stacks::default())),
                 None,
                 Some(missed_before),
-            );
-            self.arm();
-            return vec![w];
+            )];
         }
         b.control(control::MISSED).fetch_add(1, SeqCst);
         if self.ctx.policy == NoSparePolicy::Stop
@@ -381,7 +291,7 @@ impl Controller {
             return vec![self.snapshot_half(
                 live,
                 SnapshotKind::NoSpareStop,
-                Some(fired),
+                Some((fired, Stacks::default())),
                 Some(marker),
                 None,
             )];
@@ -389,12 +299,14 @@ impl Controller {
         Vec::new()
     }
 
-    /// Waits for writers, drains `half`, writes its snapshot file.
+    /// Waits for writers, drains `half`, re-arms it as the spare when it was a trigger's or a
+    /// manual snapshot (as soon as its records are copied out: symbolizing and writing the
+    /// file come after), then writes its snapshot file.
     fn snapshot_half(
         &mut self,
         half: usize,
         kind: SnapshotKind,
-        fired: Option<Fired>,
+        fired: Option<(Fired, Stacks)>,
         extra: Option<Event>,
         missed_at: Option<u64>,
     ) -> Written {
@@ -406,6 +318,14 @@ impl Controller {
         let mut cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
         let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
+        if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) {
+            self.arm();
+        }
+        let b = self.rec.buffers();
+        let fired = fired.map(|(mut f, stacks)| {
+            self.symbolizer.apply(&mut f, &stacks);
+            f
+        });
         for acc in &mut cpus {
             let now = b.state(acc.cpu).dropped;
             let seen = &mut self.dropped_seen[acc.cpu as usize];
@@ -471,74 +391,6 @@ impl Controller {
         self.flush();
         self.totals.snapshots += 1;
         written
-    }
-
-    /// Writes pending snapshot files; on failure they stay pending (retried at the next
-    /// snapshot and at exit), so nothing captured is lost to a transient error.
-    pub fn flush(&mut self) {
-        let mut still = Vec::new();
-        for (name, bytes) in self.pending.drain(..) {
-            if let Err(e) = snapfile::write_atomic(&self.out, &name, &bytes) {
-                log::error!(
-                    "cannot write {}: {e}; keeping it in memory and retrying",
-                    self.out.join(&name).display()
-                );
-                still.push((name, bytes));
-            }
-        }
-        self.pending = still;
-    }
-
-    /// Snapshots not yet on disk.
-    #[must_use]
-    pub fn unwritten(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Stops the writers: once this returns, no probe writes a record or sends a notice any
-    /// more (each checks `stopped` under its CPU's `busy`). Notices already sent are still in
-    /// the ring, for the caller to handle before [`Self::finish`].
-    pub fn stop_writers(&self) {
-        let b = self.rec.buffers();
-        b.control(control::STOPPED).store(1, SeqCst);
-        if !b.wait_writers(Duration::from_secs(1)) {
-            log::warn!("a writer stayed busy for 1 s at exit");
-        }
-    }
-
-    /// Stops recording; with `dump`, writes the live half as a final snapshot, otherwise
-    /// counts its events as discarded. Then detaches everything.
-    #[must_use]
-    pub fn finish(mut self, dump: bool) -> (Totals, Vec<Written>, usize) {
-        self.rec
-            .buffers()
-            .control(control::STOPPED)
-            .store(1, SeqCst);
-        // A window still open: its trigger's snapshot, with the events recorded after it.
-        let mut written = self.close_window();
-        let b = self.rec.buffers();
-        let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
-        if dump && !self.stopped {
-            written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None, None));
-        } else if !self.stopped {
-            if !b.wait_writers(Duration::from_secs(1)) {
-                log::warn!("a writer stayed busy for 1 s at exit");
-            }
-            let cpus = b.drain_into(live, &self.bases[live], &mut self.scratch);
-            self.totals.discarded_at_exit += self.scratch.len() as u64;
-            self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
-            for cpu in 0..b.ncpu() {
-                let now = b.state(cpu).dropped;
-                self.totals.dropped += now - self.dropped_seen[cpu as usize];
-            }
-            self.totals.missed_triggers +=
-                b.control(control::MISSED).load(SeqCst) - self.missed_seen;
-        }
-        self.flush();
-        let unwritten = self.unwritten();
-        let totals = self.totals;
-        self.rec.close();
-        (totals, written, unwritten)
     }
 }
 

@@ -199,14 +199,6 @@ pub struct UserSymbols {
 }
 
 impl UserSymbols {
-    /// Symbolizes a user stack of process `pid`, reading its maps under `root` (`/`).
-    pub fn frames(&mut self, root: &Path, pid: u32, ips: &[u64]) -> Vec<Frame> {
-        let maps = std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
-            .map(|t| parse_maps(&t))
-            .unwrap_or_default();
-        self.frames_in(&maps, ips)
-    }
-
     /// Symbolizes `ips` against `maps`.
     pub fn frames_in(&mut self, maps: &[Mapping], ips: &[u64]) -> Vec<Frame> {
         ips.iter()
@@ -230,6 +222,55 @@ impl UserSymbols {
                 }
             })
             .collect()
+    }
+}
+
+/// A trigger's stacks as taken: instruction addresses, and the memory map of the process the
+/// user stack belongs to (read while it still runs).
+#[derive(Debug, Default)]
+pub struct Stacks {
+    kernel: Vec<u64>,
+    user: Vec<u64>,
+    maps: Vec<Mapping>,
+}
+
+impl Stacks {
+    /// The stacks of process `pid`, reading its memory map under `root` now when there is a
+    /// user stack.
+    #[must_use]
+    pub fn read(root: &Path, pid: u32, kernel: Vec<u64>, user: Vec<u64>) -> Self {
+        let maps = if user.is_empty() {
+            Vec::new()
+        } else {
+            std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
+                .map(|t| parse_maps(&t))
+                .unwrap_or_default()
+        };
+        Self { kernel, user, maps }
+    }
+}
+
+/// Kernel and user symbols, loaded once.
+#[derive(Debug, Default)]
+pub struct Symbolizer {
+    kernel: KernelSymbols,
+    user: UserSymbols,
+}
+
+impl Symbolizer {
+    /// Reads kallsyms under `root` (the ELF files of user stacks are read when first needed).
+    #[must_use]
+    pub fn load(root: &Path) -> Self {
+        Self {
+            kernel: KernelSymbols::load(root),
+            user: UserSymbols::default(),
+        }
+    }
+
+    /// Fills the stacks of `fired` from `stacks`, symbolized.
+    pub fn apply(&mut self, fired: &mut crate::snapfile::Fired, stacks: &Stacks) {
+        fired.kernel_stack = self.kernel.frames(&stacks.kernel);
+        fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
     }
 }
 

@@ -328,3 +328,41 @@ fn trigger_context_has_symbolized_stacks() {
         "show prints the stack: {text}"
     );
 }
+
+#[test]
+fn triggers_inside_a_window_belong_to_it() {
+    require_root();
+    let probe = workload_probe("uprobe");
+    // Every call triggers, 150 ms apart; with --post 1 the second call closes the first
+    // call's window (its own trigger belongs to that window), the third opens the next one.
+    let run = record(&[
+        "--probe",
+        &probe,
+        "--trigger",
+        "snapshot_workload_fn.arg1 == 1",
+        "--post",
+        "1",
+        "--",
+        WORKLOAD,
+        "calls-gap",
+        "4",
+        "150",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let flips = run.of_kind(SnapshotKind::Condition);
+    assert_eq!(flips.len(), 2, "{}", run.stderr);
+    let windows: Vec<usize> = flips.iter().map(|s| s.events.len()).collect();
+    assert_eq!(
+        windows,
+        [2, 2],
+        "each window: its trigger and the call after it"
+    );
+    assert_eq!(
+        run.snapshots
+            .iter()
+            .map(|s| s.header.missed_triggers)
+            .sum::<u64>(),
+        0,
+        "the closing call's trigger is not a missed one"
+    );
+}

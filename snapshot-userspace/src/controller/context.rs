@@ -1,0 +1,40 @@
+//! The trigger context of a notice: who fired, what value, and the raw stacks with the
+//! process's memory map, read at once (the process may exit) and symbolized later, after the
+//! spare is re-armed.
+
+use std::path::Path;
+
+use snapshot_common::Notice;
+
+use super::{Controller, comm_str};
+use crate::{snapfile::Fired, symbols::Stacks};
+
+impl Controller {
+    /// The context of notice `n`, with its stacks read from the kernel (and freed there).
+    pub(super) fn fired(&mut self, n: &Notice) -> (Fired, Stacks) {
+        let probe = self
+            .probes()
+            .iter()
+            .find(|p| p.id == n.probe_id)
+            .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
+        let pid = (n.pid_tgid >> 32) as u32;
+        let stacks = Stacks::read(
+            Path::new("/"),
+            pid,
+            self.rec.take_stack(n.kstack),
+            self.rec.take_stack(n.ustack),
+        );
+        let fired = Fired {
+            ts_ns: n.ts_ns,
+            cpu: n.cpu,
+            pid,
+            tid: n.pid_tgid as u32,
+            comm: comm_str(&n.comm),
+            probe,
+            value: n.value as i64,
+            post: self.ctx.post.describe(),
+            ..Fired::default()
+        };
+        (fired, stacks)
+    }
+}
