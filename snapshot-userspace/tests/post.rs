@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{WORKLOAD, record, require_root, workload_probe};
+use common::{WORKLOAD, record, record_uprobe, require_root};
 use snapshot_userspace::snapfile::{Snapshot, SnapshotKind};
 
 /// The first argument of every event of a snapshot (the workload's sequence numbers).
@@ -21,22 +21,12 @@ fn only_condition(run: &common::Run) -> &Snapshot {
 #[test]
 fn post_events_records_exactly_n_events_after_the_trigger() {
     require_root();
-    let probe = workload_probe("uprobe");
     for post in [1u64, 25, 149] {
-        let run = record(&[
-            "--probe",
-            &probe,
-            "--trigger",
+        let run = record_uprobe(
             "snapshot_workload_fn.arg0 == 50",
-            "--post",
-            &post.to_string(),
-            "--dump-on-exit",
-            "--",
-            WORKLOAD,
-            "calls",
-            "300",
-        ]);
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
+            &["--post", &post.to_string(), "--dump-on-exit"],
+            &["calls", "300"],
+        );
         let snap = only_condition(&run);
         let want: Vec<u64> = (1..=50 + post).collect();
         assert_eq!(
@@ -62,25 +52,18 @@ fn post_events_records_exactly_n_events_after_the_trigger() {
 #[test]
 fn post_events_on_two_cpus_lose_and_duplicate_nothing() {
     require_root();
-    let probe = workload_probe("uprobe");
     let total = 200_000u64;
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg1 == 1",
-        "--post",
-        "500",
-        "--buffer-size",
-        "65536ev",
-        "--dump-on-exit",
-        "--",
-        WORKLOAD,
-        "seq-threads",
-        &total.to_string(),
-        "20000",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &[
+            "--post",
+            "500",
+            "--buffer-size",
+            "65536ev",
+            "--dump-on-exit",
+        ],
+        &["seq-threads", &total.to_string(), "20000"],
+    );
     let flips = run.of_kind(SnapshotKind::Condition);
     assert!(flips.len() >= 2, "several windows expected: {}", run.stderr);
     let mut seen = vec![0u8; total as usize];
@@ -90,7 +73,7 @@ fn post_events_on_two_cpus_lose_and_duplicate_nothing() {
         }
     }
     assert!(seen.iter().all(|&n| n <= 1), "a call was recorded twice");
-    let recorded = seen.iter().filter(|&&n| n == 1).count() as u64;
+    let recorded = seen.iter().map(|&n| u64::from(n)).sum::<u64>();
     let lost = run.total(|a| a.overwritten) + run.total(|a| a.dropped);
     assert_eq!(
         recorded + lost,
@@ -132,24 +115,11 @@ fn post_events_on_two_cpus_lose_and_duplicate_nothing() {
 #[test]
 fn post_duration_splits_the_events_at_the_window_end() {
     require_root();
-    let probe = workload_probe("uprobe");
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg1 == 1",
-        "--count",
-        "1",
-        "--post",
-        "100ms",
-        "--dump-on-exit",
-        "--",
-        WORKLOAD,
-        "calls-gap",
-        "8",
-        "40",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &["--count", "1", "--post", "100ms", "--dump-on-exit"],
+        &["calls-gap", "8", "40"],
+    );
     let snap = only_condition(&run);
     let fired = snap.header.fired.as_ref().expect("trigger context");
     let end = fired.ts_ns + 100_000_000;
@@ -173,25 +143,13 @@ fn post_duration_splits_the_events_at_the_window_end() {
 #[test]
 fn userspace_closes_a_window_no_event_closes() {
     require_root();
-    let probe = workload_probe("uprobe");
     // Three calls, then a 3 s sleep: no event comes after the 200 ms window, so the
     // recorder closes it; --max-snapshots 1 then stops the recording long before the exit.
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg0 == 2",
-        "--post",
-        "200ms",
-        "--max-snapshots",
-        "1",
-        "--",
-        WORKLOAD,
-        "calls-sleep",
-        "3",
-        "3000",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &["--post", "200ms", "--max-snapshots", "1"],
+        &["calls-sleep", "3", "3000"],
+    );
     assert!(
         run.stderr.contains("--max-snapshots reached"),
         "the window must close without waiting for the target: {}",
@@ -200,38 +158,23 @@ fn userspace_closes_a_window_no_event_closes() {
     assert_eq!(arg0s(only_condition(&run)), [1, 2, 3]);
 
     // --post N that never fills: the window is closed at exit, nothing is lost.
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg0 == 2",
-        "--post",
-        "1000",
-        "--",
-        WORKLOAD,
-        "calls",
-        "5",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &["--post", "1000"],
+        &["calls", "5"],
+    );
     assert_eq!(arg0s(only_condition(&run)), [1, 2, 3, 4, 5]);
 }
 
 /// `--count` / `--holdoff` against every 50th call of two threads on two CPUs triggering.
 fn burst(extra: &[&str]) -> common::Run {
-    let probe = workload_probe("uprobe");
-    let mut args = vec![
-        "--probe",
-        probe.as_str(),
-        "--trigger",
+    let mut options = vec!["--buffer-size", "65536ev"];
+    options.extend_from_slice(extra);
+    record_uprobe(
         "snapshot_workload_fn.arg1 == 1",
-        "--buffer-size",
-        "65536ev",
-    ];
-    args.extend_from_slice(extra);
-    args.extend(["--", WORKLOAD, "seq-threads", "200000", "50"]);
-    let run = record(&args);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    run
+        &options,
+        &["seq-threads", "200000", "50"],
+    )
 }
 
 #[test]
@@ -277,7 +220,11 @@ fn trigger_context_has_symbolized_stacks() {
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let fired = only_condition(&run).header.fired.clone().unwrap();
-    let kernel: Vec<String> = fired.kernel_stack.iter().map(|f| f.describe()).collect();
+    let kernel: Vec<String> = fired
+        .kernel_stack
+        .iter()
+        .map(snapshot_userspace::symbols::Frame::describe)
+        .collect();
     assert!(
         kernel.iter().any(|f| f.contains("syscall")),
         "kernel stack without the syscall entry: {kernel:?}"
@@ -286,7 +233,11 @@ fn trigger_context_has_symbolized_stacks() {
         fired.kernel_stack.iter().all(|f| f.symbol.is_some()),
         "every kernel frame symbolized: {kernel:?}"
     );
-    let user: Vec<String> = fired.user_stack.iter().map(|f| f.describe()).collect();
+    let user: Vec<String> = fired
+        .user_stack
+        .iter()
+        .map(snapshot_userspace::symbols::Frame::describe)
+        .collect();
     assert!(
         user.iter()
             .any(|f| f.contains("close") && f.contains("libc")),
@@ -294,21 +245,16 @@ fn trigger_context_has_symbolized_stacks() {
     );
 
     // A uprobe: the user stack starts in the probed function of the workload binary.
-    let probe = workload_probe("uprobe");
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg0 == 3",
-        "--",
-        WORKLOAD,
-        "calls-sleep",
-        "5",
-        "300",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &[],
+        &["calls-sleep", "5", "300"],
+    );
     let fired = only_condition(&run).header.fired.clone().unwrap();
-    let top = fired.user_stack.first().map(|f| f.describe());
+    let top = fired
+        .user_stack
+        .first()
+        .map(snapshot_userspace::symbols::Frame::describe);
     assert_eq!(
         top.as_deref(),
         Some("snapshot_workload_fn (snapshot-workload)"),
@@ -332,23 +278,13 @@ fn trigger_context_has_symbolized_stacks() {
 #[test]
 fn triggers_inside_a_window_belong_to_it() {
     require_root();
-    let probe = workload_probe("uprobe");
     // Every call triggers, 150 ms apart; with --post 1 the second call closes the first
     // call's window (its own trigger belongs to that window), the third opens the next one.
-    let run = record(&[
-        "--probe",
-        &probe,
-        "--trigger",
+    let run = record_uprobe(
         "snapshot_workload_fn.arg1 == 1",
-        "--post",
-        "1",
-        "--",
-        WORKLOAD,
-        "calls-gap",
-        "4",
-        "150",
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+        &["--post", "1"],
+        &["calls-gap", "4", "150"],
+    );
     let flips = run.of_kind(SnapshotKind::Condition);
     assert_eq!(flips.len(), 2, "{}", run.stderr);
     let windows: Vec<usize> = flips.iter().map(|s| s.events.len()).collect();

@@ -131,7 +131,7 @@ fn comm_filter_records_tasks_by_name_and_follows_renames() {
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
-    let run = collect(recorder.wait_with_output().expect("recorder"), out);
+    let run = collect(&recorder.wait_with_output().expect("recorder"), out);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.events.len(), 4, "{:?}", run.events);
     assert!(run.events.iter().all(|e| e.comm == "snapwl-named"));
@@ -201,7 +201,7 @@ fn keep_going_outlives_the_target() {
     assert!(pid_file.exists(), "still recording after the target exited");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(recorder.id() as i32, libc::SIGTERM) };
-    let run = collect(recorder.wait_with_output().expect("recorder"), out);
+    let run = collect(&recorder.wait_with_output().expect("recorder"), out);
     assert!(run.stderr.contains("SIGTERM received"), "{}", run.stderr);
     assert_eq!(run.events.len(), 3);
 }
@@ -284,7 +284,7 @@ fn a_pid_that_exits_during_attach_is_a_clear_error() {
         .output()
         .expect("recorder");
     target.wait().expect("target");
-    let run = collect(output, out);
+    let run = collect(&output, out);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(

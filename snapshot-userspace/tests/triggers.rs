@@ -105,7 +105,7 @@ fn bad_expressions_show_a_caret_and_a_hint() {
     assert_ne!(run.code, Some(0));
     assert!(
         run.stderr.contains("`=` is not an operator")
-            && run.stderr.contains("^")
+            && run.stderr.contains('^')
             && run.stderr.contains("hint: compare with `==`"),
         "{}",
         run.stderr
@@ -195,19 +195,13 @@ fn property_kernel_and_userspace_evaluators_agree() {
 /// Six triggers 80 ms apart (userspace re-arms in a few ms): each takes a snapshot, unless a
 /// modifier says otherwise.
 fn spaced_triggers(extra: &[&str]) -> common::Run {
-    let probe = workload_probe("uprobe");
-    let mut args = vec![
-        "--probe",
-        probe.as_str(),
-        "--trigger",
+    let mut options = vec!["--dump-on-exit"];
+    options.extend_from_slice(extra);
+    common::record_uprobe(
         "snapshot_workload_fn.arg1 == 1",
-        "--dump-on-exit",
-    ];
-    args.extend_from_slice(extra);
-    args.extend(["--", WORKLOAD, "calls-gap", "6", "80"]);
-    let run = record(&args);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    run
+        &options,
+        &["calls-gap", "6", "80"],
+    )
 }
 
 fn missed(run: &common::Run) -> u64 {

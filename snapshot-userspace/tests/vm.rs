@@ -16,7 +16,7 @@ fn require_vm() -> String {
     })
 }
 
-/// The probed function: `vfs_write`, or with SNAPSHOT_TEST_BREAK one the workload never calls.
+/// The probed function: `vfs_write`, or with `SNAPSHOT_TEST_BREAK` one the workload never calls.
 fn function() -> &'static str {
     if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
         "vfs_fsync"
@@ -142,7 +142,7 @@ fn kretprobe_trigger_freezes_the_writes_up_to_it() {
     );
 }
 
-/// The sleeping function: `hrtimer_nanosleep`, or with SNAPSHOT_TEST_BREAK one the workload
+/// The sleeping function: `hrtimer_nanosleep`, or with `SNAPSHOT_TEST_BREAK` one the workload
 /// never calls.
 fn sleeper() -> &'static str {
     if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
@@ -229,7 +229,11 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
             later, 4,
             "{entry}/{ret} on {kernel}: the last two naps in the next half"
         );
-        let stack: Vec<String> = fired.kernel_stack.iter().map(|f| f.describe()).collect();
+        let stack: Vec<String> = fired
+            .kernel_stack
+            .iter()
+            .map(snapshot_userspace::symbols::Frame::describe)
+            .collect();
         assert!(
             stack.iter().any(|f| f.contains("nanosleep")),
             "{entry}/{ret} on {kernel}: kernel stack at the trigger: {stack:?}"

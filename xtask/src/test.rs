@@ -112,7 +112,15 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
             Layer::Unit => record("unit", host_kernel(), &|| cargo_ok(&["test"])),
             Layer::Lint => record("lint", "-".into(), &|| {
                 cargo_ok(&["fmt", "--all", "--", "--check"])?;
-                cargo_ok(&["clippy", "--all-targets", "--", "-D", "warnings"])
+                // The integration tests are `test = false` (root only), which `--all-targets`
+                // leaves out: name each one.
+                cargo_ok(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+                let mut args = vec!["clippy", "--package", "snapshot-userspace"];
+                for target in HOST_TARGETS.iter().chain(&["vm"]) {
+                    args.extend(["--test", target]);
+                }
+                args.extend(["--", "-D", "warnings"]);
+                cargo_ok(&args)
             }),
             Layer::Host => record("host", host_kernel(), &host_layer),
             Layer::Vm => {

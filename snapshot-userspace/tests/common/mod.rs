@@ -100,11 +100,11 @@ pub fn record(args: &[&str]) -> Run {
     let mut full = vec!["record", "--out", &dir];
     full.extend_from_slice(args);
     let output = snapshot(&full);
-    collect(output, out)
+    collect(&output, out)
 }
 
 /// Builds a [`Run`] from a finished recorder's output.
-pub fn collect(output: Output, out: OutDir) -> Run {
+pub fn collect(output: &Output, out: OutDir) -> Run {
     let snapshots = read_snapshots(&out.0);
     let events = snapshots
         .iter()
@@ -118,6 +118,20 @@ pub fn collect(output: Output, out: OutDir) -> Run {
         code: output.status.code(),
         out,
     }
+}
+
+/// Records `WORKLOAD ARGS…` through a uprobe on `snapshot_workload_fn` with `trigger` and the
+/// `options`; asserts the run succeeded.
+pub fn record_uprobe(trigger: &str, options: &[&str], workload: &[&str]) -> Run {
+    let probe = workload_probe("uprobe");
+    let mut args = vec!["--probe", probe.as_str(), "--trigger", trigger];
+    args.extend_from_slice(options);
+    args.push("--");
+    args.push(WORKLOAD);
+    args.extend_from_slice(workload);
+    let run = record(&args);
+    assert_eq!(run.code, Some(0), "snapshot record failed: {}", run.stderr);
+    run
 }
 
 /// Records `WORKLOAD ARGS…` with `probes`, a manual trigger and `--dump-on-exit`: every event
@@ -198,7 +212,7 @@ pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
-    collect(output, out)
+    collect(&output, out)
 }
 
 /// The snapshot files of `dir`, sorted as [`read_snapshots`] reads them.
