@@ -282,7 +282,7 @@ fn simultaneous_triggers_on_two_cpus_flip_once() {
         single += u32::from(n == 1);
     }
     assert!(
-        single as u64 >= rounds / 2,
+        u64::from(single) >= rounds / 2,
         "too few rounds raced (the test would not exercise the one-winner rule): {flipped:?}"
     );
 }
