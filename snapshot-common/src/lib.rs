@@ -5,6 +5,9 @@
 //! byte layout is the same on both sides and no uninitialised padding reaches userspace.
 #![no_std]
 
+#[cfg(feature = "user")]
+extern crate alloc;
+
 use core::mem::size_of;
 
 /// Number of probe slots: each slot is one program per probe kind in the eBPF object, and the
@@ -68,6 +71,43 @@ pub mod names {
     pub const STACKS: &str = "STACKS";
     /// The [`super::Notice`] of a trigger whose `--post` window is still open, one element.
     pub const PENDING: &str = "PENDING";
+
+    /// Program families with one program per probe slot, named `{family}_{slot}`
+    /// ([`slot_program`]), in the order of the probe kinds.
+    pub const SLOT_FAMILIES: [&str; 8] = [
+        "kprobe",
+        "kretprobe",
+        "fentry",
+        "fexit",
+        "tracepoint",
+        "rawtp",
+        "uprobe",
+        "uretprobe",
+    ];
+    /// Program (raw tracepoint): bumps `Control::comm_epoch` where command names change.
+    pub const PROG_COMM_CHANGED: &str = "comm_changed";
+    /// Raw tracepoints [`PROG_COMM_CHANGED`] attaches to.
+    pub const COMM_CHANGE_POINTS: [&str; 2] = ["sched_process_exec", "task_rename"];
+    /// Program (`sched:sched_process_fork`): a target's child becomes a target.
+    pub const PROG_FOLLOW_FORK: &str = "follow_fork";
+    /// Program (raw tracepoint `sched_process_exit`): an exited process leaves the targets.
+    pub const PROG_FOLLOW_EXIT: &str = "follow_exit";
+    /// Benchmark program: does nothing (the cost of running any program).
+    pub const PROG_BENCH_EMPTY: &str = "bench_empty";
+    /// Benchmark program: the same record written into a BPF ring buffer.
+    pub const PROG_BENCH_RINGBUF: &str = "bench_ringbuf";
+    /// Benchmark map: the ring buffer of [`PROG_BENCH_RINGBUF`].
+    pub const BENCH_RING: &str = "BENCH_RING";
+    /// Benchmark global: flags of `bpf_ringbuf_submit` in [`PROG_BENCH_RINGBUF`].
+    pub const GLOBAL_BENCH_RB_FLAGS: &str = "SNAPSHOT_BENCH_RB_FLAGS";
+
+    /// The program of probe slot `slot` in `family` (one of [`SLOT_FAMILIES`]), e.g.
+    /// `kprobe_3`, as the eBPF side's `slots!` macro names it.
+    #[cfg(feature = "user")]
+    #[must_use]
+    pub fn slot_program(family: &str, slot: usize) -> alloc::string::String {
+        alloc::format!("{family}_{slot}")
+    }
 }
 
 /// How the eBPF side decides whether the current task is recorded.

@@ -1,14 +1,14 @@
 //! `snapshot`: the controller's command line.
 
 use clap::Parser as _;
-use snapshot_userspace::{cli, status, target};
+use snapshot_userspace::{cli, session::target};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == target::HELD_EXEC) {
         std::process::exit(target::held_exec_main(&args));
     }
-    status::ui::init_logging();
+    cli::status::ui::init_logging();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

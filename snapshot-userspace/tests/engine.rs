@@ -13,7 +13,7 @@ use std::{
 use common::{OutDir, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
 use serde_json::{Value, json};
 use snapshot_common::EVENT_MARKER;
-use snapshot_userspace::{event, snapfile::SnapshotKind};
+use snapshot_userspace::{export::event, snapshot::SnapshotKind};
 
 /// Every sequence number is in exactly one snapshot or counted as overwritten/dropped.
 #[test]
@@ -98,29 +98,10 @@ fn exactly_once_across_many_flips_on_two_cpus() {
     }
 }
 
-fn burst(policy: &str) -> common::Run {
-    // Calls 5..=10 all satisfy the trigger: the first flips, the next come before userspace
-    // can re-arm (a uprobe hit takes microseconds, draining and fsync take milliseconds).
-    let probe = workload_probe("uprobe");
-    record(&[
-        "--probe",
-        &probe,
-        "--trigger",
-        "snapshot_workload_fn.arg0 >= 5",
-        "--on-no-spare",
-        policy,
-        "--dump-on-exit",
-        "--",
-        WORKLOAD,
-        "calls",
-        "10",
-    ])
-}
-
 #[test]
 fn stop_policy_writes_a_marker_and_a_permanent_snapshot() {
     require_root();
-    let run = burst("stop");
+    let run = common::burst_on_one_thread(&["--on-no-spare", "stop", "--dump-on-exit"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let kinds: Vec<_> = run.snapshots.iter().map(|s| s.header.kind).collect();
     assert_eq!(kinds.first(), Some(&SnapshotKind::Condition), "{kinds:?}");
@@ -158,7 +139,7 @@ fn stop_policy_writes_a_marker_and_a_permanent_snapshot() {
 #[test]
 fn skip_policy_counts_missed_triggers_and_keeps_recording() {
     require_root();
-    let run = burst("skip");
+    let run = common::burst_on_one_thread(&["--on-no-spare", "skip", "--dump-on-exit"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let flips = run.of_kind(SnapshotKind::Condition).len() as u64;
     let missed: u64 = run.snapshots.iter().map(|s| s.header.missed_triggers).sum();
@@ -402,7 +383,7 @@ fn show_prints_a_header_then_one_json_object_per_event() {
 #[test]
 fn list_prints_one_line_per_snapshot() {
     require_root();
-    let run = burst("skip");
+    let run = common::burst_on_one_thread(&["--on-no-spare", "skip", "--dump-on-exit"]);
     let out = snapshot(&["list", &run.out.arg()]);
     assert!(
         out.status.success(),

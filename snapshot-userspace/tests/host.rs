@@ -312,32 +312,6 @@ fn without_root_the_error_says_so() {
     let _ = std::fs::remove_dir_all("/tmp/snapshot-nobody");
 }
 
-#[test]
-fn command_names_follow_exec() {
-    require_root();
-    // raw_tp sys_enter sees the held command's last syscalls before exec (as `snapshot`) and
-    // the workload's after it: the per-CPU comm cache must not carry the old name over.
-    let run = record_workload(&["rawtp:sys_enter"], &["calls", "1"]);
-    let execve = run
-        .events
-        .iter()
-        .position(|e| e.args[1] == libc::SYS_execve as u64)
-        .expect("the execve syscall is recorded");
-    assert!(
-        run.events[..execve].iter().all(|e| e.comm == "snapshot"),
-        "before exec: {:?}",
-        &run.events[..execve]
-    );
-    let after: Vec<_> = run.events[execve + 1..]
-        .iter()
-        .map(|e| e.comm.as_str())
-        .collect();
-    assert!(
-        !after.is_empty() && after.iter().all(|c| *c == "snapshot-worklo"),
-        "after exec: {after:?}"
-    );
-}
-
 /// Six triggers 150 ms apart, each taking a snapshot, plus the exit snapshot: about a second
 /// of recording, long enough for a few status refreshes.
 fn spaced_snapshots(extra: &[&str], env: &[(&str, &str)]) -> common::Run {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{WORKLOAD, record, record_uprobe, require_root};
-use snapshot_userspace::snapfile::{Snapshot, SnapshotKind};
+use snapshot_userspace::snapshot::{Snapshot, SnapshotKind};
 
 /// The first argument of every event of a snapshot (the workload's sequence numbers).
 fn arg0s(s: &Snapshot) -> Vec<u64> {
@@ -167,32 +167,22 @@ fn userspace_closes_a_window_no_event_closes() {
 }
 
 /// `--count` / `--holdoff` against every 50th call of two threads on two CPUs triggering.
-fn burst(extra: &[&str]) -> common::Run {
-    let mut options = vec!["--buffer-size", "65536ev"];
-    options.extend_from_slice(extra);
-    record_uprobe(
-        "snapshot_workload_fn.arg1 == 1",
-        &options,
-        &["seq-threads", "200000", "50"],
-    )
-}
-
 #[test]
 fn count_and_holdoff_hold_under_a_burst_of_triggers() {
     require_root();
-    let free = burst(&[]);
+    let free = common::burst_on_two_threads(&[]);
     assert!(
         free.of_kind(SnapshotKind::Condition).len() > 3,
         "baseline: the burst takes many snapshots ({})",
         free.stderr
     );
-    let counted = burst(&["--count", "3"]);
+    let counted = common::burst_on_two_threads(&["--count", "3"]);
     assert_eq!(
         counted.of_kind(SnapshotKind::Condition).len(),
         3,
         "--count 3"
     );
-    let held = burst(&["--holdoff", "30s"]);
+    let held = common::burst_on_two_threads(&["--holdoff", "30s"]);
     assert_eq!(
         held.of_kind(SnapshotKind::Condition).len(),
         1,
@@ -223,7 +213,7 @@ fn trigger_context_has_symbolized_stacks() {
     let kernel: Vec<String> = fired
         .kernel_stack
         .iter()
-        .map(snapshot_userspace::symbols::Frame::describe)
+        .map(snapshot_userspace::snapshot::symbols::Frame::describe)
         .collect();
     assert!(
         kernel.iter().any(|f| f.contains("syscall")),
@@ -236,7 +226,7 @@ fn trigger_context_has_symbolized_stacks() {
     let user: Vec<String> = fired
         .user_stack
         .iter()
-        .map(snapshot_userspace::symbols::Frame::describe)
+        .map(snapshot_userspace::snapshot::symbols::Frame::describe)
         .collect();
     assert!(
         user.iter()
@@ -254,7 +244,7 @@ fn trigger_context_has_symbolized_stacks() {
     let top = fired
         .user_stack
         .first()
-        .map(snapshot_userspace::symbols::Frame::describe);
+        .map(snapshot_userspace::snapshot::symbols::Frame::describe);
     assert_eq!(
         top.as_deref(),
         Some("snapshot_workload_fn (snapshot-workload)"),

@@ -23,8 +23,10 @@ fn raw_tracepoint_sees_every_syscall_with_its_number() {
 }
 
 #[test]
-fn held_command_is_recorded_from_its_first_syscall() {
+fn held_command_is_recorded_from_its_first_syscall_and_names_follow_exec() {
     require_root();
+    // raw_tp sys_enter sees the held command's last syscalls before exec (as `snapshot`) and
+    // the workload's after it: the per-CPU comm cache must not carry the old name over.
     let run = record_workload(&["rawtp:sys_enter"], &["calls", "1"]);
     let execve = run
         .events
@@ -37,7 +39,19 @@ fn held_command_is_recorded_from_its_first_syscall() {
         libc::SYS_brk as u64,
         "the program's first syscall (ld.so's brk) is there: {first:?}"
     );
-    assert_eq!(first.comm, "snapshot-worklo");
+    assert!(
+        run.events[..execve].iter().all(|e| e.comm == "snapshot"),
+        "before exec: {:?}",
+        &run.events[..execve]
+    );
+    let after: Vec<_> = run.events[execve + 1..]
+        .iter()
+        .map(|e| e.comm.as_str())
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|c| *c == "snapshot-worklo"),
+        "after exec: {after:?}"
+    );
 }
 
 #[test]

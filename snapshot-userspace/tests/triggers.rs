@@ -6,10 +6,10 @@ mod common;
 
 use common::{WORKLOAD, record, require_root, workload_probe};
 use snapshot_userspace::{
-    event::ProbeInfo,
-    expr::{self, EventCtx},
-    snapfile::SnapshotKind,
-    spec::ProbeSpec,
+    probe::{ProbeInfo, ProbeSpec},
+    snapshot::SnapshotKind,
+    testing::{Leaves, Rng, random_expr},
+    trigger::{self, EventCtx},
 };
 
 fn flips(run: &common::Run) -> usize {
@@ -113,40 +113,6 @@ fn bad_expressions_show_a_caret_and_a_hint() {
     assert!(!run.stderr.contains("panicked"));
 }
 
-/// Deterministic pseudo-random source.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn random_expr(rng: &mut Rng, depth: u32) -> String {
-    const OPS: [&str; 7] = ["==", "!=", "<", "<=", ">", ">=", "&"];
-    if depth == 0 || rng.next().is_multiple_of(3) {
-        let field = rng.next() % 3;
-        let op = OPS[(rng.next() % 7) as usize];
-        return format!("snapshot_workload_fn.arg{field} {op} {}", rng.next() % 6);
-    }
-    match rng.next() % 3 {
-        0 => format!(
-            "({} && {})",
-            random_expr(rng, depth - 1),
-            random_expr(rng, depth - 1)
-        ),
-        1 => format!(
-            "({} || {})",
-            random_expr(rng, depth - 1),
-            random_expr(rng, depth - 1)
-        ),
-        _ => format!("!{}", random_expr(rng, depth - 1)),
-    }
-}
-
 #[test]
 fn property_kernel_and_userspace_evaluators_agree() {
     require_root();
@@ -156,15 +122,26 @@ fn property_kernel_and_userspace_evaluators_agree() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut fired, mut quiet) = (0, 0);
     for _ in 0..40 {
-        let text = random_expr(&mut rng, 2);
-        let args = [rng.next() % 6, rng.next() % 6, rng.next() % 6];
-        let prog = expr::compile(std::slice::from_ref(&text), &info).expect("compiles");
+        let text = random_expr(
+            &mut rng,
+            Leaves {
+                fields: &[
+                    "snapshot_workload_fn.arg0",
+                    "snapshot_workload_fn.arg1",
+                    "snapshot_workload_fn.arg2",
+                ],
+                values: (0, 5),
+            },
+            2,
+        );
+        let args = [rng.next_u64() % 6, rng.next_u64() % 6, rng.next_u64() % 6];
+        let prog = trigger::compile(&[text.parse().expect("parses")], &info).expect("compiles");
         let ctx = EventCtx {
             probe: 0,
             args: [args[0], args[1], args[2], 0, 0, 0],
             ..EventCtx::default()
         };
-        let want = expr::evaluate(&prog, &ctx, &mut [(0, false); snapshot_common::MAX_SLOTS]);
+        let want = trigger::evaluate(&prog, &ctx, &mut [(0, false); snapshot_common::MAX_SLOTS]);
         let a: Vec<String> = args.iter().map(u64::to_string).collect();
         let run = record(&[
             "--probe",

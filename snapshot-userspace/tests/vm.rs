@@ -7,7 +7,7 @@
 mod common;
 
 use common::{of, record_workload, require_root};
-use snapshot_userspace::snapfile::SnapshotKind;
+use snapshot_userspace::snapshot::SnapshotKind;
 
 fn require_vm() -> String {
     require_root();
@@ -232,7 +232,7 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
         let stack: Vec<String> = fired
             .kernel_stack
             .iter()
-            .map(snapshot_userspace::symbols::Frame::describe)
+            .map(snapshot_userspace::snapshot::symbols::Frame::describe)
             .collect();
         assert!(
             stack.iter().any(|f| f.contains("nanosleep")),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
-use crate::{export, snapfile};
+use crate::{export, snapshot};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -34,7 +34,7 @@ pub struct ExportArgs {
 
 /// Runs `snapshot export`.
 pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
-    let snap = snapfile::read(&args.file)?;
+    let snap = snapshot::read(&args.file)?;
     let bytes = match args.format {
         Format::Perfetto => export::perfetto::encode(&snap),
         Format::ChromeJson => serde_json::to_vec(&export::chrome_json(&snap))?,
@@ -50,7 +50,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
             args.output.display()
         )
     })?;
-    snapfile::write_atomic(&dir, &name.to_string_lossy(), &bytes).with_context(|| {
+    snapshot::write_atomic(&dir, &name.to_string_lossy(), &bytes).with_context(|| {
         format!(
             "cannot write {}: check that {} exists and is writable",
             args.output.display(),

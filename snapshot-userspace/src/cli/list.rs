@@ -5,7 +5,7 @@ use std::{io::Write as _, path::PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::snapfile;
+use crate::{snapshot, units::utc};
 
 /// Arguments of `snapshot list`.
 #[derive(Debug, Args)]
@@ -14,33 +14,9 @@ pub struct ListArgs {
     pub dir: PathBuf,
 }
 
-/// `2026-11-26T06:22:42.617Z` for a wall-clock time in ns (civil-from-days, proleptic
-/// Gregorian, UTC).
-#[must_use]
-pub fn utc(wall_ns: u64) -> String {
-    let secs = wall_ns / 1_000_000_000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        wall_ns % 1_000_000_000 / 1_000_000
-    )
-}
-
 /// One line describing a snapshot (wall-clock time of its trigger, or of its start).
 #[must_use]
-pub fn line(name: &str, s: &snapfile::Snapshot) -> String {
+pub fn line(name: &str, s: &snapshot::Snapshot) -> String {
     let h = &s.header;
     let at = h.fired.as_ref().map_or_else(
         || s.events.first().map_or(h.clock.boot_ns, |e| e.ts_ns),
@@ -62,18 +38,12 @@ pub fn line(name: &str, s: &snapfile::Snapshot) -> String {
 
 /// Runs `snapshot list`; unreadable files are listed with their error (exit code 1).
 pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.dir)
-        .with_context(|| {
-            format!(
-                "cannot list {}: give a recorder's --out directory",
-                args.dir.display()
-            )
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-        .collect();
-    files.sort();
+    let files = snapshot::list_files(&args.dir).with_context(|| {
+        format!(
+            "cannot list {}: give a recorder's --out directory",
+            args.dir.display()
+        )
+    })?;
     if files.is_empty() {
         anyhow::bail!("no snapshot files (*.snap) in {}", args.dir.display());
     }
@@ -84,7 +54,7 @@ pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match snapfile::read(f) {
+        match snapshot::read(f) {
             Ok(s) => writeln!(out, "{}", line(&name, &s))?,
             Err(e) => {
                 writeln!(out, "{name}  unreadable: {e}")?;
@@ -93,16 +63,4 @@ pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_times() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(1_795_673_962_617_000_000), "2026-11-26T06:19:22.617Z");
-        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-    }
 }

@@ -5,6 +5,7 @@ pub mod generate;
 pub mod list;
 pub mod record;
 pub mod show;
+pub mod status;
 pub mod trigger;
 
 use clap::{Parser, Subcommand};

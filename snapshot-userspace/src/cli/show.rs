@@ -4,7 +4,7 @@ use std::{io::Write as _, path::PathBuf};
 
 use clap::Args;
 
-use crate::{event, snapfile};
+use crate::{export, snapshot};
 
 /// Arguments of `snapshot show`.
 #[derive(Debug, Args)]
@@ -18,18 +18,18 @@ pub struct ShowArgs {
 
 /// Runs `snapshot show`.
 pub fn run(args: &ShowArgs) -> anyhow::Result<i32> {
-    let snap = snapfile::read(&args.file)?;
+    let snap = snapshot::read(&args.file)?;
     let mut out = std::io::stdout().lock();
     let probes = &snap.header.probes;
     if args.json {
         serde_json::to_writer(&mut out, &snap.header)?;
         writeln!(out)?;
         for ev in &snap.events {
-            serde_json::to_writer(&mut out, &event::view(ev, probes))?;
+            serde_json::to_writer(&mut out, &export::event::view(ev, probes))?;
             writeln!(out)?;
         }
     } else {
-        out.write_all(crate::export::text(&snap).as_bytes())?;
+        out.write_all(export::text(&snap).as_bytes())?;
     }
     out.flush()?;
     Ok(0)

@@ -7,58 +7,15 @@
 
 pub mod ui;
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{collections::VecDeque, time::Duration};
 
-/// How often the status line is refreshed.
-pub const PERIOD: Duration = Duration::from_millis(250);
+use crate::controller::Live;
 
 /// The rate is measured over about this long, so one quiet refresh does not show 0.
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Environment variable that decides when the status line is shown (see [`Mode`]).
 pub const STATUS_ENV: &str = "SNAPSHOT_STATUS";
-
-/// State of the spare half, as the status line shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Spare {
-    /// Armed: the next trigger takes a snapshot.
-    Armed,
-    /// Not armed yet: a trigger now is missed (or stops, with `--on-no-spare stop`).
-    NotArmed,
-    /// Taken by a trigger whose `--post` window is still open: its snapshot comes when the
-    /// window closes.
-    Window,
-    /// Recording stopped for good.
-    Stopped,
-}
-
-impl fmt::Display for Spare {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Armed => "armed",
-            Self::NotArmed => "not armed",
-            Self::Window => "taken (--post window open)",
-            Self::Stopped => "stopped",
-        })
-    }
-}
-
-/// Counters read live from the shared memory (no drain), all since the recording started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Live {
-    /// Events written into either half (the sum of the per-CPU heads).
-    pub events: u64,
-    /// Snapshot files written.
-    pub snapshots: u64,
-    /// Events lost to wrap-around (in written snapshots, and already certain in the halves).
-    pub overwritten: u64,
-    /// Events not written because the CPU's writer was busy.
-    pub dropped: u64,
-    /// Triggers that found no armed spare.
-    pub missed_triggers: u64,
-    /// The spare half.
-    pub spare: Spare,
-}
 
 /// Events per second from successive samples of an ever-growing event count, over the last
 /// [`RATE_WINDOW`].
@@ -134,16 +91,19 @@ pub enum Mode {
     Never,
 }
 
+/// A [`STATUS_ENV`] value that names no mode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{STATUS_ENV}={0} is not a status mode: use auto, always or never")]
+pub struct ModeError(String);
+
 impl Mode {
     /// The mode named by the value of [`STATUS_ENV`] (unset or empty: [`Mode::Auto`]).
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: Option<&str>) -> Result<Self, ModeError> {
         match value.map(str::trim) {
             None | Some("" | "auto") => Ok(Self::Auto),
             Some("always") => Ok(Self::Always),
             Some("never") => Ok(Self::Never),
-            Some(other) => Err(format!(
-                "{STATUS_ENV}={other} is not a status mode: use auto, always or never"
-            )),
+            Some(other) => Err(ModeError(other.to_owned())),
         }
     }
 
@@ -162,6 +122,7 @@ impl Mode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::Spare;
 
     const fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -251,7 +212,7 @@ mod tests {
         assert_eq!(Mode::parse(Some("")), Ok(Mode::Auto));
         assert_eq!(Mode::parse(Some("always")), Ok(Mode::Always));
         assert_eq!(Mode::parse(Some(" never ")), Ok(Mode::Never));
-        let err = Mode::parse(Some("yes")).unwrap_err();
+        let err = Mode::parse(Some("yes")).unwrap_err().to_string();
         assert!(err.contains("auto, always or never"), "{err}");
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::record::PID_FILE;
+use crate::controller::run::PID_FILE;
 
 /// Arguments of `snapshot trigger`.
 #[derive(Debug, Args)]

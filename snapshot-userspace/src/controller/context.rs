@@ -6,8 +6,11 @@ use std::path::Path;
 
 use snapshot_common::Notice;
 
-use super::{Controller, comm_str};
-use crate::{snapfile::Fired, symbols::Stacks};
+use super::Controller;
+use crate::{
+    snapshot::{Fired, symbols::Stacks},
+    sys::comm_str,
+};
 
 impl Controller {
     /// The context of notice `n`, with its stacks read from the kernel (and freed there).
@@ -21,8 +24,8 @@ impl Controller {
         let stacks = Stacks::read(
             Path::new("/"),
             pid,
-            self.rec.take_stack(n.kstack),
-            self.rec.take_stack(n.ustack),
+            self.session.take_stack(n.kstack),
+            self.session.take_stack(n.ustack),
         );
         let fired = Fired {
             ts_ns: n.ts_ns,
@@ -32,7 +35,7 @@ impl Controller {
             comm: comm_str(&n.comm),
             probe,
             value: n.value as i64,
-            post: self.ctx.post.describe(),
+            post: self.session.rules().post.describe(),
             ..Fired::default()
         };
         (fired, stacks)

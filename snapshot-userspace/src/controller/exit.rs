@@ -1,12 +1,9 @@
 //! Ending a recording: stopping the writers, the last snapshots, files still to write.
 
-use std::{sync::atomic::Ordering::SeqCst, time::Duration};
+use std::time::Duration;
 
 use super::{Controller, Totals, Written};
-use crate::{
-    buffer::control,
-    snapfile::{self, SnapshotKind},
-};
+use crate::snapshot::{self, SnapshotKind};
 
 impl Controller {
     /// Writes pending snapshot files; on failure they stay pending (retried at the next
@@ -14,7 +11,7 @@ impl Controller {
     pub fn flush(&mut self) {
         let mut still = Vec::new();
         for (name, bytes) in self.pending.drain(..) {
-            if let Err(e) = snapfile::write_atomic(&self.out, &name, &bytes) {
+            if let Err(e) = snapshot::write_atomic(&self.out, &name, &bytes) {
                 log::error!(
                     "cannot write {}: {e}; keeping it in memory and retrying",
                     self.out.join(&name).display()
@@ -35,8 +32,8 @@ impl Controller {
     /// more (each checks `stopped` under its CPU's `busy`). Notices already sent are still in
     /// the ring, for the caller to handle before [`Self::finish`].
     pub fn stop_writers(&self) {
-        let b = self.rec.buffers();
-        b.control(control::STOPPED).store(1, SeqCst);
+        let b = self.session.buffers();
+        b.control().stop();
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s at exit");
         }
@@ -46,14 +43,11 @@ impl Controller {
     /// counts its events as discarded. Then detaches everything.
     #[must_use]
     pub fn finish(mut self, dump: bool) -> (Totals, Vec<Written>, usize) {
-        self.rec
-            .buffers()
-            .control(control::STOPPED)
-            .store(1, SeqCst);
+        self.session.buffers().control().stop();
         // A window still open: its trigger's snapshot, with the events recorded after it.
-        let mut written = self.close_window();
-        let b = self.rec.buffers();
-        let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
+        let mut written = self.close_window(true);
+        let b = self.session.buffers();
+        let live = b.control().active();
         if dump && !self.stopped {
             written.push(self.snapshot_half(live, SnapshotKind::Exit, None, None, None));
         } else if !self.stopped {
@@ -67,13 +61,12 @@ impl Controller {
                 let now = b.state(cpu).dropped;
                 self.totals.dropped += now - self.dropped_seen[cpu as usize];
             }
-            self.totals.missed_triggers +=
-                b.control(control::MISSED).load(SeqCst) - self.missed_seen;
+            self.totals.missed_triggers += b.control().missed() - self.missed_seen;
         }
         self.flush();
         let unwritten = self.unwritten();
         let totals = self.totals;
-        self.rec.close();
+        self.session.close();
         (totals, written, unwritten)
     }
 }

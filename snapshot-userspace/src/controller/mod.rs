@@ -12,10 +12,10 @@ mod context;
 mod exit;
 mod live;
 mod post;
+pub mod run;
 
 use std::{
     path::{Path, PathBuf},
-    sync::atomic::Ordering::SeqCst,
     time::Duration,
 };
 
@@ -24,12 +24,17 @@ use snapshot_common::{
     Notice,
 };
 
+pub use live::{Live, Spare};
+pub use run::{Outcome, Recording, Reporter, StopReason, run};
+
 use crate::{
-    buffer::{CpuAccount, control},
-    event::ProbeInfo,
-    recorder::{Post, Recorder},
-    snapfile::{self, ClockRef, Fired, Header, SnapshotKind},
-    symbols::{Stacks, Symbolizer},
+    probe::ProbeInfo,
+    session::{Post, Session, buffer::CpuAccount},
+    snapshot::{
+        self, ClockRef, Fired, Header, SnapshotKind,
+        symbols::{Stacks, Symbolizer},
+    },
+    sys,
 };
 
 /// Totals over the whole recording.
@@ -82,13 +87,11 @@ struct Context {
     kernel_release: String,
     clock: ClockRef,
     trigger: String,
-    policy: NoSparePolicy,
-    post: Post,
 }
 
 /// The controller.
 pub struct Controller {
-    rec: Recorder,
+    session: Session,
     out: PathBuf,
     ctx: Context,
     bases: [Vec<u64>; 2],
@@ -114,45 +117,34 @@ fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path).map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned())
 }
 
-fn comm_str(comm: &[u8]) -> String {
-    let n = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..n]).into_owned()
-}
-
 impl Controller {
-    /// Takes over a started recorder, writing snapshots into `out`, and arms the spare.
-    /// Reads kallsyms now, so that symbolizing a trigger's stack costs nothing then.
+    /// Takes over a started session, writing snapshots into `out`, and arms the spare;
+    /// `trigger` is how snapshot headers show the trigger. Reads kallsyms now, so that
+    /// symbolizing a trigger's stack costs nothing then.
     #[must_use]
-    pub fn new(
-        rec: Recorder,
-        out: &Path,
-        trigger: &str,
-        policy: NoSparePolicy,
-        post: Post,
-    ) -> Self {
-        let ncpu = rec.buffers().ncpu() as usize;
+    pub fn new(session: Session, out: &Path, trigger: &str) -> Self {
+        let b = session.buffers();
+        let ncpu = b.ncpu() as usize;
         let mut c = Self {
             ctx: Context {
                 hostname: read_trimmed("/proc/sys/kernel/hostname"),
                 kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
                 clock: ClockRef::now(),
                 trigger: trigger.to_owned(),
-                policy,
-                post,
             },
-            bases: [rec.buffers().heads(0), rec.buffers().heads(1)],
+            bases: [b.heads(0), b.heads(1)],
             dropped_seen: vec![0; ncpu],
             missed_seen: 0,
             seq: 0,
             pending: Vec::new(),
-            scratch: prefaulted(ncpu * rec.buffers().capacity() as usize),
+            scratch: prefaulted(ncpu * b.capacity() as usize),
             totals: Totals::default(),
             stopped: false,
             window_until: None,
             window_fired: None,
             symbolizer: Symbolizer::load(Path::new("/")),
             out: out.to_owned(),
-            rec,
+            session,
         };
         c.arm();
         c
@@ -161,7 +153,7 @@ impl Controller {
     /// The probe table.
     #[must_use]
     pub fn probes(&self) -> &[ProbeInfo] {
-        self.rec.probes()
+        self.session.probes()
     }
 
     /// Totals so far.
@@ -176,24 +168,24 @@ impl Controller {
         self.stopped
     }
 
-    /// The recorder, e.g. to take its notification ring.
-    pub const fn recorder_mut(&mut self) -> &mut Recorder {
-        &mut self.rec
+    /// The session, e.g. to take its notification ring.
+    pub const fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
     }
 
-    /// Makes the half that is not live the spare: records its base, then sets `armed`.
+    /// Makes the half that is not live the spare: records its base, then arms it.
     fn arm(&mut self) {
-        let b = self.rec.buffers();
-        let spare = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize ^ 1;
+        let b = self.session.buffers();
+        let spare = b.control().active() ^ 1;
         self.bases[spare] = b.heads(spare);
-        b.control(control::ARMED).store(1, SeqCst);
+        b.control().arm();
     }
 
     /// Handles a notice from the kernel.
     pub fn on_notice(&mut self, n: &Notice) -> Vec<Written> {
         if n.kind == NOTICE_POST {
             // The snapshot comes with the flip that closes the window.
-            self.window_until = match self.ctx.post {
+            self.window_until = match self.session.rules().post {
                 Post::Nanos(ns) => Some(n.ts_ns + ns),
                 _ => None,
             };
@@ -239,28 +231,28 @@ impl Controller {
         if self.stopped {
             return Vec::new();
         }
-        if self.rec.buffers().control(control::PENDING).load(SeqCst) != 0 {
+        let words = self.session.buffers().control();
+        if words.window_open() {
             log::warn!(
                 "a trigger's --post window is open: its snapshot comes when the window closes; ask again then"
             );
             return Vec::new();
         }
+        let me = std::process::id();
         let fired = Fired {
-            ts_ns: ClockRef::now().boot_ns,
+            ts_ns: sys::boot_ns(),
             cpu: 0,
-            pid: std::process::id(),
-            tid: std::process::id(),
+            pid: me,
+            tid: me,
             comm: "snapshot".into(),
             probe: "manual".into(),
             value: 0,
             ..Fired::default()
         };
-        let b = self.rec.buffers();
-        let missed_before = b.control(control::MISSED).load(SeqCst);
-        if b.control(control::ARMED).swap(0, SeqCst) == 1 {
-            let old = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
-            b.control(control::FLIPS).fetch_add(1, SeqCst);
-            b.control(control::ACTIVE).swap(old as u64 ^ 1, SeqCst);
+        let missed_before = words.missed();
+        if words.take_spare() {
+            let old = words.active();
+            let _ = words.flip(old);
             return vec![self.snapshot_half(
                 old,
                 SnapshotKind::Manual,
@@ -269,21 +261,15 @@ impl Controller {
                 Some(missed_before),
             )];
         }
-        b.control(control::MISSED).fetch_add(1, SeqCst);
-        if self.ctx.policy == NoSparePolicy::Stop
-            && b.control(control::STOPPING).swap(1, SeqCst) == 0
-        {
-            b.control(control::STOPPED).store(1, SeqCst);
+        words.count_missed();
+        if self.session.rules().on_no_spare == NoSparePolicy::Stop && words.take_stopping() {
+            words.stop();
             self.stopped = true;
-            let live = (b.control(control::ACTIVE).load(SeqCst) & 1) as usize;
+            let live = words.active();
             let marker = Event {
-                seq: 0,
                 ts_ns: fired.ts_ns,
                 pid_tgid: (u64::from(fired.pid) << 32) | u64::from(fired.tid),
-                args: [0; 6],
-                ret: 0,
                 comm: *b"snapshot\0\0\0\0\0\0\0\0",
-                cpu: 0,
                 probe_id: MARKER_PROBE,
                 flags: EVENT_MARKER,
                 ..Event::default()
@@ -310,7 +296,7 @@ impl Controller {
         extra: Option<Event>,
         missed_at: Option<u64>,
     ) -> Written {
-        let b = self.rec.buffers();
+        let b = self.session.buffers();
         let drain_start = std::time::Instant::now();
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
@@ -321,7 +307,7 @@ impl Controller {
         if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) {
             self.arm();
         }
-        let b = self.rec.buffers();
+        let b = self.session.buffers();
         let fired = fired.map(|(mut f, stacks)| {
             self.symbolizer.apply(&mut f, &stacks);
             f
@@ -333,7 +319,7 @@ impl Controller {
             *seen = now;
         }
         // Triggers missed up to this snapshot's own trigger belong to it; later ones, to the next.
-        let missed_now = missed_at.unwrap_or_else(|| b.control(control::MISSED).load(SeqCst));
+        let missed_now = missed_at.unwrap_or_else(|| b.control().missed());
         let missed = missed_now - self.missed_seen;
         self.missed_seen = missed_now;
         self.scratch.extend(extra);
@@ -344,7 +330,7 @@ impl Controller {
             hostname: self.ctx.hostname.clone(),
             kernel_release: self.ctx.kernel_release.clone(),
             clock: self.ctx.clock,
-            probes: self.rec.probes().to_vec(),
+            probes: self.session.probes().to_vec(),
             trigger: self.ctx.trigger.clone(),
             fired,
             missed_triggers: missed,
@@ -372,8 +358,8 @@ impl Controller {
         self.totals.torn += sum(|a| a.torn);
         self.totals.missed_triggers += missed;
         let name = file_name(self.seq, kind);
-        let (prefix, records, suffix) = snapfile::encode_parts(&header, &self.scratch);
-        if let Err(e) = snapfile::write_atomic_parts(&self.out, &name, &[&prefix, records, &suffix])
+        let (prefix, records, suffix) = snapshot::encode_parts(&header, &self.scratch);
+        if let Err(e) = snapshot::write_atomic_parts(&self.out, &name, &[&prefix, records, &suffix])
         {
             log::error!(
                 "cannot write {}: {e}; keeping it in memory and retrying",
@@ -385,8 +371,7 @@ impl Controller {
             ));
         }
         if kind != SnapshotKind::Manual {
-            written.trigger_to_file_ns =
-                fired_at.map(|t| snapfile::clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(t));
+            written.trigger_to_file_ns = fired_at.map(|t| sys::boot_ns().saturating_sub(t));
         }
         self.flush();
         self.totals.snapshots += 1;

@@ -1,56 +1,10 @@
 //! Events as people and scripts read them: ftrace-like text and JSON objects.
 
-use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_DURATION, EVENT_HAS_RET, Event, MAX_ARGS};
+use snapshot_common::{
+    EVENT_HAS_ARGS, EVENT_HAS_DURATION, EVENT_HAS_RET, EVENT_MARKER, Event, MARKER_PROBE, MAX_ARGS,
+};
 
-use crate::spec::{ProbeKind, ProbeSpec};
-
-/// What is known about a probe when decoding its events.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProbeInfo {
-    /// Probe id (slot).
-    pub id: u32,
-    /// Display name (alias, function, tracepoint or symbol).
-    pub name: String,
-    /// The spec as given.
-    pub spec: String,
-    /// Kind.
-    pub kind: ProbeKind,
-    /// Names of the argument fields, where known (tracepoints).
-    pub arg_names: Vec<String>,
-    /// How each named argument is shown: `x` hex, `d` signed, `u` unsigned (tracepoints).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub arg_formats: String,
-    /// Kernel functions a glob matched, by address (events carry the address).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub functions: Vec<(u64, String)>,
-}
-
-impl ProbeInfo {
-    /// Builds the info of probe `id`.
-    #[must_use]
-    pub fn new(id: u32, spec: &ProbeSpec, arg_names: Vec<String>) -> Self {
-        Self {
-            id,
-            name: spec.name().to_owned(),
-            spec: spec.text.clone(),
-            kind: spec.kind,
-            arg_names,
-            arg_formats: String::new(),
-            functions: Vec::new(),
-        }
-    }
-
-    /// How many argument words its events carry.
-    #[must_use]
-    pub fn nargs(&self) -> usize {
-        match self.kind {
-            ProbeKind::Tracepoint => self.arg_names.len(),
-            ProbeKind::Rawtp => 2,
-            ProbeKind::Kretprobe | ProbeKind::Uretprobe => 0,
-            _ => MAX_ARGS,
-        }
-    }
-}
+use crate::{probe::ProbeInfo, sys::comm_str};
 
 /// One event, decoded.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,6 +34,21 @@ pub struct EventView {
     pub function: Option<String>,
 }
 
+/// The name the marker record of `--on-no-spare stop` shows as its probe.
+pub const MARKER_NAME: &str = "no_spare_stop";
+
+/// The probe name of `event`: its probe's, the marker's, or `probeN` for an id the table does
+/// not know.
+fn probe_name(event: &Event, probe: Option<&ProbeInfo>) -> String {
+    match probe {
+        Some(p) => p.name.clone(),
+        None if event.probe_id == MARKER_PROBE && event.flags & EVENT_MARKER != 0 => {
+            MARKER_NAME.to_owned()
+        }
+        None => format!("probe{}", event.probe_id),
+    }
+}
+
 /// Decodes `event` with the probe table.
 #[must_use]
 pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
@@ -89,18 +58,13 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     } else {
         probe.map_or(MAX_ARGS, ProbeInfo::nargs)
     };
-    let comm_len = event
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(event.comm.len());
     EventView {
         ts_ns: event.ts_ns,
         cpu: event.cpu,
         pid: event.tgid(),
         tid: event.tid(),
-        comm: String::from_utf8_lossy(&event.comm[..comm_len]).into_owned(),
-        probe: probe.map_or_else(|| format!("probe{}", event.probe_id), |p| p.name.clone()),
+        comm: comm_str(&event.comm),
+        probe: probe_name(event, probe),
         args: event.args[..nargs].to_vec(),
         ret: (event.flags & EVENT_HAS_RET != 0).then_some(event.ret as i64),
         duration_ns: (event.flags & EVENT_HAS_DURATION != 0).then_some(event.duration_ns),
@@ -186,12 +150,16 @@ pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
     if let Some(f) = &v.function {
         write!(line, " function={f}").expect("writing to a String cannot fail");
     }
+    if probe.is_none() && v.probe == MARKER_NAME {
+        line.push_str(" recording stopped: a trigger found no armed spare (--on-no-spare stop)");
+    }
     line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::ProbeSpec;
 
     #[test]
     fn decodes_and_formats() {

@@ -2,14 +2,13 @@
 //! Event Format (Chrome JSON, which the Perfetto UI and `chrome://tracing` open) and
 //! ftrace-like text.
 
+pub mod event;
 pub mod perfetto;
 
 use serde_json::{Value, json};
 
-use crate::{
-    event::{self, EventView},
-    snapfile::Snapshot,
-};
+use self::event::EventView;
+use crate::snapshot::{Snapshot, symbols::Frame};
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
@@ -69,8 +68,8 @@ pub fn chrome_json(s: &Snapshot) -> Value {
 }
 
 /// A stack as one line per frame, innermost first.
-fn stack_lines(frames: &[crate::symbols::Frame]) -> Vec<String> {
-    frames.iter().map(crate::symbols::Frame::describe).collect()
+fn stack_lines(frames: &[Frame]) -> Vec<String> {
+    frames.iter().map(Frame::describe).collect()
 }
 
 /// ftrace-like text, trigger context on top (what `snapshot show` prints); with a `--post`
@@ -137,10 +136,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        buffer::CpuAccount,
-        event::ProbeInfo,
-        snapfile::{ClockRef, Fired, Header, SnapshotKind},
-        spec::ProbeSpec,
+        probe::{ProbeInfo, ProbeSpec},
+        session::buffer::CpuAccount,
+        snapshot::{ClockRef, Fired, Header, SnapshotKind},
     };
 
     /// A snapshot of one thread: an entry, then its return (a 4 µs call) that fired the trigger.
@@ -237,12 +235,12 @@ mod tests {
         let f = s.header.fired.as_mut().unwrap();
         f.ts_ns = 2000;
         f.post = Some("1 events".into());
-        f.kernel_stack = vec![crate::symbols::Frame {
+        f.kernel_stack = vec![Frame {
             addr: 0xffff_ffff_8100_0010,
             symbol: Some("vfs_read+0x10".into()),
             object: None,
         }];
-        f.user_stack = vec![crate::symbols::Frame {
+        f.user_stack = vec![Frame {
             addr: 0x1234,
             symbol: None,
             object: Some("work".into()),

@@ -19,10 +19,8 @@ use self::proto::{
     ProcessDescriptor, ThreadDescriptor, Trace, TracePacket, TrackDescriptor, TrackEvent,
     TrackEventType,
 };
-use crate::{
-    event::{self, ArgValue},
-    snapfile::Snapshot,
-};
+use super::event::{self, ArgValue};
+use crate::{snapshot::Snapshot, units::utc};
 
 /// `trusted_packet_sequence_id` of every packet.
 pub const SEQUENCE_ID: u32 = 1;
@@ -229,7 +227,7 @@ pub fn trace(s: &Snapshot) -> Trace {
             string("comm", f.comm.as_str()),
             uint("cpu", u64::from(f.cpu)),
             uint("time_ns", f.ts_ns),
-            string("time", crate::cli::list::utc(h.clock.to_realtime(f.ts_ns))),
+            string("time", utc(h.clock.to_realtime(f.ts_ns))),
         ];
         if let Some(post) = &f.post {
             te.debug_annotations.push(string("post", post.as_str()));

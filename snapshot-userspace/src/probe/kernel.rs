@@ -49,13 +49,6 @@ impl KernelSupport {
     }
 }
 
-/// True when the process runs as root (needed to load programs and read kallsyms).
-#[must_use]
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

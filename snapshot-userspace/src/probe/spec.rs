@@ -3,6 +3,8 @@
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
+use snapshot_common::names;
+
 /// What kind of program a probe is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,12 +58,7 @@ impl ProbeKind {
     /// Name of the program for probe slot `id` in the eBPF object.
     #[must_use]
     pub fn program_name(self, id: usize) -> String {
-        let family = match self {
-            Self::Tracepoint => "tracepoint",
-            Self::Rawtp => "rawtp",
-            other => other.prefix(),
-        };
-        format!("{family}_{id}")
+        names::slot_program(names::SLOT_FAMILIES[self as usize], id)
     }
 
     /// True for probes that see a return value rather than arguments.
@@ -446,6 +443,13 @@ mod tests {
         ));
         assert_eq!(parse("rawtp:sys_enter").unwrap().name(), "sys_enter");
         assert_eq!(ProbeKind::Rawtp.program_name(3), "rawtp_3");
+        for kind in ProbeKind::ALL {
+            assert_eq!(
+                names::SLOT_FAMILIES[kind as usize],
+                kind.prefix(),
+                "program families follow the kinds"
+            );
+        }
     }
 
     #[test]

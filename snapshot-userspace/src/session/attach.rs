@@ -13,9 +13,10 @@ use aya::{
     },
 };
 
-use crate::{
-    kernel::KernelSupport,
-    load, names,
+use super::load;
+use crate::probe::{
+    kernel::{self, KernelSupport},
+    lookup,
     spec::{Location, ProbeKind, ProbeSpec},
     tracefs,
 };
@@ -171,6 +172,12 @@ fn chain(err: &dyn std::error::Error) -> String {
     s
 }
 
+/// The errno of the first OS error in `err`'s source chain.
+fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    std::iter::successors(Some(err), |e| e.source())
+        .find_map(|e| e.downcast_ref::<std::io::Error>()?.raw_os_error())
+}
+
 fn program<'a, T>(ebpf: &'a mut Ebpf, kind: ProbeKind, id: usize) -> anyhow::Result<&'a mut T>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
@@ -192,15 +199,15 @@ fn is_eperm(err: &ProgramError) -> bool {
 impl AttachContext<'_> {
     fn functions(&mut self) -> &[String] {
         self.functions
-            .get_or_insert_with(|| names::kernel_functions(Path::new("/")))
+            .get_or_insert_with(|| lookup::kernel_functions(Path::new("/")))
     }
 
     fn unknown_function(&mut self, spec: &ProbeSpec, function: &str) -> AttachError {
-        let close = names::closest(function, self.functions().iter().map(String::as_str), 3);
+        let close = lookup::closest(function, self.functions().iter().map(String::as_str), 3);
         AttachError::UnknownFunction {
             spec: spec.text.clone(),
             function: function.to_owned(),
-            suggest: names::suggestion(&close),
+            suggest: lookup::suggestion(&close),
         }
     }
 }
@@ -220,15 +227,15 @@ fn attach_kprobe(
         let matches: Vec<String> = cx
             .functions()
             .iter()
-            .filter(|f| names::glob_match(function, f))
+            .filter(|f| lookup::glob_match(function, f))
             .cloned()
             .collect();
         if matches.is_empty() {
             let plain = function.replace(['*', '?'], "");
-            let close = names::closest(&plain, cx.functions().iter().map(String::as_str), 3);
+            let close = lookup::closest(&plain, cx.functions().iter().map(String::as_str), 3);
             return Err(AttachError::GlobEmpty {
                 spec: spec.text.clone(),
-                suggest: names::suggestion(&close),
+                suggest: lookup::suggestion(&close),
             }
             .into());
         }
@@ -241,7 +248,7 @@ fn attach_kprobe(
             .into());
         }
         let syms =
-            names::parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+            lookup::parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
         attached.functions = matches
             .iter()
             .filter_map(|m| {
@@ -261,11 +268,10 @@ fn attach_kprobe(
             if !spec.is_glob() && !cx.functions().iter().any(|f| f == target) {
                 return Err(cx.unknown_function(spec, target).into());
             }
-            let cause = chain(&e);
-            if offset != 0 && cause.contains("os error 84") {
+            if offset != 0 && os_error(&e) == Some(libc::EILSEQ) {
                 return Err(failed(spec, &format!("+{offset} is not at an instruction boundary of `{target}` (the kernel refuses with EILSEQ): pick an offset from its disassembly, e.g. `gdb -batch -ex 'disassemble {target}' vmlinux`")).into());
             }
-            return Err(failed(spec, &format!("{cause} (attaching to `{target}`)")).into());
+            return Err(failed(spec, &format!("{} (attaching to `{target}`)", chain(&e))).into());
         }
     }
     Ok(attached)
@@ -283,7 +289,7 @@ fn attach_trampoline(
     if !cx.support.trampolines {
         return Err(TrampolineError::Unavailable(format!(
             "hidden by {}",
-            crate::kernel::HIDE_ENV
+            kernel::HIDE_ENV
         )));
     }
     if cx.btf.is_none() {
@@ -427,9 +433,9 @@ pub fn attach(
             let fields = match tracefs::read_fields(root, category, name) {
                 Ok(f) => f,
                 Err(tracefs::TracefsError::Unknown { .. }) => {
-                    let all = names::tracepoints(root);
+                    let all = lookup::tracepoints(root);
                     let wanted = format!("{category}:{name}");
-                    let close = names::closest(&wanted, all.iter().map(String::as_str), 3);
+                    let close = lookup::closest(&wanted, all.iter().map(String::as_str), 3);
                     let close: Vec<String> =
                         close.iter().map(|c| format!("tracepoint:{c}")).collect();
                     let close: Vec<&str> = close.iter().map(String::as_str).collect();
@@ -437,7 +443,7 @@ pub fn attach(
                         spec: spec.text.clone(),
                         category: category.clone(),
                         name: name.clone(),
-                        suggest: names::suggestion(&close),
+                        suggest: lookup::suggestion(&close),
                         tracefs: tracefs::TRACEFS,
                     }
                     .into());
@@ -461,15 +467,15 @@ pub fn attach(
             let prog: &mut RawTracePoint = program(ebpf, ProbeKind::Rawtp, id)?;
             prog.load().map_err(|e| failed(spec, &chain(&e)))?;
             prog.attach(name).map_err(|e| {
-                let all = names::tracepoints(Path::new(tracefs::TRACEFS));
+                let all = lookup::tracepoints(Path::new(tracefs::TRACEFS));
                 let events: Vec<&str> = all.iter().filter_map(|t| t.split(':').nth(1)).collect();
-                let close = names::closest(name, events, 3);
+                let close = lookup::closest(name, events, 3);
                 failed(
                     spec,
                     &format!(
                         "{}: is `{name}` a tracepoint{}",
                         chain(&e),
-                        names::suggestion(&close)
+                        lookup::suggestion(&close)
                     ),
                 )
             })?;
@@ -503,16 +509,16 @@ pub fn attach(
             // symbols read, to name the closest.
             prog.attach([location], path, UProbeScope::AllProcesses)
                 .map_err(|e| {
-                    let symbols = names::elf_functions(path).unwrap_or_default();
+                    let symbols = lookup::elf_functions(path).unwrap_or_default();
                     if symbols.iter().any(|s| s == symbol) {
                         return failed(spec, &chain(&e));
                     }
-                    let close = names::closest(symbol, symbols.iter().map(String::as_str), 3);
+                    let close = lookup::closest(symbol, symbols.iter().map(String::as_str), 3);
                     AttachError::NoSymbol {
                         spec: spec.text.clone(),
                         path: path.display().to_string(),
                         symbol: symbol.clone(),
-                        suggest: names::suggestion(&close),
+                        suggest: lookup::suggestion(&close),
                     }
                 })?;
             Ok(Attached::default())

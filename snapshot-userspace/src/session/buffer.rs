@@ -15,7 +15,10 @@ use anyhow::Context as _;
 use aya::{Ebpf, maps::Map};
 use snapshot_common::{CpuState, Event, names};
 
-/// A read-only shared mapping of a `BPF_F_MMAPABLE` array map.
+use super::control::Words;
+
+/// A shared mapping of a `BPF_F_MMAPABLE` array map: read-only for the records and the
+/// per-CPU states, read-write for the control words.
 pub struct Mmap {
     ptr: NonNull<u8>,
     len: usize,
@@ -36,8 +39,8 @@ impl Mmap {
         // SAFETY: sysconf has no preconditions.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         let len = len.div_ceil(page) * page;
-        // SAFETY: a fresh shared read-only mapping of a valid fd; the kernel checks `len` against
-        // the map's size and fails with EINVAL rather than mapping beyond it.
+        // SAFETY: a fresh shared mapping of a valid fd; the kernel checks `len` against the map's
+        // size and fails with EINVAL rather than mapping beyond it.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -102,7 +105,8 @@ impl Drop for Mmap {
     }
 }
 
-// SAFETY: the mapping is read-only and only read through volatile copies.
+// SAFETY: the mapping is only read through volatile copies, and written only through atomics
+// (`Mmap::word`), so sharing it between threads races no more than the kernel already does.
 unsafe impl Send for Mmap {}
 // SAFETY: as above.
 unsafe impl Sync for Mmap {}
@@ -175,30 +179,6 @@ pub fn order_by_time(events: &mut [Event]) {
     events.sort_by_key(|e| e.ts_ns);
 }
 
-/// Word indices of [`snapshot_common::Control`] fields.
-pub mod control {
-    /// `active`
-    pub const ACTIVE: usize = 0;
-    /// `armed`
-    pub const ARMED: usize = 1;
-    /// `stopped`
-    pub const STOPPED: usize = 2;
-    /// `stopping`
-    pub const STOPPING: usize = 3;
-    /// `flips`
-    pub const FLIPS: usize = 4;
-    /// `missed`
-    pub const MISSED: usize = 5;
-    /// `pending`
-    pub const PENDING: usize = 9;
-    /// `post_left`
-    pub const POST_LEFT: usize = 10;
-    /// `post_half`
-    pub const POST_HALF: usize = 11;
-    /// `post_until`
-    pub const POST_UNTIL: usize = 12;
-}
-
 /// Both halves, the per-CPU states and the controller state, mapped.
 pub struct Buffers {
     events: Mmap,
@@ -242,10 +222,10 @@ impl Buffers {
         })
     }
 
-    /// A word of the shared [`snapshot_common::Control`] (see [`control`]).
+    /// The shared [`snapshot_common::Control`] words and userspace's side of their protocol.
     #[must_use]
-    pub fn control(&self, word: usize) -> &AtomicU64 {
-        self.control.word(word)
+    pub const fn control(&self) -> Words<'_> {
+        Words::new(&self.control)
     }
 
     /// Events per CPU per half.

@@ -5,7 +5,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{FilterMode, NoSparePolicy, ProbeConfig, TriggerProgram, names};
+use snapshot_common::{FilterMode, ProbeConfig, TriggerProgram, names};
+
+use super::{Post, Rules};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
@@ -21,10 +23,6 @@ pub struct LoadConfig {
     pub filter: FilterMode,
     /// The tgid recorded under [`FilterMode::One`].
     pub target_tgid: u32,
-    /// What a trigger does without an armed spare.
-    pub policy: NoSparePolicy,
-    /// Benchmark only: submit flags and size of the comparison ring buffer.
-    pub bench_ring: Option<(u64, u32)>,
     /// Pair number of each probe slot (see `spec::pairs`).
     pub pairs: [u32; snapshot_common::MAX_PROBES],
     /// Bit mask of probe slots whose events record the function address.
@@ -33,28 +31,42 @@ pub struct LoadConfig {
     pub target_comm: [u8; snapshot_common::COMM_LEN],
     /// Offset of `child_pid` in `sched:sched_process_fork` (for `--follow-forks`).
     pub fork_child_offset: u32,
-    /// Most snapshots the trigger takes (0: no limit).
-    pub count: u64,
-    /// Minimum ns between two trigger snapshots.
-    pub holdoff_ns: u64,
-    /// Events recorded after a trigger before the flip (`--post N`).
-    pub post_events: u64,
-    /// Nanoseconds recorded after a trigger before the flip (`--post DURATION`).
-    pub post_ns: u64,
+    /// How triggers take snapshots (`--count`, `--holdoff`, `--post`, `--on-no-spare`).
+    pub rules: Rules,
+}
+
+/// Additions to what [`load`] patches in (the benchmark's own programs): 64-bit globals and
+/// map sizes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra<'a> {
+    /// Globals (`u64`) by name.
+    pub globals: &'a [(&'a str, u64)],
+    /// Map sizes (`max_entries`) by map name.
+    pub max_entries: &'a [(&'a str, u32)],
 }
 
 /// Loads the object with `config` patched in; no program is loaded or attached yet.
 pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
-    let self_tgid = std::process::id();
-    let filter = config.filter as u32;
-    let policy = config.policy as u32;
+    load_with(config, &Extra::default())
+}
+
+/// As [`load`], with `extra` patched in too.
+pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf> {
     let events = u64::from(config.ncpu) * u64::from(config.capacity) * 2;
     let events = u32::try_from(events)
         .context("the buffer is too large for this many CPUs: choose a smaller --buffer-size")?;
-    let (rb_flags, rb_bytes) = config.bench_ring.unwrap_or((0, 4096));
-    EbpfLoader::new()
-        .override_global("SNAPSHOT_BENCH_RB_FLAGS", &rb_flags, true)
-        .map_max_entries("BENCH_RING", rb_bytes)
+    let (post_events, post_ns) = match config.rules.post {
+        Post::None => (0u64, 0u64),
+        Post::Events(n) => (n, 0),
+        Post::Nanos(ns) => (0, ns),
+    };
+    let (filter, policy, self_tgid) = (
+        config.filter as u32,
+        config.rules.on_no_spare as u32,
+        std::process::id(),
+    );
+    let mut loader = EbpfLoader::new();
+    loader
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
         .override_global(names::GLOBAL_CAPACITY, &config.capacity, true)
         .override_global(names::GLOBAL_FILTER, &filter, true)
@@ -62,17 +74,28 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_TARGET_TGID, &config.target_tgid, true)
         .override_global(names::GLOBAL_POLICY, &policy, true)
         .override_global(names::GLOBAL_PAIRS, &config.pairs, true)
-        .override_global(names::GLOBAL_COUNT, &config.count, true)
-        .override_global(names::GLOBAL_HOLDOFF, &config.holdoff_ns, true)
-        .override_global(names::GLOBAL_POST_EVENTS, &config.post_events, true)
-        .override_global(names::GLOBAL_POST_NS, &config.post_ns, true)
+        .override_global(names::GLOBAL_COUNT, &config.rules.count, true)
+        .override_global(names::GLOBAL_HOLDOFF, &config.rules.holdoff_ns, true)
+        .override_global(names::GLOBAL_POST_EVENTS, &post_events, true)
+        .override_global(names::GLOBAL_POST_NS, &post_ns, true)
         .override_global(names::GLOBAL_FUNC_IP, &config.func_ip, true)
         .override_global(names::GLOBAL_TARGET_COMM, &config.target_comm, true)
-        .override_global(names::GLOBAL_FORK_CHILD_OFFSET, &config.fork_child_offset, true)
+        .override_global(
+            names::GLOBAL_FORK_CHILD_OFFSET,
+            &config.fork_child_offset,
+            true,
+        )
         .map_max_entries(names::EVENTS, events)
-        .map_max_entries(names::CPU_STATE, config.ncpu)
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled")
+        .map_max_entries(names::CPU_STATE, config.ncpu);
+    for (name, value) in extra.globals {
+        loader.override_global(name, value, true);
+    }
+    for (name, n) in extra.max_entries {
+        loader.map_max_entries(name, *n);
+    }
+    loader.load(EBPF_OBJECT).context(
+        "loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled",
+    )
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::maps::Map> {
@@ -106,14 +129,14 @@ pub fn set_trigger(ebpf: &mut Ebpf, trigger: &TriggerProgram) -> anyhow::Result<
 /// Without it, events after an exec or a rename could carry the old name: a failure is an error.
 pub fn attach_comm_invalidation(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     let prog: &mut aya::programs::RawTracePoint = ebpf
-        .program_mut("comm_changed")
+        .program_mut(names::PROG_COMM_CHANGED)
         .context(
             "program comm_changed missing from the eBPF object: rebuild with `cargo xtask build`",
         )?
         .try_into()?;
     prog.load()
         .context("cannot load the comm_changed program")?;
-    for tp in ["sched_process_exec", "task_rename"] {
+    for tp in names::COMM_CHANGE_POINTS {
         prog.attach(tp)
             .with_context(|| format!("cannot attach comm_changed to the {tp} raw tracepoint"))?;
     }
@@ -123,7 +146,7 @@ pub fn attach_comm_invalidation(ebpf: &mut Ebpf) -> anyhow::Result<()> {
 /// Attaches the `--follow-forks` programs: children of targets become targets.
 pub fn attach_follow_forks(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     let fork: &mut aya::programs::TracePoint = ebpf
-        .program_mut("follow_fork")
+        .program_mut(names::PROG_FOLLOW_FORK)
         .context(
             "program follow_fork missing from the eBPF object: rebuild with `cargo xtask build`",
         )?
@@ -132,7 +155,7 @@ pub fn attach_follow_forks(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     fork.attach("sched", "sched_process_fork")
         .context("cannot attach to sched:sched_process_fork (needed by --follow-forks)")?;
     let exit: &mut aya::programs::RawTracePoint = ebpf
-        .program_mut("follow_exit")
+        .program_mut(names::PROG_FOLLOW_EXIT)
         .context(
             "program follow_exit missing from the eBPF object: rebuild with `cargo xtask build`",
         )?
@@ -142,4 +165,64 @@ pub fn attach_follow_forks(ebpf: &mut Ebpf) -> anyhow::Result<()> {
         "cannot attach to the sched_process_exit raw tracepoint (needed by --follow-forks)",
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use object::{Object as _, ObjectSymbol as _};
+    use snapshot_common::names;
+
+    use super::EBPF_OBJECT;
+
+    /// Every name userspace looks up exists in the built object: maps, globals and programs,
+    /// including each probe slot of each family.
+    #[test]
+    fn every_name_is_in_the_object() {
+        let file = object::File::parse(EBPF_OBJECT).expect("the eBPF object is an ELF file");
+        let symbols: std::collections::HashSet<&str> =
+            file.symbols().filter_map(|s| s.name().ok()).collect();
+        let mut wanted = vec![
+            names::EVENTS,
+            names::CPU_STATE,
+            names::CONTROL,
+            names::TRIGGERS,
+            names::TRIGGER_STATE,
+            names::NOTIFY,
+            names::TARGETS,
+            names::PROBES,
+            names::STACKS,
+            names::PENDING,
+            names::GLOBAL_NCPU,
+            names::GLOBAL_CAPACITY,
+            names::GLOBAL_FILTER,
+            names::GLOBAL_TARGET_TGID,
+            names::GLOBAL_SELF_TGID,
+            names::GLOBAL_PAIRS,
+            names::GLOBAL_FUNC_IP,
+            names::GLOBAL_TARGET_COMM,
+            names::GLOBAL_FORK_CHILD_OFFSET,
+            names::GLOBAL_COUNT,
+            names::GLOBAL_HOLDOFF,
+            names::GLOBAL_POLICY,
+            names::GLOBAL_POST_EVENTS,
+            names::GLOBAL_POST_NS,
+            names::PROG_COMM_CHANGED,
+            names::PROG_FOLLOW_FORK,
+            names::PROG_FOLLOW_EXIT,
+            names::PROG_BENCH_EMPTY,
+            names::PROG_BENCH_RINGBUF,
+            names::BENCH_RING,
+            names::GLOBAL_BENCH_RB_FLAGS,
+        ];
+        let slots: Vec<String> = names::SLOT_FAMILIES
+            .iter()
+            .flat_map(|f| (0..snapshot_common::MAX_PROBES).map(move |i| names::slot_program(f, i)))
+            .collect();
+        wanted.extend(slots.iter().map(String::as_str));
+        let missing: Vec<&&str> = wanted.iter().filter(|n| !symbols.contains(**n)).collect();
+        assert!(
+            missing.is_empty(),
+            "missing from the eBPF object: {missing:?}"
+        );
+    }
 }

@@ -1,21 +1,32 @@
-//! A recording session: the loaded object, its attached probes, the trigger, and the mapped
-//! buffers.
+//! A recording session: one loaded eBPF object, its attached probes, the target filter, and
+//! the buffers shared with the kernel ([`buffer`], with the protocol of their control words in
+//! [`control`]). The trigger program is compiled above this layer and installed with
+//! [`Session::set_trigger`].
+
+pub mod attach;
+pub mod buffer;
+pub mod control;
+pub mod load;
+pub mod target;
 
 use anyhow::Context as _;
 use aya::{
     Ebpf,
     maps::{Array, MapData, RingBuf, StackTraceMap},
 };
-use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, Notice, names};
+use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, Notice, TriggerProgram, names};
 
+pub use target::{CommTooLong, Targets};
+
+use self::{attach::AttachContext, buffer::Buffers, load::LoadConfig};
 use crate::{
-    attach::{self, AttachContext},
-    buffer::Buffers,
-    event::ProbeInfo,
-    kernel::{self, KernelSupport},
-    load::{self, LoadConfig},
-    spec::{self, ProbeSpec},
-    tracefs,
+    probe::{
+        ProbeInfo,
+        kernel::{self, KernelSupport},
+        spec::{self, ProbeSpec},
+        tracefs,
+    },
+    units,
 };
 
 /// Why a session could not start.
@@ -31,8 +42,23 @@ pub enum SessionError {
     TooManyProbes(usize),
 }
 
-/// What a recording needs.
-pub struct RecorderConfig<'a> {
+/// How a trigger that fires takes its snapshot, enforced in the kernel (declared once: the
+/// command line builds it, the session loads it, the controller and every snapshot header
+/// read it back from the session).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Most snapshots the trigger takes (`--count`; 0: no limit).
+    pub count: u64,
+    /// Minimum ns between two trigger snapshots (`--holdoff`).
+    pub holdoff_ns: u64,
+    /// What to record after a trigger before the flip (`--post`).
+    pub post: Post,
+    /// What a trigger does without an armed spare (`--on-no-spare`).
+    pub on_no_spare: NoSparePolicy,
+}
+
+/// What a recording session needs.
+pub struct SessionConfig<'a> {
     /// Probe specs, in probe-id order.
     pub specs: &'a [ProbeSpec],
     /// Events per CPU per half.
@@ -45,16 +71,8 @@ pub struct RecorderConfig<'a> {
     pub strict: bool,
     /// Cap on the functions one glob may attach to.
     pub max_glob: usize,
-    /// Most snapshots the trigger takes (0: no limit).
-    pub count: u64,
-    /// Minimum ns between two trigger snapshots.
-    pub holdoff_ns: u64,
-    /// What to record after a trigger before the flip (`--post`).
-    pub post: Post,
-    /// What a trigger does without an armed spare.
-    pub policy: NoSparePolicy,
-    /// Trigger expressions (any one firing takes a snapshot; `manual` alone: none).
-    pub triggers: &'a [String],
+    /// How triggers take snapshots.
+    pub rules: Rules,
 }
 
 /// `--post`: what a trigger keeps recording into the snapshot before it flips.
@@ -76,30 +94,35 @@ impl Post {
         match self {
             Self::None => None,
             Self::Events(n) => Some(format!("{n} events")),
-            Self::Nanos(ns) => Some(crate::size::format_duration(ns)),
+            Self::Nanos(ns) => Some(units::format_duration(ns)),
         }
     }
 }
 
-/// Which tasks are recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Targets {
-    /// Every task but the controller.
-    All,
-    /// These processes (tgids), every thread.
-    Processes(Vec<u32>),
-    /// One thread.
-    Thread(u32),
-    /// Tasks with this command name.
-    Comm(String),
-}
-
-/// Why a comm target was refused.
-#[derive(Debug, thiserror::Error)]
+/// A `--post` value that is neither an event count nor a duration.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "--comm `{0}` is longer than the kernel's 15-character command names: give its first 15 characters"
+    "bad --post `{0}`: give a number of events (`100`) or a duration with ns, us, ms or s (`10ms`)"
 )]
-pub struct CommTooLong(pub String);
+pub struct PostError(String);
+
+impl std::str::FromStr for Post {
+    type Err = PostError;
+
+    /// An event count (`100`, `100ev`) or a duration (`10ms`); 0 is no window.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let t = text.trim();
+        let count = t.strip_suffix("ev").unwrap_or(t);
+        if let Ok(n) = count.parse::<u64>() {
+            return Ok(if n == 0 { Self::None } else { Self::Events(n) });
+        }
+        match units::parse_duration(t) {
+            Ok(0) => Ok(Self::None),
+            Ok(ns) => Ok(Self::Nanos(ns)),
+            Err(_) => Err(PostError(text.to_owned())),
+        }
+    }
+}
 
 /// The load-time filter settings for `targets`.
 fn filter_config(
@@ -129,18 +152,20 @@ fn filter_config(
     Ok(())
 }
 
-/// A loaded, attached recorder.
-pub struct Recorder {
+/// A loaded, attached recording session.
+pub struct Session {
     ebpf: Ebpf,
     buffers: Buffers,
     probes: Vec<ProbeInfo>,
+    rules: Rules,
 }
 
-impl Recorder {
-    /// Loads the object, sets the target filter, attaches every probe, installs the trigger
-    /// and maps the buffers. Recording starts as soon as the first probe is attached.
-    pub fn start(config: &RecorderConfig<'_>) -> anyhow::Result<Self> {
-        if !kernel::is_root() {
+impl Session {
+    /// Loads the object, sets the target filter, attaches every probe and maps the buffers.
+    /// Recording starts as soon as the first probe is attached; no trigger fires until one is
+    /// installed with [`Self::set_trigger`].
+    pub fn start(config: &SessionConfig<'_>) -> anyhow::Result<Self> {
+        if !crate::sys::is_root() {
             return Err(SessionError::NotRoot.into());
         }
         if config.specs.len() > MAX_PROBES {
@@ -152,19 +177,7 @@ impl Recorder {
         let mut load_config = LoadConfig {
             ncpu,
             capacity: config.capacity,
-            policy: config.policy,
-            count: config.count,
-            holdoff_ns: config.holdoff_ns,
-            post_events: if let Post::Events(n) = config.post {
-                n
-            } else {
-                0
-            },
-            post_ns: if let Post::Nanos(n) = config.post {
-                n
-            } else {
-                0
-            },
+            rules: config.rules,
             ..LoadConfig::default()
         };
         filter_config(config.targets, config.follow_forks, &mut load_config)?;
@@ -213,13 +226,23 @@ impl Recorder {
             info.arg_formats = attached.arg_formats;
             probes.push(info);
         }
-        let trigger = crate::expr::compile(config.triggers, &probes)?;
-        load::set_trigger(&mut ebpf, &trigger)?;
         Ok(Self {
             ebpf,
             buffers,
             probes,
+            rules: config.rules,
         })
+    }
+
+    /// Installs the trigger program (the empty program: manual snapshots only).
+    pub fn set_trigger(&mut self, trigger: &TriggerProgram) -> anyhow::Result<()> {
+        load::set_trigger(&mut self.ebpf, trigger)
+    }
+
+    /// How triggers take snapshots in this session.
+    #[must_use]
+    pub const fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// The probe table.

@@ -13,6 +13,114 @@ use std::{
     process::{Child, Command, ExitStatus},
 };
 
+/// Which tasks are recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Every task but the controller.
+    All,
+    /// These processes (tgids), every thread.
+    Processes(Vec<u32>),
+    /// One thread.
+    Thread(u32),
+    /// Tasks with this command name.
+    Comm(String),
+}
+
+/// Why a comm target was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--comm `{0}` is longer than the kernel's 15-character command names: give its first 15 characters"
+)]
+pub struct CommTooLong(pub String);
+
+/// What the user asked to record (`--pid`, `--tid`, `--comm`, `-- CMD`, or nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// Every thread of a running process.
+    Pid(u32),
+    /// One thread.
+    Tid(u32),
+    /// Every task with this command name.
+    Comm(String),
+    /// A command started here, held until every probe is attached.
+    Command(Vec<OsString>),
+    /// Every process on the system.
+    System,
+}
+
+/// A target ready to record: the in-kernel filter, what ends the recording, and the held
+/// command to release once the probes are attached.
+pub struct Prepared {
+    /// The filter.
+    pub targets: Targets,
+    /// What ends the recording when the target goes away.
+    pub watch: Watch,
+    /// The held command, if one was started.
+    pub held: Option<Held>,
+}
+
+impl TargetSpec {
+    /// Checks the target exists (or starts the command, held, with its standard output sent
+    /// to `command_stdout`) and says how it is filtered and watched.
+    pub fn prepare(&self, command_stdout: std::process::Stdio) -> anyhow::Result<Prepared> {
+        use anyhow::Context as _;
+        let proc = Path::new("/proc");
+        Ok(match self {
+            Self::Pid(pid) => {
+                if !pid_exists(proc, *pid) {
+                    return Err(TargetError::NoSuchPid(*pid).into());
+                }
+                let fd = PidFd::open(*pid).map_err(|_| TargetError::NoSuchPid(*pid))?;
+                Prepared {
+                    targets: Targets::Processes(vec![*pid]),
+                    watch: Watch::Process(fd, *pid),
+                    held: None,
+                }
+            }
+            Self::Tid(tid) => {
+                let tgid = thread_group(proc, *tid).ok_or(TargetError::NoSuchTid(*tid))?;
+                Prepared {
+                    targets: Targets::Thread(*tid),
+                    watch: Watch::Thread(
+                        proc.join(tgid.to_string())
+                            .join("task")
+                            .join(tid.to_string()),
+                    ),
+                    held: None,
+                }
+            }
+            Self::Comm(comm) => {
+                log::info!("recording every task named `{comm}` until Ctrl-C");
+                Prepared {
+                    targets: Targets::Comm(comm.clone()),
+                    watch: Watch::Never,
+                    held: None,
+                }
+            }
+            Self::Command(argv) => {
+                let held = Held::spawn_with(argv, command_stdout)?;
+                let pid = held.pid();
+                let fd = PidFd::open(pid).with_context(|| format!("cannot watch pid {pid}"))?;
+                Prepared {
+                    targets: Targets::Processes(vec![pid]),
+                    watch: Watch::Process(fd, pid),
+                    held: Some(held),
+                }
+            }
+            Self::System => {
+                log::warn!(
+                    "no --pid, --tid, --comm or command: recording every process on the system (high volume)"
+                );
+                Prepared {
+                    targets: Targets::All,
+                    watch: Watch::Never,
+                    held: None,
+                }
+            }
+        })
+    }
+}
+
 /// Hidden first argument that turns the binary into the exec shim of a held command.
 pub const HELD_EXEC: &str = "__exec-held";
 

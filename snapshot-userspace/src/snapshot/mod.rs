@@ -25,7 +25,11 @@ use std::{
 
 use snapshot_common::Event;
 
-use crate::{buffer::CpuAccount, event::ProbeInfo};
+use crate::{probe::ProbeInfo, session::buffer::CpuAccount, sys::clock_ns};
+
+pub mod symbols;
+
+use symbols::Frame;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"EBPFSNAP";
@@ -64,18 +68,6 @@ impl ClockRef {
     }
 }
 
-/// Reads `clock` in ns.
-#[must_use]
-pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec; the clocks used here exist on Linux.
-    unsafe { libc::clock_gettime(clock, &raw mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Why a snapshot was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -112,10 +104,10 @@ pub struct Fired {
     pub post: Option<String>,
     /// Kernel stack at the trigger, innermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kernel_stack: Vec<crate::symbols::Frame>,
+    pub kernel_stack: Vec<Frame>,
     /// User stack at the trigger, innermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub user_stack: Vec<crate::symbols::Frame>,
+    pub user_stack: Vec<Frame>,
 }
 
 /// Everything about a snapshot but its records.
@@ -413,6 +405,17 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
         .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Event>()) })
         .collect();
     Ok(Snapshot { header, events })
+}
+
+/// The snapshot files (`*.snap`) of `dir`, sorted by name (so by sequence number).
+pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Reads and checks a snapshot file.

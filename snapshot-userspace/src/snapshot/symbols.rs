@@ -90,7 +90,7 @@ impl KernelSymbols {
     /// Builds the table from kallsyms text.
     #[must_use]
     pub fn parse(text: &str) -> Self {
-        let syms = crate::names::parse_kallsyms(text)
+        let syms = crate::probe::lookup::parse_kallsyms(text)
             .into_iter()
             .map(|(a, n)| (a, 0, n))
             .collect();
@@ -268,7 +268,7 @@ impl Symbolizer {
     }
 
     /// Fills the stacks of `fired` from `stacks`, symbolized.
-    pub fn apply(&mut self, fired: &mut crate::snapfile::Fired, stacks: &Stacks) {
+    pub fn apply(&mut self, fired: &mut super::Fired, stacks: &Stacks) {
         fired.kernel_stack = self.kernel.frames(&stacks.kernel);
         fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
     }

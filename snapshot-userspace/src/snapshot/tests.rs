@@ -1,5 +1,5 @@
 use super::*;
-use crate::spec::ProbeSpec;
+use crate::probe::ProbeSpec;
 
 fn sample() -> Snapshot {
     let spec: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
@@ -39,12 +39,12 @@ fn sample() -> Snapshot {
                 probe: "sys_exit_openat".into(),
                 value: -2,
                 post: Some("3 events".into()),
-                kernel_stack: vec![crate::symbols::Frame {
+                kernel_stack: vec![Frame {
                     addr: 0xffff_ffff_8120_001a,
                     symbol: Some("vfs_read+0x1a".into()),
                     object: None,
                 }],
-                user_stack: vec![crate::symbols::Frame {
+                user_stack: vec![Frame {
                     addr: 0x5500_0000_1234,
                     symbol: None,
                     object: Some("workload".into()),

@@ -77,17 +77,12 @@ const ERRNOS: [(&str, i64); 44] = [
     ("ECONNREFUSED", 111),
 ];
 
-fn unit(suffix: &str) -> Option<i64> {
-    Some(match suffix {
-        "" | "ns" => 1,
-        "us" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "K" | "k" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        _ => return None,
-    })
+/// The multiplier of a literal's unit suffix (`10ms`, `4K`; none for a plain number).
+fn multiplier(suffix: &str) -> Option<i64> {
+    if suffix.is_empty() {
+        return Some(1);
+    }
+    crate::units::unit(suffix).map(|(_, m)| m as i64)
 }
 
 /// Splits `expr` into tokens.
@@ -186,7 +181,7 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                             "numbers are signed 64-bit",
                         )
                     })?;
-                    let mult = unit(&text[digits..]).ok_or_else(|| {
+                    let mult = multiplier(&text[digits..]).ok_or_else(|| {
                         err(
                             body_start + digits,
                             format!("unknown unit `{}`", &text[digits..]),

@@ -14,19 +14,18 @@
 //! Comparisons are signed 64-bit. A field of another probe than the event's makes its
 //! comparison false. Limits: 32 instructions, stack depth 8, 8 constants, 4 `max`/`changed`.
 
+mod compile;
+mod eval;
 mod lex;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+use std::{fmt, str::FromStr};
+
+pub use compile::{FieldRef, compile};
+pub use eval::{EventCtx, evaluate};
 pub use parse::{Ast, Operand, parse};
-
-use snapshot_common::{
-    ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, Insn, MAX_CONSTS,
-    MAX_INSNS, MAX_SLOTS, STACK_DEPTH, TriggerProgram, op,
-};
-
-use crate::event::ProbeInfo;
 
 /// A trigger expression that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +42,12 @@ pub struct ExprError {
 }
 
 impl ExprError {
-    fn new(expr: &str, pos: usize, msg: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        expr: &str,
+        pos: usize,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self {
             expr: expr.to_owned(),
             pos,
@@ -53,384 +57,49 @@ impl ExprError {
     }
 }
 
-/// A field resolved against the probe table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FieldRef {
-    /// `FIELD_*` code or argument index.
-    pub code: u8,
-    /// Probe id, or `ANY_PROBE`.
-    pub probe: u32,
+/// One `--trigger`, parsed once: `manual` (snapshots on request only), or a condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// `manual`: SIGUSR1 or `snapshot trigger` only.
+    Manual,
+    /// A condition checked in the kernel on every recorded event.
+    Condition {
+        /// The expression as written.
+        text: String,
+        /// Its syntax tree (names are resolved against the probes when compiled).
+        ast: Ast,
+    },
 }
 
-fn resolve(
-    probes: &[ProbeInfo],
-    expr: &str,
-    pos: usize,
-    probe: Option<&str>,
-    name: &str,
-) -> Result<FieldRef, ExprError> {
-    let Some(probe) = probe else {
-        let code = match name {
-            "pid" => FIELD_PID,
-            "tid" => FIELD_TID,
-            "cpu" => FIELD_CPU,
-            _ => {
-                let known: Vec<String> = probes
-                    .iter()
-                    .map(|p| format!("{}.…", p.name))
-                    .chain(["pid", "tid", "cpu", "comm"].map(String::from))
-                    .collect();
-                return Err(ExprError::new(
-                    expr,
-                    pos,
-                    format!("unknown field `{name}`"),
-                    format!("use one of {}", known.join(", ")),
-                ));
-            }
-        };
-        return Ok(FieldRef {
-            code,
-            probe: ANY_PROBE,
-        });
-    };
-    let named: Vec<&ProbeInfo> = probes.iter().filter(|p| p.name == probe).collect();
-    if named.is_empty() {
-        let known: Vec<String> = probes.iter().map(|p| format!("`{}`", p.name)).collect();
-        return Err(ExprError::new(
-            expr,
-            pos,
-            format!("unknown probe `{probe}`"),
-            format!(
-                "the probes are {} (name one with --probe NAME=SPEC)",
-                known.join(", ")
-            ),
-        ));
-    }
-    for p in &named {
-        let code = match name {
-            "ret" if p.kind.is_return() || p.kind == crate::spec::ProbeKind::Tracepoint => {
-                Some(FIELD_RET)
-            }
-            "latency" if p.kind.is_return() => Some(FIELD_LATENCY),
-            n => n
-                .strip_prefix("arg")
-                .and_then(|i| i.parse::<usize>().ok())
-                .filter(|&i| i < p.nargs())
-                .map(|i| i as u8)
-                .or_else(|| p.arg_names.iter().position(|a| a == n).map(|i| i as u8)),
-        };
-        if let Some(code) = code {
-            return Ok(FieldRef { code, probe: p.id });
+impl FromStr for Trigger {
+    type Err = ExprError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim() == "manual" {
+            return Ok(Self::Manual);
         }
+        Ok(Self::Condition {
+            text: text.to_owned(),
+            ast: parse(text)?,
+        })
     }
-    let mut known: Vec<String> = Vec::new();
-    for p in &named {
-        known.extend((0..p.nargs()).map(|i| format!("arg{i}")));
-        known.extend(p.arg_names.iter().cloned());
-        if p.kind.is_return() {
-            known.extend(["ret".to_owned(), "latency".to_owned()]);
-        } else if p.kind == crate::spec::ProbeKind::Tracepoint {
-            known.push("ret".to_owned());
-        }
-    }
-    known.dedup();
-    Err(ExprError::new(
-        expr,
-        pos,
-        format!("probe `{probe}` has no field `{name}`"),
-        format!("valid fields are {}", known.join(", ")),
-    ))
 }
 
-struct Compiler<'a> {
-    expr: &'a str,
-    probes: &'a [ProbeInfo],
-    prog: TriggerProgram,
-    depth: usize,
-    max_depth: usize,
-    consts: Vec<u64>,
-    slots: usize,
-}
-
-impl Compiler<'_> {
-    fn emit(&mut self, op: u8, a: u8, b: u32, pos: usize, push: isize) -> Result<(), ExprError> {
-        let n = self.prog.len as usize;
-        if n >= MAX_INSNS {
-            return Err(ExprError::new(
-                self.expr,
-                pos,
-                format!("the expression is too long: more than {MAX_INSNS} instructions"),
-                "split it into several --trigger options (any one firing takes the snapshot)",
-            ));
-        }
-        self.prog.insns[n] = Insn {
-            op,
-            a,
-            pad: [0; 2],
-            b,
-        };
-        self.prog.len += 1;
-        self.depth = self.depth.saturating_add_signed(push);
-        self.max_depth = self.max_depth.max(self.depth);
-        if self.max_depth > STACK_DEPTH {
-            return Err(ExprError::new(
-                self.expr,
-                pos,
-                format!("the expression nests too deeply: more than {STACK_DEPTH} values at once"),
-                "flatten it or split it into several --trigger options",
-            ));
-        }
-        Ok(())
-    }
-
-    fn constant(&mut self, v: i64, pos: usize) -> Result<u32, ExprError> {
-        let v = v as u64;
-        if let Some(i) = self.consts.iter().position(|&c| c == v) {
-            return Ok(i as u32);
-        }
-        if self.consts.len() >= MAX_CONSTS {
-            return Err(ExprError::new(
-                self.expr,
-                pos,
-                format!("more than {MAX_CONSTS} different constants"),
-                "split the expression into several --trigger options",
-            ));
-        }
-        self.prog.consts[self.consts.len()] = v;
-        self.consts.push(v);
-        Ok(self.consts.len() as u32 - 1)
-    }
-
-    fn operand(&mut self, o: &Operand, pos: usize) -> Result<(), ExprError> {
-        match o {
-            Operand::Field { probe, name } => {
-                let f = resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
-                self.emit(op::FIELD, f.code, f.probe, pos, 1)
-            }
-            Operand::Int(v) => {
-                let i = self.constant(*v, pos)?;
-                self.emit(op::CONST, 0, i, pos, 1)
-            }
-            Operand::Comm | Operand::Str(_) => Err(ExprError::new(
-                self.expr,
-                pos,
-                "`comm` compares with a string only",
-                "write comm == \"name\" or comm != \"name\"",
-            )),
-        }
-    }
-
-    fn ast(&mut self, a: &Ast) -> Result<(), ExprError> {
-        match a {
-            Ast::Or(l, r) | Ast::And(l, r) => {
-                self.ast(l)?;
-                self.ast(r)?;
-                let o = if matches!(a, Ast::Or(..)) {
-                    op::OR
-                } else {
-                    op::AND
-                };
-                self.emit(o, 0, 0, 0, -1)
-            }
-            Ast::Not(x) => {
-                self.ast(x)?;
-                self.emit(op::NOT, 0, 0, 0, 0)
-            }
-            Ast::Cmp {
-                lhs,
-                op: cmp,
-                rhs,
-                pos,
-            } => match (lhs, rhs) {
-                (Operand::Comm, Operand::Str(s)) | (Operand::Str(s), Operand::Comm) => {
-                    if !matches!(cmp, Some(CmpOp::Eq | CmpOp::Ne)) {
-                        return Err(ExprError::new(
-                            self.expr,
-                            *pos,
-                            "`comm` only compares with == or !=",
-                            "write comm == \"name\"",
-                        ));
-                    }
-                    if s.len() >= self.prog.comm.len() {
-                        return Err(ExprError::new(
-                            self.expr,
-                            *pos,
-                            format!("\"{s}\" is longer than a command name (15 characters)"),
-                            "give the first 15 characters",
-                        ));
-                    }
-                    self.prog.comm = [0; snapshot_common::COMM_LEN];
-                    self.prog.comm[..s.len()].copy_from_slice(s.as_bytes());
-                    self.emit(op::COMM_EQ, 0, 0, *pos, 1)?;
-                    if *cmp == Some(CmpOp::Ne) {
-                        self.emit(op::NOT, 0, 0, *pos, 0)?;
-                    }
-                    Ok(())
-                }
-                (Operand::Comm | Operand::Str(_), _) | (_, Operand::Comm | Operand::Str(_)) => {
-                    Err(ExprError::new(
-                        self.expr,
-                        *pos,
-                        "incompatible types: a string compares only with `comm`",
-                        "compare numbers with numbers, and comm with \"name\"",
-                    ))
-                }
-                _ => {
-                    self.operand(lhs, *pos)?;
-                    self.operand(rhs, *pos)?;
-                    match cmp {
-                        Some(c) => self.emit(op::CMP, *c as u8, 0, *pos, -1),
-                        None => self.emit(op::BITAND, 0, 0, *pos, -1),
-                    }
-                }
-            },
-            Ast::Max(o, pos) | Ast::Changed(o, pos) => {
-                if self.slots >= MAX_SLOTS {
-                    return Err(ExprError::new(
-                        self.expr,
-                        *pos,
-                        format!("more than {MAX_SLOTS} max()/changed()"),
-                        "split the expression into several --trigger options",
-                    ));
-                }
-                self.operand(o, *pos)?;
-                let o = if matches!(a, Ast::Max(..)) {
-                    op::MAX
-                } else {
-                    op::CHANGED
-                };
-                self.slots += 1;
-                self.emit(o, 0, self.slots as u32 - 1, *pos, 0)
-            }
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Manual => f.write_str("manual"),
+            Self::Condition { text, .. } => f.write_str(text),
         }
     }
 }
 
-/// Compiles trigger expressions (any one firing takes the snapshot) into one program; `manual`
-/// or nothing gives the empty program.
-pub fn compile(exprs: &[String], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
-    let mut c = Compiler {
-        expr: "",
-        probes,
-        prog: TriggerProgram::default(),
-        depth: 0,
-        max_depth: 0,
-        consts: Vec::new(),
-        slots: 0,
-    };
-    for (n, e) in exprs.iter().filter(|e| e.trim() != "manual").enumerate() {
-        c.expr = e;
-        let ast = parse(e)?;
-        c.ast(&ast)?;
-        if n > 0 {
-            c.emit(op::OR, 0, 0, 0, -1)?;
-        }
-    }
-    Ok(c.prog)
-}
-
-/// What the evaluator sees of an event (the userspace reference of the kernel's evaluator).
-#[derive(Clone, Debug, Default)]
-pub struct EventCtx {
-    /// Probe id.
-    pub probe: u32,
-    /// Arguments.
-    pub args: [u64; 6],
-    /// Return value, if any.
-    pub ret: Option<u64>,
-    /// Duration, if any.
-    pub latency: Option<u64>,
-    /// pid, tid, cpu.
-    pub pid: u64,
-    /// Thread id.
-    pub tid: u64,
-    /// CPU.
-    pub cpu: u64,
-    /// Command name.
-    pub comm: [u8; 16],
-}
-
-/// Runs a program on an event exactly as `snapshot-ebpf/src/trigger.rs` does; `state` holds
-/// the `max()`/`changed()` slots (value, seen).
+/// The triggers as a snapshot header shows them: `a || b`.
 #[must_use]
-pub fn evaluate(
-    prog: &TriggerProgram,
-    ctx: &EventCtx,
-    state: &mut [(u64, bool); MAX_SLOTS],
-) -> bool {
-    let mut stack: Vec<(u64, bool)> = Vec::new();
-    for insn in &prog.insns[..prog.len as usize] {
-        match insn.op {
-            op::FIELD => {
-                let ok_probe = insn.b == ANY_PROBE || insn.b == ctx.probe;
-                let (v, ok) = match insn.a {
-                    i if i < FIELD_RET => (ctx.args[i as usize], true),
-                    FIELD_RET => (ctx.ret.unwrap_or(0), ctx.ret.is_some()),
-                    FIELD_LATENCY => (ctx.latency.unwrap_or(0), ctx.latency.is_some()),
-                    FIELD_PID => (ctx.pid, true),
-                    FIELD_TID => (ctx.tid, true),
-                    FIELD_CPU => (ctx.cpu, true),
-                    _ => (0, false),
-                };
-                stack.push(if ok_probe { (v, ok) } else { (0, false) });
-            }
-            op::CONST => stack.push((prog.consts[insn.b as usize], true)),
-            op::COMM_EQ => stack.push((u64::from(ctx.comm == prog.comm), true)),
-            op::CMP | op::BITAND => {
-                let (r, l) = (
-                    stack.pop().unwrap_or_default(),
-                    stack.pop().unwrap_or_default(),
-                );
-                let v = if insn.op == op::BITAND {
-                    l.0 & r.0 != 0
-                } else {
-                    let (a, b) = (l.0 as i64, r.0 as i64);
-                    match insn.a {
-                        x if x == CmpOp::Eq as u8 => a == b,
-                        x if x == CmpOp::Ne as u8 => a != b,
-                        x if x == CmpOp::Lt as u8 => a < b,
-                        x if x == CmpOp::Le as u8 => a <= b,
-                        x if x == CmpOp::Gt as u8 => a > b,
-                        _ => a >= b,
-                    }
-                };
-                stack.push((u64::from(v), l.1 && r.1));
-            }
-            op::NOT => {
-                if let Some(t) = stack.last_mut() {
-                    t.0 = u64::from(t.0 == 0);
-                }
-            }
-            op::AND | op::OR => {
-                let (r, l) = (
-                    stack.pop().unwrap_or_default(),
-                    stack.pop().unwrap_or_default(),
-                );
-                let (l, r) = (l.1 && l.0 != 0, r.1 && r.0 != 0);
-                stack.push((
-                    u64::from(if insn.op == op::AND { l && r } else { l || r }),
-                    true,
-                ));
-            }
-            op::MAX | op::CHANGED => {
-                let (v, ok) = stack.pop().unwrap_or_default();
-                let mut result = false;
-                if ok {
-                    let slot = &mut state[insn.b as usize % MAX_SLOTS];
-                    result = if insn.op == op::MAX {
-                        !slot.1 || (v as i64) > (slot.0 as i64)
-                    } else {
-                        slot.1 && v != slot.0
-                    };
-                    if insn.op == op::CHANGED || result {
-                        slot.0 = v;
-                    }
-                    slot.1 = true;
-                }
-                stack.push((u64::from(result), true));
-            }
-            _ => return false,
-        }
-    }
-    stack.len() == 1 && stack[0].1 && stack[0].0 != 0
+pub fn describe(triggers: &[Trigger]) -> String {
+    triggers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" || ")
 }

@@ -1,5 +1,18 @@
 use super::*;
-use crate::spec::ProbeSpec;
+use crate::{
+    probe::{ProbeInfo, ProbeSpec},
+    testing::{Leaves, Rng, random_expr},
+};
+use snapshot_common::{CmpOp, MAX_SLOTS, TriggerProgram};
+
+/// Parses each text as a `--trigger` and compiles them together.
+fn compile_texts(texts: &[&str], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
+    let triggers = texts
+        .iter()
+        .map(|t| t.parse::<Trigger>())
+        .collect::<Result<Vec<_>, _>>()?;
+    compile(&triggers, probes)
+}
 
 fn probes() -> Vec<ProbeInfo> {
     let tp: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
@@ -28,7 +41,7 @@ fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
 }
 
 fn fires(expr: &str, c: &EventCtx) -> bool {
-    let prog = compile(&[expr.to_owned()], &probes()).unwrap_or_else(|e| panic!("{e}"));
+    let prog = compile_texts(&[expr], &probes()).unwrap_or_else(|e| panic!("{e}"));
     evaluate(&prog, c, &mut [(0, false); MAX_SLOTS])
 }
 
@@ -66,14 +79,14 @@ fn operators_and_literals() {
 
 #[test]
 fn max_and_changed_keep_state() {
-    let prog = compile(&["max(f.arg0)".to_owned()], &probes()).unwrap();
+    let prog = compile_texts(&["max(f.arg0)"], &probes()).unwrap();
     let mut state = [(0, false); MAX_SLOTS];
     let seq: Vec<bool> = [3u64, 2, 5, 5, 7]
         .iter()
         .map(|&v| evaluate(&prog, &ctx(1, [v, 0, 0, 0, 0, 0], None), &mut state))
         .collect();
     assert_eq!(seq, [true, false, true, false, true]);
-    let prog = compile(&["changed(f.arg0)".to_owned()], &probes()).unwrap();
+    let prog = compile_texts(&["changed(f.arg0)"], &probes()).unwrap();
     let mut state = [(0, false); MAX_SLOTS];
     let seq: Vec<bool> = [3u64, 3, 4, 4, 3]
         .iter()
@@ -84,15 +97,15 @@ fn max_and_changed_keep_state() {
 
 #[test]
 fn several_triggers_are_or_ed_and_manual_is_empty() {
-    let p = compile(&["f.arg0 == 1".into(), "f.arg0 == 2".into()], &probes()).unwrap();
+    let p = compile_texts(&["f.arg0 == 1", "f.arg0 == 2"], &probes()).unwrap();
     let mut s = [(0, false); MAX_SLOTS];
     assert!(evaluate(&p, &ctx(1, [2, 0, 0, 0, 0, 0], None), &mut s));
     assert!(!evaluate(&p, &ctx(1, [3, 0, 0, 0, 0, 0], None), &mut s));
-    assert_eq!(compile(&["manual".into()], &probes()).unwrap().len, 0);
+    assert_eq!(compile_texts(&["manual"], &probes()).unwrap().len, 0);
 }
 
 fn error(expr: &str) -> ExprError {
-    compile(&[expr.to_owned()], &probes()).expect_err("must be refused")
+    compile_texts(&[expr], &probes()).expect_err("must be refused")
 }
 
 #[test]
@@ -191,64 +204,29 @@ fn eval_ast(a: &Ast, c: &EventCtx) -> Option<bool> {
     })
 }
 
-/// Deterministic pseudo-random source (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
-
-/// A random expression text over `f.arg0..2`, pid/tid/cpu and small values.
-fn random_expr(rng: &mut Rng, depth: u32) -> String {
-    let leaf = |rng: &mut Rng| {
-        let lhs = rng.pick(&["f.arg0", "f.arg1", "f.arg2", "pid", "tid", "cpu"]);
-        let op = rng.pick(&["==", "!=", "<", "<=", ">", ">=", "&"]);
-        let v = (rng.next() % 8) as i64 - 2;
-        format!("{lhs} {op} {v}")
-    };
-    if depth == 0 || rng.next().is_multiple_of(3) {
-        return leaf(rng);
-    }
-    match rng.next() % 3 {
-        0 => format!(
-            "({} && {})",
-            random_expr(rng, depth - 1),
-            random_expr(rng, depth - 1)
-        ),
-        1 => format!(
-            "({} || {})",
-            random_expr(rng, depth - 1),
-            random_expr(rng, depth - 1)
-        ),
-        _ => format!("!{}", random_expr(rng, depth - 1)),
-    }
-}
-
 #[test]
 fn property_compiled_programs_agree_with_the_tree() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
     for _ in 0..3000 {
-        let text = random_expr(&mut rng, 2);
-        let Ok(prog) = compile(std::slice::from_ref(&text), &probes()) else {
+        let text = random_expr(
+            &mut rng,
+            Leaves {
+                fields: &["f.arg0", "f.arg1", "f.arg2", "pid", "tid", "cpu"],
+                values: (-2, 5),
+            },
+            2,
+        );
+        let Ok(prog) = compile_texts(&[&text], &probes()) else {
             continue;
         };
         let ast = parse(&text).unwrap();
         for _ in 0..4 {
-            let probe = u32::from(!rng.next().is_multiple_of(4));
+            let probe = u32::from(!rng.next_u64().is_multiple_of(4));
             let args = [
-                rng.next() % 6,
-                (rng.next() % 6).wrapping_sub(2),
-                rng.next() % 4,
+                rng.next_u64() % 6,
+                (rng.next_u64() % 6).wrapping_sub(2),
+                rng.next_u64() % 4,
                 0,
                 0,
                 0,
@@ -256,9 +234,9 @@ fn property_compiled_programs_agree_with_the_tree() {
             let c = EventCtx {
                 probe,
                 args,
-                pid: rng.next() % 4,
-                tid: rng.next() % 4,
-                cpu: rng.next() % 2,
+                pid: rng.next_u64() % 4,
+                tid: rng.next_u64() % 4,
+                cpu: rng.next_u64() % 2,
                 ..EventCtx::default()
             };
             let want = eval_ast(&ast, &c).unwrap_or(false);

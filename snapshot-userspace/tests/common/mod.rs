@@ -8,8 +8,8 @@ use std::{
 };
 
 use snapshot_userspace::{
-    event::{self, EventView},
-    snapfile::{self, Snapshot, SnapshotKind},
+    export::event::{self, EventView},
+    snapshot::{self, Snapshot, SnapshotKind},
 };
 
 /// The controller binary under test.
@@ -68,7 +68,7 @@ impl Run {
     }
 
     /// Sum of a per-CPU counter over all snapshots.
-    pub fn total(&self, f: fn(&snapshot_userspace::buffer::CpuAccount) -> u64) -> u64 {
+    pub fn total(&self, f: fn(&snapshot_userspace::session::buffer::CpuAccount) -> u64) -> u64 {
         self.snapshots
             .iter()
             .flat_map(|s| &s.header.cpus)
@@ -81,7 +81,7 @@ impl Run {
 pub fn read_snapshots(dir: &Path) -> Vec<Snapshot> {
     snapshot_files(dir)
         .iter()
-        .map(|f| snapfile::read(f).unwrap_or_else(|e| panic!("{e}")))
+        .map(|f| snapshot::read(f).unwrap_or_else(|e| panic!("{e}")))
         .collect()
 }
 
@@ -134,6 +134,25 @@ pub fn record_uprobe(trigger: &str, options: &[&str], workload: &[&str]) -> Run 
     run
 }
 
+/// A burst of triggers on one thread: the workload's calls 5..=10 all satisfy the trigger; the
+/// first flips, the next come before userspace can re-arm (a uprobe hit takes microseconds,
+/// draining and fsync take milliseconds). Asserts the run succeeded.
+pub fn burst_on_one_thread(options: &[&str]) -> Run {
+    record_uprobe("snapshot_workload_fn.arg0 >= 5", options, &["calls", "10"])
+}
+
+/// A burst of triggers on two threads: 200,000 calls in all, every 50th satisfies the trigger,
+/// into 65,536-event buffers. Asserts the run succeeded.
+pub fn burst_on_two_threads(options: &[&str]) -> Run {
+    let mut all = vec!["--buffer-size", "65536ev"];
+    all.extend_from_slice(options);
+    record_uprobe(
+        "snapshot_workload_fn.arg1 == 1",
+        &all,
+        &["seq-threads", "200000", "50"],
+    )
+}
+
 /// Records `WORKLOAD ARGS…` with `probes`, a manual trigger and `--dump-on-exit`: every event
 /// ends up in the exit snapshot. Asserts the run succeeded without torn records.
 pub fn record_workload(probes: &[&str], workload: &[&str]) -> Run {
@@ -166,10 +185,8 @@ pub fn of<'a>(run: &'a Run, probe: &str) -> Vec<&'a EventView> {
 
 /// Panics unless running as root.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
+    assert!(
+        snapshot_userspace::sys::is_root(),
         "integration tests load eBPF programs and need root: run `sudo -E cargo xtask test`"
     );
 }
@@ -215,18 +232,10 @@ pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     collect(&output, out)
 }
 
-/// The snapshot files of `dir`, sorted as [`read_snapshots`] reads them.
+/// The snapshot files of `dir`, sorted as [`read_snapshots`] reads them (none when `dir`
+/// does not exist).
 pub fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    snapshot::list_files(dir).unwrap_or_default()
 }
 
 /// The interpreter of the virtualenv of `cargo xtask setup` (with Perfetto's trace schema),

@@ -4,7 +4,9 @@
 use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context as _, bail};
-use snapshot_userspace::{bench, target};
+mod peers;
+
+use snapshot_userspace::{session::target, sys};
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate this binary")?;
@@ -43,8 +45,7 @@ fn temp_out(name: &str) -> PathBuf {
 }
 
 fn run() -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         bail!("the benchmark loads eBPF programs and needs root: run `sudo -E cargo xtask bench`");
     }
     let workload = sibling("snapshot-workload")?;
@@ -54,7 +55,7 @@ fn run() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
     eprintln!("per-event cost, raw_tp sys_enter, {iterations} getpid calls, median of 3:");
-    let rows = bench::per_event(&workload, iterations, 3)?;
+    let rows = peers::per_event(&workload, iterations, 3)?;
     let base = rows[0].ns;
     let ns = |name: &str| {
         rows.iter()
@@ -96,7 +97,7 @@ fn run() -> anyhow::Result<()> {
         .find(|l| l["kind"] == "exit")
         .context("no exit snapshot")?;
     let file = PathBuf::from(exit["path"].as_str().unwrap_or_default());
-    let snap = snapshot_userspace::snapfile::read(&file)?;
+    let snap = snapshot_userspace::snapshot::read(&file)?;
     let getpid = snap
         .events
         .iter()

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: ns per event on one hook (`raw_tp` `sys_enter`, a `getpid` loop, pid
+//! The per-event cost (`cargo xtask bench`): ns per event on one hook (`raw_tp` `sys_enter`, a `getpid` loop, pid
 //! filter) for no program, an empty program, this recorder (with and without the trigger
 //! check), a BPF ring buffer writer (no wakeup, forced wakeup), and the peers: ftrace event
 //! tracing into its overwrite ring, and `perf record --overwrite`.
@@ -17,14 +17,16 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::{maps::RingBuf, programs::RawTracePoint};
-use snapshot_common::{FilterMode, NoSparePolicy};
-
-use crate::{
-    load::{self, LoadConfig},
-    recorder::{Recorder, RecorderConfig},
-    spec::ProbeSpec,
-    target::Held,
-    tracefs,
+use snapshot_common::{FilterMode, names};
+use snapshot_userspace::{
+    probe::{ProbeSpec, tracefs},
+    session::{
+        Rules, Session, SessionConfig, Targets,
+        attach::DEFAULT_MAX_GLOB,
+        load::{self, Extra, LoadConfig},
+        target::Held,
+    },
+    trigger, units,
 };
 
 /// One measured configuration.
@@ -95,22 +97,19 @@ fn ncpu() -> anyhow::Result<u32> {
 
 fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let specs: Vec<ProbeSpec> = vec!["rawtp:sys_enter".parse()?];
-    let triggers = [trigger.to_owned()];
-    let rec = Recorder::start(&RecorderConfig {
+    let mut session = Session::start(&SessionConfig {
         specs: &specs,
-        capacity: crate::size::parse_events("1M")?,
-        targets: &crate::recorder::Targets::Processes(vec![pid]),
+        capacity: units::parse_events("1M")?,
+        targets: &Targets::Processes(vec![pid]),
         follow_forks: false,
         strict: false,
-        max_glob: crate::attach::DEFAULT_MAX_GLOB,
-        count: 0,
-        holdoff_ns: 0,
-        post: crate::recorder::Post::None,
-        policy: NoSparePolicy::Skip,
-        triggers: &triggers,
+        max_glob: DEFAULT_MAX_GLOB,
+        rules: Rules::default(),
     })?;
+    let program = trigger::compile(&[trigger.parse()?], session.probes())?;
+    session.set_trigger(&program)?;
     Ok(Box::new(move || {
-        rec.close();
+        session.close();
         Ok(())
     }))
 }
@@ -123,8 +122,8 @@ fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
         ..LoadConfig::default()
     })?;
     let prog: &mut RawTracePoint = ebpf
-        .program_mut("bench_empty")
-        .context("bench_empty missing")?
+        .program_mut(names::PROG_BENCH_EMPTY)
+        .context("the benchmark's empty program is missing from the eBPF object")?
         .try_into()?;
     prog.load()?;
     prog.attach("sys_enter")?;
@@ -135,18 +134,26 @@ fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
 }
 
 fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
-    let mut ebpf = load::load(&LoadConfig {
-        ncpu: ncpu()?,
-        capacity: 16,
-        filter: FilterMode::One,
-        target_tgid: pid,
-        bench_ring: Some((flags, 64 << 20)),
-        ..LoadConfig::default()
-    })?;
-    let mut ring = RingBuf::try_from(ebpf.take_map("BENCH_RING").context("BENCH_RING missing")?)?;
+    let mut ebpf = load::load_with(
+        &LoadConfig {
+            ncpu: ncpu()?,
+            capacity: 16,
+            filter: FilterMode::One,
+            target_tgid: pid,
+            ..LoadConfig::default()
+        },
+        &Extra {
+            globals: &[(names::GLOBAL_BENCH_RB_FLAGS, flags)],
+            max_entries: &[(names::BENCH_RING, 64 << 20)],
+        },
+    )?;
+    let ring = ebpf
+        .take_map(names::BENCH_RING)
+        .context("the benchmark's ring buffer is missing from the eBPF object")?;
+    let mut ring = RingBuf::try_from(ring)?;
     let prog: &mut RawTracePoint = ebpf
-        .program_mut("bench_ringbuf")
-        .context("bench_ringbuf missing")?
+        .program_mut(names::PROG_BENCH_RINGBUF)
+        .context("the benchmark's ring buffer program is missing from the eBPF object")?
         .try_into()?;
     prog.load()?;
     prog.attach("sys_enter")?;
@@ -255,23 +262,6 @@ pub fn per_event(workload: &Path, iterations: u64, runs: usize) -> anyhow::Resul
         runs,
         &mut nothing,
     )?);
-    if std::env::var_os("SNAPSHOT_BENCH_QUICK").is_some() {
-        rows.push(measure(
-            "empty program",
-            workload,
-            iterations,
-            runs,
-            &mut empty_program,
-        )?);
-        rows.push(measure(
-            "snapshot: recording",
-            workload,
-            iterations,
-            runs,
-            &mut |pid| recorder(pid, "manual"),
-        )?);
-        return Ok(rows);
-    }
     rows.push(measure(
         "empty program",
         workload,
@@ -286,6 +276,9 @@ pub fn per_event(workload: &Path, iterations: u64, runs: usize) -> anyhow::Resul
         runs,
         &mut |pid| recorder(pid, "manual"),
     )?);
+    if std::env::var_os("SNAPSHOT_BENCH_QUICK").is_some() {
+        return Ok(rows);
+    }
     rows.push(measure(
         "snapshot: recording + trigger check",
         workload,

@@ -1,21 +1,28 @@
 //! What `snapshot record` prints while it records: the status line on stderr (an `indicatif`
 //! spinner), the per-snapshot lines, the log and the summary, without one garbling another.
+//! [`Ui`] is the controller's [`Reporter`].
 //!
 //! While the status line is shown, every other line (log records included, through
 //! [`init_logging`]) is printed inside [`ProgressBar::suspend`]: the line is cleared, the text
-//! printed, the line drawn again below it. `--json` lines go to stdout and the status line to
-//! stderr only, so a pipe reading stdout sees JSON lines and nothing else.
+//! printed, the line drawn again below it. `--json` lines go to stdout (or `--json-out FILE`)
+//! and the status line to stderr only, so a pipe reading stdout sees JSON lines and nothing
+//! else.
 
 use std::{
     io::{IsTerminal as _, Write as _},
+    path::PathBuf,
     sync::{Mutex, PoisonError},
     time::Instant,
 };
 
+use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use super::{Live, Mode, Rate, line};
-use crate::controller::{Totals, Written};
+use super::{Mode, Rate, line};
+use crate::{
+    controller::{Live, Reporter, StopReason, Totals, Written},
+    sys,
+};
 
 /// The status line being shown, if any, for the logger to print around.
 static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -128,11 +135,27 @@ impl TermLike for PlainStderr {
     }
 }
 
+/// Where JSON lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JsonOut {
+    /// Standard output (`--json`, `--json-out -`).
+    Stdout,
+    /// A file (`--json-out FILE`), appended to.
+    File(PathBuf),
+}
+
+/// An open JSON line sink.
+enum JsonSink {
+    Stdout,
+    File(std::fs::File),
+}
+
 /// The output of one recording: `--quiet`, `--json` and the status line.
 pub struct Ui {
     quiet: bool,
-    json: bool,
+    json: Option<JsonSink>,
     shown: bool,
+    terminal: bool,
     bar: Option<ProgressBar>,
     rate: Rate,
     start: Instant,
@@ -140,27 +163,30 @@ pub struct Ui {
 
 impl Ui {
     /// Output for `--quiet` / `--json`; the status mode comes from `SNAPSHOT_STATUS`. Quiet
-    /// also keeps the log to errors.
-    pub fn new(quiet: bool, json: bool) -> anyhow::Result<Self> {
-        let mode = Mode::parse(std::env::var(super::STATUS_ENV).ok().as_deref())
-            .map_err(anyhow::Error::msg)?;
+    /// also keeps the log to errors. A `--json-out` file is opened now, before anything is
+    /// recorded.
+    pub fn new(quiet: bool, json: Option<JsonOut>) -> anyhow::Result<Self> {
+        let mode = Mode::parse(std::env::var(super::STATUS_ENV).ok().as_deref())?;
+        let json = match json {
+            None => None,
+            Some(JsonOut::Stdout) => Some(JsonSink::Stdout),
+            Some(JsonOut::File(path)) => Some(JsonSink::File(
+                sys::open_append(&path).context("--json-out")?,
+            )),
+        };
         if quiet {
             log::set_max_level(log::max_level().min(log::LevelFilter::Error));
         }
+        let terminal = std::io::stderr().is_terminal();
         Ok(Self {
             quiet,
             json,
-            shown: mode.shown(std::io::stderr().is_terminal(), quiet),
+            shown: mode.shown(terminal, quiet),
+            terminal,
             bar: None,
             rate: Rate::default(),
             start: Instant::now(),
         })
-    }
-
-    /// Whether the status line is (to be) shown.
-    #[must_use]
-    pub const fn status_shown(&self) -> bool {
-        self.shown
     }
 
     /// Refreshes the status line with the counters read now (shows it the first time).
@@ -188,18 +214,28 @@ impl Ui {
             bar
         });
         bar.set_message(line(elapsed, live, rate));
-        bar.tick();
+        if self.terminal {
+            // Advances the spinner. Without a terminal each draw is a line of its own, and
+            // setting the message has drawn it already.
+            bar.tick();
+        }
     }
 
-    /// Prints one snapshot written: a JSON line on stdout with `--json`, else a line on
-    /// stderr unless `--quiet`.
-    pub fn report(&self, w: &Written) {
-        if self.json {
+    /// Prints one snapshot written: a JSON line with `--json`, else a line on stderr unless
+    /// `--quiet`.
+    pub fn report(&mut self, w: &Written) {
+        if let Some(sink) = &mut self.json {
             if let Ok(json) = serde_json::to_string(w) {
-                around_status(|| {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{json}").and_then(|()| out.flush());
+                let result = around_status(|| match sink {
+                    JsonSink::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "{json}").and_then(|()| out.flush())
+                    }
+                    JsonSink::File(f) => writeln!(f, "{json}"),
                 });
+                if let Err(e) = result {
+                    log::error!("cannot write the JSON line of snapshot {}: {e}", w.seq);
+                }
             }
         } else if !self.quiet {
             around_status(|| {
@@ -217,7 +253,7 @@ impl Ui {
     }
 
     /// Removes the status line and prints the totals (unless `--quiet`).
-    pub fn summary(&mut self, why: &str, t: &Totals) {
+    pub fn summary(&mut self, why: &StopReason, t: &Totals) {
         self.clear();
         if self.quiet {
             return;
@@ -239,6 +275,20 @@ impl Ui {
             set_shown(None);
             bar.finish_and_clear();
         }
+    }
+}
+
+impl Reporter for Ui {
+    fn written(&mut self, w: &Written) {
+        self.report(w);
+    }
+
+    fn wants_status(&self) -> bool {
+        self.shown
+    }
+
+    fn status(&mut self, live: &Live) {
+        self.tick(live);
     }
 }
 

@@ -215,7 +215,7 @@ fn trigger_carries_the_post_window_and_the_stacks() {
     let f = s.header.fired.as_mut().unwrap();
     f.post = Some("5 events".into());
     f.kernel_stack = ["vfs_read+0x10", "ksys_read+0x5"]
-        .map(|sym| crate::symbols::Frame {
+        .map(|sym| crate::snapshot::symbols::Frame {
             addr: 1,
             symbol: Some(sym.into()),
             object: None,

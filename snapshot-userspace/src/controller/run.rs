@@ -1,0 +1,306 @@
+//! A recording from start to stop: prepare the target, start the session, install the trigger,
+//! then react to flips, manual requests, `--post` deadlines and the status refresh until the
+//! target exits, a signal arrives or a limit is reached; then drain what is left.
+//!
+//! What the user sees is not printed here: the caller's [`Reporter`] gets each snapshot
+//! written and the live counters, and the [`Outcome`] at the end.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    process::{ExitStatus, Stdio},
+};
+
+use anyhow::Context as _;
+use snapshot_common::Notice;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{Controller, Live, Totals, Written};
+use crate::{
+    probe::ProbeSpec,
+    session::{
+        Rules, Session, SessionConfig,
+        target::{TargetError, TargetSpec, Watch},
+    },
+    sys,
+    trigger::{self, Trigger},
+};
+
+/// Name of the file in the output directory that holds the recorder's pid.
+pub const PID_FILE: &str = ".recorder.pid";
+
+/// Test switch: milliseconds to wait after attaching (widens the window in which a `--pid`
+/// target can exit during attach).
+pub const ATTACH_DELAY_ENV: &str = "SNAPSHOT_TEST_ATTACH_DELAY_MS";
+
+/// Everything one recording needs, built once from the command line and passed down.
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of a recording"
+)]
+pub struct Recording {
+    /// Probe specs, in probe-id order.
+    pub probes: Vec<ProbeSpec>,
+    /// What is recorded.
+    pub target: TargetSpec,
+    /// Children of target processes become targets.
+    pub follow_forks: bool,
+    /// Keep recording after the target exits.
+    pub keep_going: bool,
+    /// Refuse instead of falling back between kprobes and fentry/fexit.
+    pub strict: bool,
+    /// Cap on the functions one glob may attach to.
+    pub max_glob: usize,
+    /// The triggers (any one firing takes a snapshot).
+    pub triggers: Vec<Trigger>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Events per CPU per half.
+    pub capacity: u32,
+    /// How triggers take snapshots.
+    pub rules: Rules,
+    /// Stop after writing this many snapshots.
+    pub max_snapshots: Option<u64>,
+    /// At exit, also write the live half.
+    pub dump_on_exit: bool,
+    /// Send a started command's standard output to stderr (when stdout carries JSON lines).
+    pub command_stdout_to_stderr: bool,
+}
+
+/// Why a recording stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `--max-snapshots` were written.
+    MaxSnapshots,
+    /// A trigger found no armed spare under `--on-no-spare stop`.
+    NoSpare,
+    /// The target exited (with the started command's status, when there was one).
+    TargetExited(Option<ExitStatus>),
+    /// SIGINT (Ctrl-C).
+    Interrupted,
+    /// SIGTERM.
+    Terminated,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MaxSnapshots => f.write_str("--max-snapshots reached"),
+            Self::NoSpare => f.write_str("a trigger found no armed spare (--on-no-spare stop)"),
+            Self::TargetExited(None) => f.write_str("target exited"),
+            Self::TargetExited(Some(status)) => write!(f, "target exited ({status})"),
+            Self::Interrupted => f.write_str("SIGINT received"),
+            Self::Terminated => f.write_str("SIGTERM received"),
+        }
+    }
+}
+
+/// How a recording ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// Totals over the whole recording.
+    pub totals: Totals,
+    /// Snapshots that could not be written.
+    pub unwritten: usize,
+}
+
+/// What the caller shows while recording.
+pub trait Reporter {
+    /// A snapshot was written (or could not be: it is then kept and retried).
+    fn written(&mut self, w: &Written);
+    /// Whether [`Self::status`] is wanted (the live counters are read for it).
+    fn wants_status(&self) -> bool;
+    /// The live counters, every [`STATUS_PERIOD`].
+    fn status(&mut self, live: &Live);
+}
+
+/// How often the live counters are reported.
+pub const STATUS_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn parse_notice(bytes: &[u8]) -> Option<Notice> {
+    (bytes.len() >= size_of::<Notice>())
+        // SAFETY: at least one Notice of bytes; Notice is valid for any bit pattern.
+        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Notice>()) })
+}
+
+/// Creates the output directory and checks it is writable, before anything is attached.
+fn prepare_out(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the output directory {}: choose another --out",
+                dir.display()
+            )
+        })?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "the output directory {} is not writable: choose another --out or fix its permissions",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Sleeps until a `--post DURATION` window ends (boot-time ns), or forever when none is open.
+async fn post_deadline(until: Option<u64>) {
+    let Some(until) = until else {
+        return std::future::pending().await;
+    };
+    // A little past the end: an event after it normally closes the window first.
+    let wait = until.saturating_sub(sys::boot_ns()) + 1_000_000;
+    tokio::time::sleep(std::time::Duration::from_nanos(wait)).await;
+}
+
+/// Records until the target exits, a signal arrives or a limit is reached.
+pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result<Outcome> {
+    if let crate::session::Post::Events(n) = rec.rules.post
+        && n >= u64::from(rec.capacity)
+    {
+        anyhow::bail!(
+            "--post {n} does not fit: the buffer holds {} events per CPU, so the events after the trigger would overwrite it; give a smaller --post or a larger --buffer-size",
+            rec.capacity
+        );
+    }
+    prepare_out(&rec.out)?;
+    let command_stdout = if rec.command_stdout_to_stderr {
+        let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
+            .context("cannot duplicate stderr for the command's output")?;
+        Stdio::from(stderr)
+    } else {
+        Stdio::inherit()
+    };
+    let mut target = rec.target.prepare(command_stdout)?;
+    let mut session = Session::start(&SessionConfig {
+        specs: &rec.probes,
+        capacity: rec.capacity,
+        targets: &target.targets,
+        follow_forks: rec.follow_forks,
+        strict: rec.strict,
+        max_glob: rec.max_glob,
+        rules: rec.rules,
+    })?;
+    let program = trigger::compile(&rec.triggers, session.probes())?;
+    session.set_trigger(&program)?;
+    if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    if let Watch::Process(fd, pid) = &target.watch
+        && target.held.is_none()
+        && fd.has_exited()
+    {
+        session.close();
+        return Err(TargetError::ExitedDuringAttach(*pid).into());
+    }
+    let trigger_text = trigger::describe(&rec.triggers);
+    let mut controller = Controller::new(session, &rec.out, &trigger_text);
+    let ring = controller.session_mut().take_notify()?;
+    // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
+    // open until it is dropped (after deregistration).
+    let mut ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot watch the notification ring buffer")?;
+    let pid_file = rec.out.join(PID_FILE);
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    if let Some(h) = target.held.as_mut() {
+        h.release().context("cannot release the held command")?;
+    }
+    log::info!(
+        "recording: {} probe(s), trigger `{trigger_text}`, snapshots into {} (SIGUSR1 or `snapshot trigger {}` takes one now)",
+        controller.probes().len(),
+        rec.out.display(),
+        rec.out.display()
+    );
+
+    let mut sigint =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigusr1 =
+        signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
+    let keep_going = rec.keep_going;
+    let watch = std::mem::replace(&mut target.watch, Watch::Never);
+    let exited = async move {
+        if keep_going {
+            return std::future::pending().await;
+        }
+        watch.exited().await
+    };
+    tokio::pin!(exited);
+    let mut refresh = tokio::time::interval(STATUS_PERIOD);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let report = |reporter: &mut dyn Reporter, written: Vec<Written>| {
+        for w in &written {
+            reporter.written(w);
+        }
+    };
+    let reason = loop {
+        if rec
+            .max_snapshots
+            .is_some_and(|m| controller.totals().snapshots >= m)
+        {
+            break StopReason::MaxSnapshots;
+        }
+        if controller.stopped() {
+            break StopReason::NoSpare;
+        }
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the notification ring failed")?;
+                let mut notices = Vec::new();
+                while let Some(item) = guard.get_inner_mut().next() {
+                    notices.extend(parse_notice(&item));
+                }
+                guard.clear_ready();
+                for n in notices {
+                    report(reporter, controller.on_notice(&n));
+                }
+            }
+            () = post_deadline(controller.window_until()) => {
+                report(reporter, controller.close_window(false));
+            }
+            _ = refresh.tick(), if reporter.wants_status() => reporter.status(&controller.live()),
+            _ = sigusr1.recv() => report(reporter, controller.manual()),
+            r = &mut exited => {
+                r.context("waiting for the target failed")?;
+                break StopReason::TargetExited(None);
+            }
+            _ = sigint.recv() => break StopReason::Interrupted,
+            _ = sigterm.recv() => break StopReason::Terminated,
+        }
+    };
+    // Notices that arrived with the stop are still handled: nothing captured is dropped.
+    controller.stop_writers();
+    let mut late = Vec::new();
+    while let Some(item) = ring.get_mut().next() {
+        late.extend(parse_notice(&item));
+    }
+    for n in late {
+        report(reporter, controller.on_notice(&n));
+    }
+    let (totals, written, unwritten) = controller.finish(rec.dump_on_exit);
+    report(reporter, written);
+    let _ = std::fs::remove_file(&pid_file);
+    let reason = match (reason, target.held.as_mut()) {
+        (StopReason::TargetExited(None), Some(h)) => StopReason::TargetExited(h.wait().ok()),
+        (reason, _) => reason,
+    };
+    Ok(Outcome {
+        reason,
+        totals,
+        unwritten,
+    })
+}

@@ -1,0 +1,113 @@
+//! The userspace reference of the kernel's evaluator: runs a compiled program on an event
+//! exactly as `snapshot-ebpf/src/trigger.rs` does.
+
+use snapshot_common::{
+    ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, MAX_SLOTS,
+    TriggerProgram, op,
+};
+
+/// What the evaluator sees of an event (the userspace reference of the kernel's evaluator).
+#[derive(Clone, Debug, Default)]
+pub struct EventCtx {
+    /// Probe id.
+    pub probe: u32,
+    /// Arguments.
+    pub args: [u64; 6],
+    /// Return value, if any.
+    pub ret: Option<u64>,
+    /// Duration, if any.
+    pub latency: Option<u64>,
+    /// pid, tid, cpu.
+    pub pid: u64,
+    /// Thread id.
+    pub tid: u64,
+    /// CPU.
+    pub cpu: u64,
+    /// Command name.
+    pub comm: [u8; 16],
+}
+
+/// Runs a program on an event exactly as `snapshot-ebpf/src/trigger.rs` does; `state` holds
+/// the `max()`/`changed()` slots (value, seen).
+#[must_use]
+pub fn evaluate(
+    prog: &TriggerProgram,
+    ctx: &EventCtx,
+    state: &mut [(u64, bool); MAX_SLOTS],
+) -> bool {
+    let mut stack: Vec<(u64, bool)> = Vec::new();
+    for insn in &prog.insns[..prog.len as usize] {
+        match insn.op {
+            op::FIELD => {
+                let ok_probe = insn.b == ANY_PROBE || insn.b == ctx.probe;
+                let (v, ok) = match insn.a {
+                    i if i < FIELD_RET => (ctx.args[i as usize], true),
+                    FIELD_RET => (ctx.ret.unwrap_or(0), ctx.ret.is_some()),
+                    FIELD_LATENCY => (ctx.latency.unwrap_or(0), ctx.latency.is_some()),
+                    FIELD_PID => (ctx.pid, true),
+                    FIELD_TID => (ctx.tid, true),
+                    FIELD_CPU => (ctx.cpu, true),
+                    _ => (0, false),
+                };
+                stack.push(if ok_probe { (v, ok) } else { (0, false) });
+            }
+            op::CONST => stack.push((prog.consts[insn.b as usize], true)),
+            op::COMM_EQ => stack.push((u64::from(ctx.comm == prog.comm), true)),
+            op::CMP | op::BITAND => {
+                let (r, l) = (
+                    stack.pop().unwrap_or_default(),
+                    stack.pop().unwrap_or_default(),
+                );
+                let v = if insn.op == op::BITAND {
+                    l.0 & r.0 != 0
+                } else {
+                    let (a, b) = (l.0 as i64, r.0 as i64);
+                    match insn.a {
+                        x if x == CmpOp::Eq as u8 => a == b,
+                        x if x == CmpOp::Ne as u8 => a != b,
+                        x if x == CmpOp::Lt as u8 => a < b,
+                        x if x == CmpOp::Le as u8 => a <= b,
+                        x if x == CmpOp::Gt as u8 => a > b,
+                        _ => a >= b,
+                    }
+                };
+                stack.push((u64::from(v), l.1 && r.1));
+            }
+            op::NOT => {
+                if let Some(t) = stack.last_mut() {
+                    t.0 = u64::from(t.0 == 0);
+                }
+            }
+            op::AND | op::OR => {
+                let (r, l) = (
+                    stack.pop().unwrap_or_default(),
+                    stack.pop().unwrap_or_default(),
+                );
+                let (l, r) = (l.1 && l.0 != 0, r.1 && r.0 != 0);
+                stack.push((
+                    u64::from(if insn.op == op::AND { l && r } else { l || r }),
+                    true,
+                ));
+            }
+            op::MAX | op::CHANGED => {
+                let (v, ok) = stack.pop().unwrap_or_default();
+                let mut result = false;
+                if ok {
+                    let slot = &mut state[insn.b as usize % MAX_SLOTS];
+                    result = if insn.op == op::MAX {
+                        !slot.1 || (v as i64) > (slot.0 as i64)
+                    } else {
+                        slot.1 && v != slot.0
+                    };
+                    if insn.op == op::CHANGED || result {
+                        slot.0 = v;
+                    }
+                    slot.1 = true;
+                }
+                stack.push((u64::from(result), true));
+            }
+            _ => return false,
+        }
+    }
+    stack.len() == 1 && stack[0].1 && stack[0].0 != 0
+}
