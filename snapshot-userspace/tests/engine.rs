@@ -134,6 +134,16 @@ fn stop_policy_writes_a_marker_and_a_permanent_snapshot() {
         "recording stopped at the trigger that found no spare"
     );
     assert!(run.stderr.contains("no armed spare"), "{}", run.stderr);
+    // `show` names the marker and says what it means.
+    let files = common::snapshot_files(&run.out.0);
+    let last = files.last().expect("files").to_string_lossy().into_owned();
+    let shown = common::snapshot(&["show", &last]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    assert!(
+        line.contains(": no_spare_stop: recording stopped: a trigger found no armed spare"),
+        "the marker line: {line}"
+    );
 }
 
 #[test]

@@ -341,6 +341,61 @@ fn quiet_prints_nothing_on_a_successful_recording() {
 }
 
 #[test]
+fn json_lines_are_kept_apart_from_the_commands_output() {
+    require_root();
+    // The workload prints `ns_per_op …` on its stdout.
+    let args = [
+        "--probe",
+        "tracepoint:syscalls:sys_enter_getpid",
+        "--trigger",
+        "manual",
+        "--dump-on-exit",
+    ];
+    let tail = ["--", WORKLOAD, "getpid", "1000"];
+    let run = record(&[&args[..], &["--json"], &tail[..]].concat());
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "the exit snapshot: {}", run.stdout);
+    assert!(
+        run.stderr.contains("ns_per_op"),
+        "the command's output moves to stderr: {}",
+        run.stderr
+    );
+
+    // --json-out FILE: the lines go to the file, stdout stays the command's.
+    let dir = common::OutDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("snapshots.jsonl");
+    let file_arg = file.to_string_lossy().into_owned();
+    let run = record(&[&args[..], &["--json-out", &file_arg], &tail[..]].concat());
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("ns_per_op"), "{}", run.stdout);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(line["kind"], "exit", "{line}");
+
+    // A link planted at the name is refused before anything is recorded.
+    let victim = dir.0.join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    let link = dir.0.join("link.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let link_arg = link.to_string_lossy().into_owned();
+    let run = record(&[&args[..], &["--json-out", &link_arg], &tail[..]].concat());
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a symbolic link to a file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(run.snapshots.is_empty(), "nothing recorded");
+}
+
+#[test]
 fn json_stays_pure_while_the_status_line_is_shown() {
     require_root();
     let run = spaced_snapshots(&["--json"], &[("SNAPSHOT_STATUS", "always")]);

@@ -157,13 +157,21 @@ fn userspace_closes_a_window_no_event_closes() {
     );
     assert_eq!(arg0s(only_condition(&run)), [1, 2, 3]);
 
-    // --post N that never fills: the window is closed at exit, nothing is lost.
+    // --post N that never fills: the window is closed at exit, nothing is lost, and the
+    // snapshot says how much of the window it holds.
     let run = record_uprobe(
         "snapshot_workload_fn.arg0 == 2",
         &["--post", "1000"],
         &["calls", "5"],
     );
-    assert_eq!(arg0s(only_condition(&run)), [1, 2, 3, 4, 5]);
+    let snap = only_condition(&run);
+    assert_eq!(arg0s(snap), [1, 2, 3, 4, 5]);
+    let fired = snap.header.fired.as_ref().expect("trigger context");
+    assert_eq!(
+        fired.post.as_deref(),
+        Some("3 of 1000 events (recording stopped first)"),
+        "the window holds the 3 calls after the trigger"
+    );
 }
 
 /// `--count` / `--holdoff` against every 50th call of two threads on two CPUs triggering.

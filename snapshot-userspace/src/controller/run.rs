@@ -291,6 +291,13 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     for n in late {
         report(reporter, controller.on_notice(&n));
     }
+    // A stop policy seen only now still came first: recording stopped in the kernel before
+    // the exit or the signal was noticed.
+    let reason = if controller.stopped() && reason != StopReason::MaxSnapshots {
+        StopReason::NoSpare
+    } else {
+        reason
+    };
     let (totals, written, unwritten) = controller.finish(rec.dump_on_exit);
     report(reporter, written);
     let _ = std::fs::remove_file(&pid_file);

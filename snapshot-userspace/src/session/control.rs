@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use snapshot_common::Control;
 
-use super::buffer::Mmap;
+use super::mmap::Mmap;
 
 /// Word indices of the [`Control`] fields userspace uses: byte offsets from `offset_of!`,
 /// each checked to be a whole, 8-byte aligned `u64` word.

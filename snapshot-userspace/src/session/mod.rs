@@ -7,6 +7,8 @@ pub mod attach;
 pub mod buffer;
 pub mod control;
 pub mod load;
+pub mod mmap;
+pub mod rules;
 pub mod target;
 
 use anyhow::Context as _;
@@ -14,19 +16,17 @@ use aya::{
     Ebpf,
     maps::{Array, MapData, RingBuf, StackTraceMap},
 };
-use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, Notice, TriggerProgram, names};
+use snapshot_common::{FilterMode, MAX_PROBES, Notice, TriggerProgram, names};
 
+pub use rules::{Post, PostError, Rules};
 pub use target::{CommTooLong, Targets};
 
 use self::{attach::AttachContext, buffer::Buffers, load::LoadConfig};
-use crate::{
-    probe::{
-        ProbeInfo,
-        kernel::{self, KernelSupport},
-        spec::{self, ProbeSpec},
-        tracefs,
-    },
-    units,
+use crate::probe::{
+    ProbeInfo,
+    kernel::{self, KernelSupport},
+    spec::{self, ProbeSpec},
+    tracefs,
 };
 
 /// Why a session could not start.
@@ -40,21 +40,6 @@ pub enum SessionError {
     /// Too many probes.
     #[error("{0} probes given, at most {MAX_PROBES} are supported: drop some --probe arguments")]
     TooManyProbes(usize),
-}
-
-/// How a trigger that fires takes its snapshot, enforced in the kernel (declared once: the
-/// command line builds it, the session loads it, the controller and every snapshot header
-/// read it back from the session).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rules {
-    /// Most snapshots the trigger takes (`--count`; 0: no limit).
-    pub count: u64,
-    /// Minimum ns between two trigger snapshots (`--holdoff`).
-    pub holdoff_ns: u64,
-    /// What to record after a trigger before the flip (`--post`).
-    pub post: Post,
-    /// What a trigger does without an armed spare (`--on-no-spare`).
-    pub on_no_spare: NoSparePolicy,
 }
 
 /// What a recording session needs.
@@ -73,55 +58,6 @@ pub struct SessionConfig<'a> {
     pub max_glob: usize,
     /// How triggers take snapshots.
     pub rules: Rules,
-}
-
-/// `--post`: what a trigger keeps recording into the snapshot before it flips.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Post {
-    /// Flip at once.
-    #[default]
-    None,
-    /// The next N recorded events.
-    Events(u64),
-    /// Everything recorded in the next N nanoseconds.
-    Nanos(u64),
-}
-
-impl Post {
-    /// How a snapshot header describes the window (`None` when there is none).
-    #[must_use]
-    pub fn describe(self) -> Option<String> {
-        match self {
-            Self::None => None,
-            Self::Events(n) => Some(format!("{n} events")),
-            Self::Nanos(ns) => Some(units::format_duration(ns)),
-        }
-    }
-}
-
-/// A `--post` value that is neither an event count nor a duration.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "bad --post `{0}`: give a number of events (`100`) or a duration with ns, us, ms or s (`10ms`)"
-)]
-pub struct PostError(String);
-
-impl std::str::FromStr for Post {
-    type Err = PostError;
-
-    /// An event count (`100`, `100ev`) or a duration (`10ms`); 0 is no window.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let t = text.trim();
-        let count = t.strip_suffix("ev").unwrap_or(t);
-        if let Ok(n) = count.parse::<u64>() {
-            return Ok(if n == 0 { Self::None } else { Self::Events(n) });
-        }
-        match units::parse_duration(t) {
-            Ok(0) => Ok(Self::None),
-            Ok(ns) => Ok(Self::Nanos(ns)),
-            Err(_) => Err(PostError(text.to_owned())),
-        }
-    }
 }
 
 /// The load-time filter settings for `targets`.

@@ -78,6 +78,8 @@ pub fn init_logging() {
 #[derive(Debug, Default)]
 struct PlainStderr {
     line: Mutex<String>,
+    /// Unit tests: the lines, kept here instead of printed.
+    captured: Option<std::sync::Arc<Mutex<Vec<String>>>>,
 }
 
 impl PlainStderr {
@@ -129,9 +131,26 @@ impl TermLike for PlainStderr {
         if text.is_empty() {
             return Ok(());
         }
+        if let Some(captured) = &self.captured {
+            captured
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(text.to_owned());
+            return Ok(());
+        }
         let mut err = std::io::stderr().lock();
         writeln!(err, "{text}")?;
         err.flush()
+    }
+}
+
+/// Shows `message` as the status line: one draw per refresh.
+fn show(bar: &ProgressBar, terminal: bool, message: String) {
+    bar.set_message(message);
+    if terminal {
+        // Advances the spinner. Without a terminal each draw is a line of its own, and
+        // setting the message has drawn it already.
+        bar.tick();
     }
 }
 
@@ -213,12 +232,7 @@ impl Ui {
             set_shown(Some(bar.clone()));
             bar
         });
-        bar.set_message(line(elapsed, live, rate));
-        if self.terminal {
-            // Advances the spinner. Without a terminal each draw is a line of its own, and
-            // setting the message has drawn it already.
-            bar.tick();
-        }
+        show(bar, self.terminal, line(elapsed, live, rate));
     }
 
     /// Prints one snapshot written: a JSON line with `--json`, else a line on stderr unless
@@ -296,5 +310,30 @@ impl Drop for Ui {
     fn drop(&mut self) {
         // An error return must not leave the line on screen or the logger printing around it.
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_terminal_each_refresh_is_one_line() {
+        let captured = std::sync::Arc::default();
+        let target = ProgressDrawTarget::term_like_with_hz(
+            Box::new(PlainStderr {
+                captured: Some(std::sync::Arc::clone(&captured)),
+                ..PlainStderr::default()
+            }),
+            20,
+        );
+        let style = ProgressStyle::with_template("{msg}").unwrap();
+        let bar = ProgressBar::with_draw_target(None, target).with_style(style);
+        for n in 0..3 {
+            show(&bar, false, format!("refresh {n}"));
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+        let lines = captured.lock().unwrap().clone();
+        assert_eq!(lines, ["refresh 0", "refresh 1", "refresh 2"]);
     }
 }
