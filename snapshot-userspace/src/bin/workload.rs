@@ -31,24 +31,24 @@ pub extern "C" fn snapshot_workload_fn(a: u64, b: u64, c: u64) -> u64 {
     std::hint::black_box(a + b + c)
 }
 
-fn arg(args: &[String], i: usize, default: u64) -> Result<u64, String> {
+fn arg(args: &[String], i: usize, default: u64) -> anyhow::Result<u64> {
     args.get(i).map_or(Ok(default), |s| {
         s.parse()
-            .map_err(|_| format!("argument {i} `{s}` is not a number"))
+            .map_err(|_| anyhow::anyhow!("argument {i} `{s}` is not a number"))
     })
 }
 
 /// Pins the calling thread to `cpu`.
-fn pin(cpu: usize) -> Result<(), String> {
+fn pin(cpu: usize) -> anyhow::Result<()> {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only touch it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) != 0 {
-            return Err(format!(
+            anyhow::bail!(
                 "cannot pin to CPU {cpu}: {}",
                 std::io::Error::last_os_error()
-            ));
+            );
         }
     }
     Ok(())
@@ -57,11 +57,11 @@ fn pin(cpu: usize) -> Result<(), String> {
 /// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_fn(seq, fire, thread)` for
 /// `total` distinct sequence numbers (even on thread 0, odd on thread 1); `fire` is 1 when
 /// `seq % period == period - 1`.
-fn seq_threads(total: u64, period: u64) -> Result<(), String> {
+fn seq_threads(total: u64, period: u64) -> anyhow::Result<()> {
     let period = period.max(1);
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
-            std::thread::spawn(move || -> Result<(), String> {
+            std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(t as usize)?;
                 for seq in (t..total).step_by(2) {
                     snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
@@ -71,19 +71,19 @@ fn seq_threads(total: u64, period: u64) -> Result<(), String> {
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| "worker panicked".to_owned())??;
+        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     Ok(())
 }
 
 /// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a barrier and call
 /// `snapshot_workload_fn(round, 1, thread)` at the same moment, then wait `gap_ms`.
-fn pairs(rounds: u64, gap_ms: u64) -> Result<(), String> {
+fn pairs(rounds: u64, gap_ms: u64) -> anyhow::Result<()> {
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
             let barrier = barrier.clone();
-            std::thread::spawn(move || -> Result<(), String> {
+            std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(t as usize)?;
                 for round in 0..rounds {
                     barrier.wait();
@@ -95,35 +95,30 @@ fn pairs(rounds: u64, gap_ms: u64) -> Result<(), String> {
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| "worker panicked".to_owned())??;
+        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     Ok(())
 }
 
 /// The demo's workload: `iterations` rounds of writing and reading back a small file; every
 /// `fail_every`-th round also reads from a file opened write-only, which fails (EBADF).
-fn fileio(iterations: u64, fail_every: u64) -> Result<(), String> {
+fn fileio(iterations: u64, fail_every: u64) -> anyhow::Result<()> {
     use std::io::Read as _;
     let dir = std::env::temp_dir().join(format!("snapshot-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)?;
     let mut buf = Vec::new();
     for i in 0..iterations {
         let path = dir.join(format!("file-{}", i % 8));
-        std::fs::write(&path, format!("round {i}\n").repeat(16)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, format!("round {i}\n").repeat(16))?;
         buf.clear();
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .map_err(|e| e.to_string())?;
+        std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut buf))?;
         if fail_every != 0 && i % fail_every == fail_every - 1 {
             // The rare failure the demo's trigger catches: a read that fails.
-            let mut wronly = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| e.to_string())?;
+            let mut wronly = std::fs::OpenOptions::new().write(true).open(&path)?;
             let _ = wronly.read(&mut [0u8; 16]);
         }
     }
-    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
+    Ok(std::fs::remove_dir_all(&dir)?)
 }
 
 fn now_ns() -> u64 {
@@ -152,11 +147,11 @@ fn getpid_loop(n: u64, every: u64) {
 }
 
 /// Two threads pinned to CPUs 0 and 1, `n` getpid syscalls each; prints `events_per_s X`.
-fn getpid_threads(n: u64) -> Result<(), String> {
+fn getpid_threads(n: u64) -> anyhow::Result<()> {
     let start = now_ns();
     let threads: Vec<_> = (0..2usize)
         .map(|cpu| {
-            std::thread::spawn(move || -> Result<(), String> {
+            std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(cpu)?;
                 for _ in 0..n {
                     // SAFETY: getpid has no arguments and cannot fail.
@@ -167,7 +162,7 @@ fn getpid_threads(n: u64) -> Result<(), String> {
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| "worker panicked".to_owned())??;
+        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     let elapsed = now_ns() - start;
     println!(
@@ -179,7 +174,7 @@ fn getpid_threads(n: u64) -> Result<(), String> {
 
 /// The main thread and a second thread each sleep `ms`, then call the function `n` times
 /// (the main thread with arg2 = 0, the other with arg2 = 1).
-fn threads_calls(ms: u64, n: u64) -> Result<(), String> {
+fn threads_calls(ms: u64, n: u64) -> anyhow::Result<()> {
     let other = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         for i in 1..=n {
@@ -190,7 +185,7 @@ fn threads_calls(ms: u64, n: u64) -> Result<(), String> {
     for i in 1..=n {
         snapshot_workload_fn(i, 0, 0);
     }
-    other.join().map_err(|_| "thread panicked".to_owned())
+    other.join().map_err(|_| anyhow::anyhow!("thread panicked"))
 }
 
 /// Calls the function with arg0 = `depth`, then (up to depth 2) forks a child that does the
@@ -215,7 +210,7 @@ fn fork_tree(depth: u64) {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+fn run(args: &[String]) -> anyhow::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("calls") => {
             for i in 1..=arg(args, 2, 10)? {
@@ -225,7 +220,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("close") => {
             let base = arg(args, 3, 100_000)?;
             for i in 0..arg(args, 2, 10)? {
-                let fd = i32::try_from(base + i).map_err(|_| "fd out of range".to_owned())?;
+                let fd = i32::try_from(base + i).map_err(|_| anyhow::anyhow!("fd out of range"))?;
                 // SAFETY: closing an fd number that is not open only returns EBADF.
                 unsafe { libc::close(fd) };
             }
@@ -250,8 +245,10 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
         Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
         Some("named") => {
-            let name = args.get(2).ok_or("usage: named NAME MS N")?;
-            let cname = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
+            let name = args
+                .get(2)
+                .ok_or_else(|| anyhow::anyhow!("usage: named NAME MS N"))?;
+            let cname = std::ffi::CString::new(name.as_str())?;
             // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
             unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
             std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 300)?));
@@ -270,7 +267,7 @@ fn run(args: &[String]) -> Result<(), String> {
             for ms in &args[2..] {
                 let ms = ms
                     .parse()
-                    .map_err(|_| format!("nap `{ms}` is not a number of milliseconds"))?;
+                    .map_err(|_| anyhow::anyhow!("nap `{ms}` is not a number of milliseconds"))?;
                 std::thread::sleep(std::time::Duration::from_millis(ms));
             }
         }
@@ -278,20 +275,15 @@ fn run(args: &[String]) -> Result<(), String> {
             snapshot_workload_fn(arg(args, 2, 0)?, arg(args, 3, 0)?, arg(args, 4, 0)?);
         }
         Some("write") => {
-            let mut null = std::fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/null")
-                .map_err(|e| e.to_string())?;
+            let mut null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
             let buf = vec![0u8; 4096];
             for i in 0..arg(args, 2, 10)? {
-                null.write_all(&buf[..1000 + i as usize])
-                    .map_err(|e| e.to_string())?;
+                null.write_all(&buf[..1000 + i as usize])?;
             }
         }
         _ => {
-            return Err(
+            anyhow::bail!(
                 "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
-                    .to_owned(),
             );
         }
     }
@@ -303,7 +295,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("snapshot-workload: {e}");
+            eprintln!("snapshot-workload: {e:#}");
             ExitCode::from(2)
         }
     }

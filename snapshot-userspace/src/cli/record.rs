@@ -122,10 +122,15 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
+/// A `--trigger` that does not parse, shown under clap's "invalid value" line: the message and
+/// its caret start on a line of their own.
+#[derive(Debug, thiserror::Error)]
+#[error("\n{0}")]
+struct TriggerArgError(crate::trigger::ExprError);
+
 /// Parses a trigger once (names are checked against the probes when it is compiled).
-fn parse_trigger(text: &str) -> Result<Trigger, String> {
-    // The error is shown under clap's "invalid value" line: start it on a line of its own.
-    text.parse().map_err(|e| format!("\n{e}"))
+fn parse_trigger(text: &str) -> Result<Trigger, TriggerArgError> {
+    text.parse().map_err(TriggerArgError)
 }
 
 impl RecordArgs {
