@@ -44,7 +44,8 @@ fn host_layer() -> anyhow::Result<()> {
     let mut cargo = build::cargo();
     // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
     cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
-    cargo.args(["test", "--package", "snapshot-userspace"]);
+    // Every target runs even when one fails: a failure must not hide the others' results.
+    cargo.args(["test", "--no-fail-fast", "--package", "snapshot-userspace"]);
     for target in HOST_TARGETS {
         cargo.args(["--test", target]);
     }
