@@ -9,13 +9,9 @@ use crate::{build, cmd, setup};
 /// Sets up what is missing, builds in release mode and runs `snapshot ARGS` (the demo when
 /// ARGS is empty). Returns the controller's exit code.
 pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let bin = build::binaries(true)?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !cmd::is_root() {
         bail!("the controller loads eBPF programs and needs root: run `sudo -E cargo xtask run …`");
     }
     let demo = args.is_empty();
@@ -106,10 +102,7 @@ fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
 
 /// `cargo xtask bench`: release build, then `snapshot-bench` (prints the README's table).
 pub fn bench() -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let bin = build::binaries(true)?;
     cmd::step("benchmark (about a minute; the machine should be otherwise idle)");
     let status = Command::new(bin.join("snapshot-bench"))
