@@ -35,24 +35,20 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// After the demo: what was written and how to read it.
+/// After the demo: what was written (as `snapshot list` shows it) and how to read it.
 fn explain(bin: &std::path::Path, out: &std::path::Path) {
-    let mut files: Vec<_> = std::fs::read_dir(out)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    cmd::green(&format!(
-        "demo: {} snapshot(s) in {}",
-        files.len(),
-        out.display()
-    ));
     let snapshot = bin.join("snapshot");
-    if let Some(first) = files.first() {
+    let listing = Command::new(&snapshot)
+        .arg("list")
+        .arg(out)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    cmd::green(&format!("demo: snapshots in {}", out.display()));
+    eprint!("{listing}");
+    // `snapshot list` starts each line with the file's name.
+    if let Some(first) = listing.lines().next().and_then(|l| l.split_whitespace().next()) {
+        let first = out.join(first);
         eprintln!("read one as text (ftrace-like, trigger context on top):");
         eprintln!("    {} show {}", snapshot.display(), first.display());
         eprintln!("or as JSON lines (a header object, then one object per event):");
