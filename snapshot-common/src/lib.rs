@@ -68,6 +68,8 @@ pub mod names {
     pub const STACKS: &str = "STACKS";
     /// The [`super::Notice`] of a trigger whose `--post` window is still open, one element.
     pub const PENDING: &str = "PENDING";
+    /// Log target of the eBPF side's aya-log records (`RUST_LOG=snapshot_ebpf=debug`).
+    pub const LOG_TARGET: &str = "snapshot_ebpf";
 }
 
 /// How the eBPF side decides whether the current task is recorded.

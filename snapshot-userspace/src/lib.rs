@@ -4,13 +4,15 @@
 //! [`recorder`] (with the mmapped [`buffer`]) → [`controller`] (arm, flip, drain) →
 //! [`snapfile`] (stacks by [`symbols`]) → [`event`] decoding; [`trigger`] compiles the
 //! condition; [`target`] picks what is recorded, [`kernel`] and [`tracefs`] read what the
-//! running kernel offers; [`status`] is the live status line of `snapshot record`.
+//! running kernel offers; [`status`] is the live status line of `snapshot record`;
+//! [`ebpf_log`] prints the eBPF side's debug records (`RUST_LOG=debug`).
 
 pub mod attach;
 pub mod bench;
 pub mod buffer;
 pub mod cli;
 pub mod controller;
+pub mod ebpf_log;
 pub mod event;
 pub mod export;
 pub mod expr;

@@ -69,6 +69,9 @@ pub fn load(config: &LoadConfig) -> anyhow::Result<Ebpf> {
         .override_global(names::GLOBAL_FUNC_IP, &config.func_ip, true)
         .override_global(names::GLOBAL_TARGET_COMM, &config.target_comm, true)
         .override_global(names::GLOBAL_FORK_CHILD_OFFSET, &config.fork_child_offset, true)
+        // The kernel side logs only what this process prints (see `ebpf_log`); not required
+        // to exist: an object without aya-log records the same.
+        .override_global(aya_log::LEVEL, &crate::ebpf_log::kernel_level(), false)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu)
         .load(EBPF_OBJECT)

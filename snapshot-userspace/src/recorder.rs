@@ -11,6 +11,7 @@ use snapshot_common::{FilterMode, MAX_PROBES, NoSparePolicy, Notice, names};
 use crate::{
     attach::{self, AttachContext},
     buffer::Buffers,
+    ebpf_log::KernelLog,
     event::ProbeInfo,
     kernel::{self, KernelSupport},
     load::{self, LoadConfig},
@@ -134,6 +135,8 @@ pub struct Recorder {
     ebpf: Ebpf,
     buffers: Buffers,
     probes: Vec<ProbeInfo>,
+    /// The kernel side's debug records (`RUST_LOG=debug`), when they are printed.
+    log: Option<KernelLog>,
 }
 
 impl Recorder {
@@ -215,10 +218,13 @@ impl Recorder {
         }
         let trigger = crate::expr::compile(config.triggers, &probes)?;
         load::set_trigger(&mut ebpf, &trigger)?;
+        // Once every program is loaded (see `KernelLog::start`).
+        let log = KernelLog::start(&mut ebpf);
         Ok(Self {
             ebpf,
             buffers,
             probes,
+            log,
         })
     }
 
@@ -271,9 +277,17 @@ impl Recorder {
         Ok(Array::<_, Notice>::try_from(map)?.get(&0, 0)?)
     }
 
-    /// Detaches every probe and frees the maps.
+    /// Prints the kernel side's debug records written so far.
+    pub fn flush_log(&self) {
+        if let Some(log) = &self.log {
+            log.flush();
+        }
+    }
+
+    /// Detaches every probe and frees the maps, then prints the kernel side's last records.
     pub fn close(self) {
         drop(self.buffers);
         drop(self.ebpf);
+        drop(self.log);
     }
 }

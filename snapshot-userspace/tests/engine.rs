@@ -1,7 +1,10 @@
 //! Snapshot engine tests on the host (root): exactly-once accounting under ≥ 100 flips on two
-//! CPUs, the no-spare policies, manual snapshots, one flip for simultaneous triggers, clean exit.
+//! CPUs, the no-spare policies, manual snapshots, one flip for simultaneous triggers, clean exit;
+//! the kernel side's debug records of those rare paths (`ebpf_log`).
 
 mod common;
+#[path = "engine/ebpf_log.rs"]
+mod ebpf_log;
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -98,13 +101,11 @@ fn exactly_once_across_many_flips_on_two_cpus() {
     }
 }
 
-fn burst(policy: &str) -> common::Run {
-    // Calls 5..=10 all satisfy the trigger: the first flips, the next come before userspace
-    // can re-arm (a uprobe hit takes microseconds, draining and fsync take milliseconds).
-    let probe = workload_probe("uprobe");
-    record(&[
+/// The arguments of [`burst`], recording through `probe`.
+fn burst_args<'a>(probe: &'a str, policy: &'a str) -> Vec<&'a str> {
+    vec![
         "--probe",
-        &probe,
+        probe,
         "--trigger",
         "snapshot_workload_fn.arg0 >= 5",
         "--on-no-spare",
@@ -114,7 +115,14 @@ fn burst(policy: &str) -> common::Run {
         WORKLOAD,
         "calls",
         "10",
-    ])
+    ]
+}
+
+fn burst(policy: &str) -> common::Run {
+    // Calls 5..=10 all satisfy the trigger: the first flips, the next come before userspace
+    // can re-arm (a uprobe hit takes microseconds, draining and fsync take milliseconds).
+    let probe = workload_probe("uprobe");
+    record(&burst_args(&probe, policy))
 }
 
 #[test]
