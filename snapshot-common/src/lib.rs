@@ -108,6 +108,8 @@ pub mod names {
     pub fn slot_program(family: &str, slot: usize) -> alloc::string::String {
         alloc::format!("{family}_{slot}")
     }
+    /// Log target of the eBPF side's aya-log records (`RUST_LOG=snapshot_ebpf=debug`).
+    pub const LOG_TARGET: &str = "snapshot_ebpf";
 }
 
 /// How the eBPF side decides whether the current task is recorded.

@@ -19,6 +19,11 @@
 //!
 //! Stacks: the winner takes the kernel and user stacks into `STACKS` (a few µs, once per
 //! snapshot) and sends their ids with the notice.
+//!
+//! Diagnostics: these rare branches (a trigger won, a trigger missed, the stop policy engaged,
+//! a `--post` window closed) write a debug record (`diag.rs`, aya-log) before their notice,
+//! so userspace, which reads the log before it handles a notice, prints them in order. The
+//! trigger that stops the recording logs the stop, not a miss. The per-event path never logs.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_smp_processor_id},
@@ -31,7 +36,7 @@ use snapshot_common::{
 };
 
 use crate::{
-    atomic,
+    atomic, diag,
     maps::{CONTROL, NOTIFY, PENDING, STACKS, limits, policy, post},
     record::{self, Payload, Role},
 };
@@ -73,13 +78,19 @@ fn notice<C: StackIdContext>(
     }
 }
 
-/// Freezes half `frozen` (the winner of `armed`, or the writer closing its `--post` window):
-/// numbers the snapshot, makes the other half live and tells userspace.
+/// Who flips: the trigger that won `armed`, or the writer that closed its `--post` window.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flipper {
+    Winner,
+    PostClosed,
+}
+
+/// Freezes half `frozen`: numbers the snapshot, makes the other half live and tells userspace.
 ///
 /// # Safety
 /// `control` is the CONTROL value and the caller is the one flipper of this arming.
 #[inline(always)]
-unsafe fn flip(control: *mut Control, frozen: u64, n: &mut Notice) {
+unsafe fn flip(control: *mut Control, frozen: u64, n: &mut Notice, by: Flipper) {
     // SAFETY: guaranteed by the caller.
     unsafe {
         let seq = (*control).flips + 1;
@@ -89,6 +100,11 @@ unsafe fn flip(control: *mut Control, frozen: u64, n: &mut Notice) {
         n.seq = seq;
         n.missed = rd(&raw const (*control).missed);
         atomic::xchg(&raw mut (*control).active, frozen ^ 1);
+    }
+    if by == Flipper::Winner {
+        diag::won(n);
+    } else {
+        diag::post_closed(n);
     }
     let _ = NOTIFY.output(n, 0);
 }
@@ -104,7 +120,7 @@ pub fn close_post(control: *mut Control) {
     unsafe {
         let mut n = rd(pending);
         let frozen = rd(&raw const (*control).post_half) & 1;
-        flip(control, frozen, &mut n);
+        flip(control, frozen, &mut n, Flipper::PostClosed);
         atomic::xchg(&raw mut (*control).pending, 0);
     }
 }
@@ -146,12 +162,13 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_POST, live, probe_id, value, pid_tgid, now);
             let (post_events, post_ns) = post();
-            if post_events == 0 && post_ns == 0 {
-                flip(control, live, &mut n);
-                return;
-            }
-            let Some(pending) = PENDING.get_ptr_mut(0) else {
-                flip(control, live, &mut n);
+            let window = if post_events == 0 && post_ns == 0 {
+                None
+            } else {
+                PENDING.get_ptr_mut(0)
+            };
+            let Some(pending) = window else {
+                flip(control, live, &mut n, Flipper::Winner);
                 return;
             };
             wr(pending, n);
@@ -166,6 +183,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             );
             // Publishes the window (a full barrier after the stores above).
             atomic::xchg(&raw mut (*control).pending, 1);
+            diag::won_post(&n);
             let _ = NOTIFY.output(&n, 0);
             return;
         }
@@ -185,7 +203,11 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
             n.missed = rd(&raw const (*control).missed);
+            diag::stopped(&n);
             let _ = NOTIFY.output(&n, 0);
+            return;
         }
+        // Last, with nothing left to do: no value has to outlive the call.
+        diag::missed(control, probe_id, value, pid_tgid);
     }
 }

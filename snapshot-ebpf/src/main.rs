@@ -10,6 +10,7 @@
 mod atomic;
 mod bench;
 mod comm;
+mod diag;
 mod entry;
 mod filter;
 mod flip;

@@ -1,7 +1,10 @@
 //! Snapshot engine tests on the host (root): exactly-once accounting under ≥ 100 flips on two
-//! CPUs, the no-spare policies, manual snapshots, one flip for simultaneous triggers, clean exit.
+//! CPUs, the no-spare policies, manual snapshots, one flip for simultaneous triggers, clean exit;
+//! the kernel side's debug records of those rare paths (`ebpf_log`).
 
 mod common;
+#[path = "engine/ebpf_log.rs"]
+mod ebpf_log;
 
 use std::{
     collections::{BTreeSet, HashSet},

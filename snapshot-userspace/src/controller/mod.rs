@@ -183,6 +183,8 @@ impl Controller {
 
     /// Handles a notice from the kernel.
     pub fn on_notice(&mut self, n: &Notice) -> Vec<Written> {
+        // The kernel logs before it notifies: its debug records print before the snapshot.
+        self.session.flush_log();
         if n.kind == NOTICE_POST {
             // The snapshot comes with the flip that closes the window.
             self.window_until = match self.session.rules().post {

@@ -65,6 +65,7 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         config.rules.on_no_spare as u32,
         std::process::id(),
     );
+    let log_level = super::log::kernel_level();
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
@@ -85,6 +86,9 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
             &config.fork_child_offset,
             true,
         )
+        // The kernel side logs only what this process prints (see `log`); not required to
+        // exist: an object without aya-log records the same.
+        .override_global(aya_log::LEVEL, &log_level, false)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu);
     for (name, value) in extra.globals {

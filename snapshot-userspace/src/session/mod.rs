@@ -7,6 +7,7 @@ pub mod attach;
 pub mod buffer;
 pub mod control;
 pub mod load;
+pub mod log;
 pub mod mmap;
 pub mod rules;
 pub mod target;
@@ -21,7 +22,7 @@ use snapshot_common::{FilterMode, MAX_PROBES, Notice, TriggerProgram, names};
 pub use rules::{Post, PostError, Rules};
 pub use target::{CommTooLong, Targets};
 
-use self::{attach::AttachContext, buffer::Buffers, load::LoadConfig};
+use self::{attach::AttachContext, buffer::Buffers, load::LoadConfig, log::KernelLog};
 use crate::probe::{
     ProbeInfo,
     kernel::{self, KernelSupport},
@@ -94,6 +95,8 @@ pub struct Session {
     buffers: Buffers,
     probes: Vec<ProbeInfo>,
     rules: Rules,
+    /// The kernel side's debug records (`RUST_LOG=debug`), when they are printed.
+    log: Option<KernelLog>,
 }
 
 impl Session {
@@ -162,11 +165,14 @@ impl Session {
             info.arg_formats = attached.arg_formats;
             probes.push(info);
         }
+        // Once every program is loaded (see `KernelLog::start`).
+        let log = KernelLog::start(&mut ebpf);
         Ok(Self {
             ebpf,
             buffers,
             probes,
             rules: config.rules,
+            log,
         })
     }
 
@@ -230,9 +236,17 @@ impl Session {
         Ok(Array::<_, Notice>::try_from(map)?.get(&0, 0)?)
     }
 
-    /// Detaches every probe and frees the maps.
+    /// Prints the kernel side's debug records written so far.
+    pub fn flush_log(&self) {
+        if let Some(log) = &self.log {
+            log.flush();
+        }
+    }
+
+    /// Detaches every probe and frees the maps, then prints the kernel side's last records.
     pub fn close(self) {
         drop(self.buffers);
         drop(self.ebpf);
+        drop(self.log);
     }
 }

@@ -138,7 +138,22 @@ pub fn record_uprobe(trigger: &str, options: &[&str], workload: &[&str]) -> Run 
 /// first flips, the next come before userspace can re-arm (a uprobe hit takes microseconds,
 /// draining and fsync take milliseconds). Asserts the run succeeded.
 pub fn burst_on_one_thread(options: &[&str]) -> Run {
-    record_uprobe("snapshot_workload_fn.arg0 >= 5", options, &["calls", "10"])
+    record_uprobe(BURST_TRIGGER, options, &BURST_WORKLOAD)
+}
+
+/// The trigger of [`burst_on_one_thread`].
+pub const BURST_TRIGGER: &str = "snapshot_workload_fn.arg0 >= 5";
+/// The workload arguments of [`burst_on_one_thread`].
+pub const BURST_WORKLOAD: [&str; 2] = ["calls", "10"];
+
+/// The `snapshot record` arguments of [`burst_on_one_thread`] with `options` (for runs that
+/// need their own environment).
+pub fn burst_on_one_thread_args(probe: &str, options: &[&str]) -> Vec<String> {
+    let mut args = vec!["--probe", probe, "--trigger", BURST_TRIGGER];
+    args.extend_from_slice(options);
+    args.extend(["--", WORKLOAD]);
+    args.extend(BURST_WORKLOAD);
+    args.into_iter().map(str::to_owned).collect()
 }
 
 /// A burst of triggers on two threads: 200,000 calls in all, every 50th satisfies the trigger,
