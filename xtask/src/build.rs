@@ -38,9 +38,11 @@ pub fn target_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(&out[start..end]))
 }
 
-/// Builds an integration test target without running it; returns the test executable.
-pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
-    let out = cmd::output(cargo().args([
+/// Builds an integration test target without running it (`release`: optimised, with the
+/// binaries it runs); returns the test executable.
+pub fn test_binary(test: &str, release: bool) -> anyhow::Result<PathBuf> {
+    let mut c = cargo();
+    c.args([
         "test",
         "--package",
         "snapshot-userspace",
@@ -48,7 +50,11 @@ pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
         test,
         "--no-run",
         "--message-format=json",
-    ]))?;
+    ]);
+    if release {
+        c.arg("--release");
+    }
+    let out = cmd::output(&mut c)?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter(|l| {

@@ -223,31 +223,19 @@ fn describe(s: &Series) -> String {
         Pick::Pinned(_) => format!("{}, pinned", s.source),
         Pick::Newest(_) => format!("{}, newest build", s.source),
         Pick::Latest => {
-            let when = std::fs::metadata(pointer(s.name))
-                .and_then(|m| m.modified())
+            // When setup chose it: the pointer file's date.
+            let when = std::process::Command::new("date")
+                .args(["-u", "+%Y-%m-%d", "-r"])
+                .arg(pointer(s.name))
+                .output()
                 .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or_else(String::new, |d| {
-                    format!(" at setup, {}", utc_date(d.as_secs()))
+                .filter(|o| o.status.success())
+                .map_or_else(String::new, |o| {
+                    format!(" at setup, {}", String::from_utf8_lossy(&o.stdout).trim())
                 });
             format!("the newest in sid{when}; `cargo xtask setup --refresh` moves it to today's")
         }
     }
-}
-
-/// `YYYY-MM-DD` of a Unix time (UTC).
-fn utc_date(secs: u64) -> String {
-    // Howard Hinnant's days-to-civil.
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 #[cfg(test)]
@@ -305,12 +293,5 @@ mod tests {
         assert_eq!(k("7.2.13+deb14-amd64").series(), "7.2");
         assert!(series("4.19").is_err());
         assert_eq!(series("sid").unwrap().name, "sid");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc_date(0), "1970-01-01");
-        assert_eq!(utc_date(1_795_913_471), "2026-11-29");
-        assert_eq!(utc_date(951_782_400), "2000-02-29");
     }
 }
