@@ -18,17 +18,20 @@
 //! * **One writer per CPU** ([`take_busy`]): a counting lock on `CpuState::busy`. A writer adds 1
 //!   (`XADD`), then reads the word: it owns the CPU's ring if it reads 1, else it takes its 1
 //!   back and drops its event. While an owner is between its add and its release, the word
-//!   holds its 1, so any other writer reads at least 2: never two owners. A plain flag (test,
-//!   then set) would be enough only if writers on one CPU nested strictly last-in first-out,
-//!   each running to completion inside the one it interrupted. That holds where BPF programs
-//!   run with preemption disabled: kprobes, perf tracepoints and uprobes everywhere, raw
-//!   tracepoints (tracepoint sites disable preemption), and on 5.10 fentry/fexit too, whose
-//!   trampoline calls `migrate_disable()`, which is `preempt_disable()` there on non-RT
-//!   kernels. It does not hold from 5.11, where `migrate_disable()` leaves the task
-//!   preemptible: a fentry program can be preempted between its test and its set by another
-//!   task running the same program on that CPU (with `preempt=full`, or any PREEMPT_RT
-//!   kernel, 5.10-rt included), and both would write the same slot. The counting lock is
-//!   correct in every case, and costs what the exchange does (two locked instructions).
+//!   holds its 1, so any other writer reads at least 2: never two owners (two writers may both
+//!   read 2 and both drop, which is counted, never wrong). A plain flag (test, then set) would
+//!   be enough only if writers on one CPU nested strictly last-in first-out, each running to
+//!   completion inside the one it interrupted, which holds only where no program can be
+//!   preempted by another task. On 5.10 that is so for every program type the recorder uses:
+//!   kprobes and perf tracepoints run with preemption disabled, uprobes' `trace_call_bpf` too,
+//!   raw tracepoints at the tracepoint site, and fentry/fexit under `migrate_disable()`, which
+//!   on 5.10's non-RT kernels is `preempt_disable()`. It stops holding from 5.11, where
+//!   `migrate_disable()` leaves the task preemptible (fentry/fexit trampolines; uprobes from
+//!   6.1, run under `migrate_disable()` for sleepable programs), and on any PREEMPT_RT kernel,
+//!   5.10-rt included: a program preempted between its test and its set lets another task's
+//!   program on that CPU take the flag too, and both write one slot. So the lock does not rely
+//!   on the program type or kernel config: it is correct in every case, and costs what the
+//!   exchange does (two locked instructions per event).
 //! * **One winner per arming** ([`take_spare`]) and **one stopper** ([`take_stopping`]): a token
 //!   in a queue map of one entry (`ARM_TOKEN`, `STOP_TOKEN`). Popping runs under the map's
 //!   spinlock, so exactly one trigger gets the token; userspace arms by pushing it, and the
