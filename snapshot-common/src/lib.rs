@@ -101,6 +101,26 @@ pub mod names {
     /// Benchmark global: flags of `bpf_ringbuf_submit` in [`PROG_BENCH_RINGBUF`].
     pub const GLOBAL_BENCH_RB_FLAGS: &str = "SNAPSHOT_BENCH_RB_FLAGS";
 
+    /// Read-only global: the kernel features the programs may use ([`super::kfeature`] bits),
+    /// found by probing at load.
+    pub const GLOBAL_FEATURES: &str = "SNAPSHOT_FEATURES";
+    /// Read-only global: per probe slot, the argument words of the traced function (fentry and
+    /// fexit without `bpf_get_func_arg`: the context holds them, then the return value).
+    pub const GLOBAL_FUNC_WORDS: &str = "SNAPSHOT_FUNC_WORDS";
+    /// Queue of one token: present while the spare is armed (kernels without BPF atomic
+    /// exchange; see `snapshot-ebpf/src/atomic.rs`).
+    pub const ARM_TOKEN: &str = "ARM_TOKEN";
+    /// Queue of one token: taken by the one trigger that applies the stop policy (no atomics).
+    pub const STOP_TOKEN: &str = "STOP_TOKEN";
+    /// Queue of `--post` tickets N..=1, refilled at each arming (no atomic fetch-add).
+    pub const POST_TICKETS: &str = "POST_TICKETS";
+    /// Function address per kernel stack slot of a call in flight (glob kretprobes without
+    /// `bpf_get_func_ip`).
+    pub const CALL_SITES: &str = "CALL_SITES";
+    /// Program (kprobe): notes the address of a glob kretprobe's function at its entry, for
+    /// kernels without `bpf_get_func_ip`.
+    pub const PROG_GLOB_ENTRY: &str = "glob_entry";
+
     /// The program of probe slot `slot` in `family` (one of [`SLOT_FAMILIES`]), e.g.
     /// `kprobe_3`, as the eBPF side's `slots!` macro names it.
     #[cfg(feature = "user")]
@@ -111,6 +131,28 @@ pub mod names {
     /// Log target of the eBPF side's aya-log records (`RUST_LOG=snapshot_ebpf=debug`).
     pub const LOG_TARGET: &str = "snapshot_ebpf";
 }
+
+/// Kernel features the eBPF programs choose between at load time (bits of the
+/// `SNAPSHOT_FEATURES` global). Userspace finds them by probing the kernel
+/// (`snapshot-userspace/src/probe/features.rs`); each branch on a bit is on a frozen read-only
+/// global, so the verifier prunes the side not taken and never sees its instructions' helpers.
+pub mod kfeature {
+    /// BPF atomic exchange and fetch-and-add (Linux 5.12). Without: tokens in queue maps and a
+    /// counting `busy` (see `snapshot-ebpf/src/atomic.rs`).
+    pub const ATOMICS: u32 = 1 << 0;
+    /// `bpf_get_func_ip` in kprobes (Linux 5.15). Without: the address from the registers.
+    pub const FUNC_IP: u32 = 1 << 1;
+    /// `bpf_get_func_arg` / `bpf_get_func_ret` in fentry/fexit (Linux 5.17). Without: the
+    /// context words, counted from the function's BTF at load.
+    pub const FUNC_ARGS: u32 = 1 << 2;
+    /// `bpf_get_stackid` (stacks at the trigger). Without: snapshots carry no stacks.
+    pub const STACK_IDS: u32 = 1 << 3;
+}
+
+/// The call instruction that replaces every atomic instruction of the eBPF object on a kernel
+/// without BPF atomics: an unknown helper. Those instructions sit only in branches the verifier
+/// prunes there; one that were reachable would be refused at load ("invalid func"), never run.
+pub const POISON_HELPER: i32 = 0x0bad_a70c;
 
 /// How the eBPF side decides whether the current task is recorded.
 #[repr(u32)]

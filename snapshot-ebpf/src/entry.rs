@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::generated::{bpf_get_func_arg, bpf_get_func_ip, bpf_probe_read_kernel},
+    helpers::generated::bpf_probe_read_kernel,
     programs::{
         FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext,
         TracePointContext,
@@ -13,8 +13,8 @@ use aya_ebpf::{
 use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, FieldLoc, MAX_ARGS};
 
 use crate::{
+    funcs,
     maps::PROBES,
-    maps::wants_ip,
     record::{Payload, Role, record},
 };
 
@@ -28,17 +28,6 @@ const fn payload(args: [u64; MAX_ARGS], ret: u64, flags: u32, role: Role) -> Pay
     }
 }
 
-/// The probed function's address, for probes that asked for it (globs); 0 otherwise.
-#[inline(always)]
-fn func_ip(ctx: *mut core::ffi::c_void, probe_id: u32) -> u64 {
-    if wants_ip(probe_id) {
-        // SAFETY: `ctx` is the program's context.
-        unsafe { bpf_get_func_ip(ctx) }
-    } else {
-        0
-    }
-}
-
 /// kprobe / uprobe: the first six argument registers.
 #[inline(always)]
 pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
@@ -47,7 +36,7 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
         *arg = ctx.arg::<u64>(n).unwrap_or(0);
     }
     let mut p = payload(args, 0, EVENT_HAS_ARGS, Role::Entry);
-    p.ip = func_ip(ctx.as_ptr(), probe_id);
+    p.ip = funcs::kprobe_ip(ctx, probe_id);
     record(ctx, probe_id, &p);
     0
 }
@@ -59,7 +48,7 @@ pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
         ctx,
         probe_id,
         &Payload {
-            ip: func_ip(ctx.as_ptr(), probe_id),
+            ip: funcs::kretprobe_ip(ctx, probe_id),
             ..payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET, Role::Return)
         },
     );
@@ -128,27 +117,18 @@ pub fn raw_tracepoint(ctx: &RawTracePointContext, probe_id: u32) -> u32 {
     0
 }
 
-/// Arguments of an fentry/fexit program, through `bpf_get_func_arg`, which checks the index
-/// against the traced function's real argument count at run time. Absent ones stay 0: the
-/// helper leaves `value` alone on error, so no branch is needed (branches on each of six
-/// results would give the verifier 64 paths to walk through everything that follows).
-#[inline(always)]
-fn func_args(ctx: *mut core::ffi::c_void) -> [u64; MAX_ARGS] {
-    let mut args = [0u64; MAX_ARGS];
-    for (n, arg) in args.iter_mut().enumerate() {
-        // SAFETY: `ctx` is the program's context and `arg` a valid, zeroed u64 on the stack.
-        let _ = unsafe { bpf_get_func_arg(ctx, n as u32, core::ptr::from_mut(arg)) };
-    }
-    args
-}
-
 /// fentry: the traced function's arguments.
 #[inline(always)]
 pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
     record(
         ctx,
         probe_id,
-        &payload(func_args(ctx.as_ptr()), 0, EVENT_HAS_ARGS, Role::Entry),
+        &payload(
+            funcs::args(ctx.as_ptr(), probe_id),
+            0,
+            EVENT_HAS_ARGS,
+            Role::Entry,
+        ),
     );
     0
 }
@@ -156,12 +136,12 @@ pub fn fentry(ctx: &FEntryContext, probe_id: u32) -> u32 {
 /// fexit: arguments and return value.
 #[inline(always)]
 pub fn fexit(ctx: &FExitContext, probe_id: u32) -> u32 {
-    let ret = ctx.ret::<u64>().unwrap_or(0);
+    let ret = funcs::ret(ctx, probe_id);
     record(
         ctx,
         probe_id,
         &payload(
-            func_args(ctx.as_ptr()),
+            funcs::args(ctx.as_ptr(), probe_id),
             ret,
             EVENT_HAS_ARGS | EVENT_HAS_RET,
             Role::Return,

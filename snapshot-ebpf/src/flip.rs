@@ -1,9 +1,10 @@
 //! The flip: freeze the live half as a snapshot and continue in the armed spare.
 //!
-//! One winner: a trigger flips only after taking `Control::armed` with an atomic exchange
-//! (1 → 0). Two CPUs firing at once both exchange; exactly one reads 1 and flips, the other
-//! reads 0 and counts a missed trigger. Only the winner writes `active` and `flips`, so they
-//! need no further atomics; `active` is published with an exchange (a full barrier), so a
+//! One winner: a trigger flips only after taking the armed spare ([`atomic::take_spare`]: an
+//! atomic exchange of `Control::armed` 1 → 0, or on kernels without one, popping the one token
+//! of `ARM_TOKEN`). Two CPUs firing at once both try; exactly one gets it and flips, the other
+//! counts a missed trigger. Only the winner writes `active` and `flips`, so they need no
+//! further atomics; `active` is published with a full barrier ([`atomic::publish`]), so a
 //! writer that takes its CPU's `busy` after the flip reads the new half (see `record.rs`).
 //!
 //! No armed spare: `Skip` counts the trigger in `Control::missed` (reported with the next
@@ -18,7 +19,8 @@
 //! while a window is open belong to that snapshot: they are neither flips nor missed.
 //!
 //! Stacks: the winner takes the kernel and user stacks into `STACKS` (a few µs, once per
-//! snapshot) and sends their ids with the notice.
+//! snapshot) and sends their ids with the notice; on a kernel without `bpf_get_stackid` for
+//! the program's type, the ids say "no stack".
 //!
 //! Diagnostics: these rare branches (a trigger won, a trigger missed, the stop policy engaged,
 //! a `--post` window closed) write a debug record (`diag.rs`, aya-log) before their notice,
@@ -32,12 +34,12 @@ use aya_ebpf::{
 use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
     COMM_LEN, Control, EVENT_MARKER, MARKER_PROBE, NOTICE_FLIP, NOTICE_POST, NOTICE_STOPPED,
-    NoSparePolicy, Notice,
+    NoSparePolicy, Notice, kfeature,
 };
 
 use crate::{
     atomic, diag,
-    maps::{CONTROL, NOTIFY, PENDING, STACKS, limits, policy, post},
+    maps::{CONTROL, NOTIFY, PENDING, STACKS, has, limits, policy, post},
     record::{self, Payload, Role},
 };
 
@@ -45,6 +47,17 @@ use crate::{
 const USER_STACK: u64 = 1 << 8;
 /// `BPF_F_REUSE_STACKID`: a new stack replaces an old one in its bucket.
 const REUSE_STACKID: u64 = 1 << 10;
+/// The stack id of a notice on a kernel without `bpf_get_stackid` (`-EOPNOTSUPP`).
+const NO_STACK_IDS: i64 = -95;
+
+/// The id of the current stack (`flags`: kernel or user) in `STACKS`, or a negative errno.
+#[inline(always)]
+fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i64 {
+    if !has(kfeature::STACK_IDS) {
+        return NO_STACK_IDS;
+    }
+    ctx.get_stackid(&STACKS, flags).unwrap_or_else(i64::from)
+}
 
 /// The trigger context: who fired, what value, and where (stacks).
 #[inline(always)]
@@ -69,12 +82,8 @@ fn notice<C: StackIdContext>(
         // SAFETY: helper without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
         probe_id,
-        kstack: ctx
-            .get_stackid(&STACKS, REUSE_STACKID)
-            .unwrap_or_else(i64::from),
-        ustack: ctx
-            .get_stackid(&STACKS, REUSE_STACKID | USER_STACK)
-            .unwrap_or_else(i64::from),
+        kstack: stack_id(ctx, REUSE_STACKID),
+        ustack: stack_id(ctx, REUSE_STACKID | USER_STACK),
     }
 }
 
@@ -99,7 +108,7 @@ unsafe fn flip(control: *mut Control, frozen: u64, n: &mut Notice, by: Flipper) 
         n.half = frozen as u32;
         n.seq = seq;
         n.missed = rd(&raw const (*control).missed);
-        atomic::xchg(&raw mut (*control).active, frozen ^ 1);
+        atomic::publish(&raw mut (*control).active, frozen ^ 1);
     }
     if by == Flipper::Winner {
         diag::won(n);
@@ -121,7 +130,7 @@ pub fn close_post(control: *mut Control) {
         let mut n = rd(pending);
         let frozen = rd(&raw const (*control).post_half) & 1;
         flip(control, frozen, &mut n, Flipper::PostClosed);
-        atomic::xchg(&raw mut (*control).pending, 0);
+        atomic::publish(&raw mut (*control).pending, 0);
     }
 }
 
@@ -147,14 +156,14 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
         if holdoff != 0 && last != 0 && now.saturating_sub(last) < holdoff {
             return;
         }
-        if atomic::xchg(&raw mut (*control).armed, 0) == 1 {
+        if atomic::take_spare(control) {
             // Checked again as the one winner: another trigger may have flipped (and userspace
             // re-armed) between the checks above and the exchange. Then the spare goes back.
             let last = rd(&raw const (*control).last_fire_ns);
             if (count != 0 && rd(&raw const (*control).fired) >= count)
                 || (holdoff != 0 && last != 0 && now.saturating_sub(last) < holdoff)
             {
-                atomic::xchg(&raw mut (*control).armed, 1);
+                atomic::return_spare(control);
                 return;
             }
             (*control).fired += 1;
@@ -182,15 +191,13 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
                 if post_ns == 0 { post_events } else { 1 },
             );
             // Publishes the window (a full barrier after the stores above).
-            atomic::xchg(&raw mut (*control).pending, 1);
+            atomic::publish(&raw mut (*control).pending, 1);
             diag::won_post(&n);
             let _ = NOTIFY.output(&n, 0);
             return;
         }
         atomic::add(&raw mut (*control).missed, 1);
-        if policy() == NoSparePolicy::Stop as u32
-            && atomic::xchg(&raw mut (*control).stopping, 1) == 0
-        {
+        if policy() == NoSparePolicy::Stop as u32 && atomic::take_stopping(control) {
             let marker = Payload {
                 args: [value, 0, 0, 0, 0, 0],
                 ret: 0,
@@ -199,7 +206,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
                 role: Role::Plain,
             };
             record::write(MARKER_PROBE, &marker, pid_tgid, now, None);
-            atomic::xchg(&raw mut (*control).stopped, 1);
+            atomic::publish(&raw mut (*control).stopped, 1);
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
             n.missed = rd(&raw const (*control).missed);

@@ -15,6 +15,7 @@ mod entry;
 mod filter;
 mod flip;
 mod follow;
+mod funcs;
 mod maps;
 mod pairs;
 mod record;

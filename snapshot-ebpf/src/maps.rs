@@ -4,7 +4,7 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf, StackTrace},
 };
 use snapshot_common::{
     COMM_LEN, Control, CpuState, Event, MAX_PROBES, Notice, ProbeConfig, STACK_DEPTH,
@@ -64,6 +64,26 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
 #[map]
 pub static PENDING: Array<Notice> = Array::with_max_entries(1, 0);
 
+/// Kernels without BPF atomics (see `atomic.rs`): one token while the spare is armed. A trigger
+/// that pops it is the one winner of the arming.
+#[map]
+pub static ARM_TOKEN: Queue<u64> = Queue::with_max_entries(1, 0);
+
+/// Kernels without BPF atomics: one token, popped by the one trigger that applies the stop
+/// policy (userspace puts it there at load).
+#[map]
+pub static STOP_TOKEN: Queue<u64> = Queue::with_max_entries(1, 0);
+
+/// Kernels without BPF atomics: the `--post` tickets N..=1 (userspace refills it at each
+/// arming; sized to N at load).
+#[map]
+pub static POST_TICKETS: Queue<u64> = Queue::with_max_entries(1, 0);
+
+/// Kernels without `bpf_get_func_ip`: the function of each glob kretprobe call in flight, by
+/// the kernel stack slot of its return address (see `funcs.rs`).
+#[map]
+pub static CALL_SITES: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+
 /// Processes (tgids) recorded when filtering by target.
 #[map]
 pub static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
@@ -103,6 +123,34 @@ static SNAPSHOT_PAIRS: [u32; MAX_PROBES] = [0; MAX_PROBES];
 /// Bit `id` set: probe `id`'s events record the function address (globs), set at load.
 #[unsafe(no_mangle)]
 static SNAPSHOT_FUNC_IP: u32 = 0;
+
+/// `kfeature` bits: what this kernel offers, found by userspace by probing, set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_FEATURES: u32 = 0;
+
+/// Per probe slot, the context words of the traced function's arguments (fentry/fexit
+/// without `bpf_get_func_arg`), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_FUNC_WORDS: [u32; MAX_PROBES] = [0; MAX_PROBES];
+
+/// True when the kernel has `feature` (a `kfeature` bit). A load-time constant: the verifier
+/// prunes the branch not taken, so a helper or instruction the kernel lacks is never checked.
+#[inline(always)]
+pub fn has(feature: u32) -> bool {
+    // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_FEATURES) & feature != 0 }
+}
+
+/// The argument words of probe slot `id`'s traced function (a load-time constant).
+#[inline(always)]
+pub fn func_words(id: u32) -> u32 {
+    let i = id as usize;
+    if i >= MAX_PROBES {
+        return 0;
+    }
+    // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_FUNC_WORDS).cast::<u32>().add(i)) }
+}
 
 /// Command name recorded under `FilterMode::Comm`, set at load.
 #[unsafe(no_mangle)]

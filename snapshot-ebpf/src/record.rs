@@ -4,9 +4,10 @@
 //! `head % capacity` so the hot path does not divide); each CPU owns its own
 //! region of each half, so writers on different CPUs never share a slot.
 //!
-//! Exclusion on one CPU: a probe takes `CpuState::busy` with an atomic exchange before it
-//! reads the active half and the head, and releases it with another exchange after the record
-//! and the head are written. Reading the active half only after taking `busy` is what makes a
+//! Exclusion on one CPU: a probe takes `CpuState::busy` ([`atomic::take_busy`]: an atomic
+//! exchange, or a counting lock on kernels without one) before it reads the active half and
+//! the head, and releases it ([`atomic::release_busy`], a full barrier) after the record and
+//! the head are written. Reading the active half only after taking `busy` is what makes a
 //! drain safe: a writer that read the old half holds `busy` (userspace waits for it), and one
 //! that takes `busy` after the flip reads the new half. A second probe on the same CPU while the first is writing (a kprobe inside a
 //! tracepoint program, an NMI, or a preempted uprobe program) finds `busy == 1`, writes nothing
@@ -126,7 +127,7 @@ unsafe fn choose_half(control: *mut Control, ts: u64) -> (u64, bool) {
             // Inside a `--post DURATION` window: part of the snapshot.
             return (frozen, false);
         }
-        let ticket = atomic::fetch_add(&raw mut (*control).post_left, u64::MAX) as i64;
+        let ticket = atomic::take_ticket(control);
         // `--post N`: tickets N..=1 are the N events after the trigger. Past a duration
         // window, or once the tickets are gone, the record belongs to the next half.
         let inside = until == 0 && ticket >= 1;
@@ -159,7 +160,7 @@ pub fn write(
         return false;
     };
     // SAFETY: `state` is this CPU's CpuState map value; `busy` is 8-byte aligned.
-    if unsafe { atomic::xchg(&raw mut (*state).busy, 1) } != 0 {
+    if !unsafe { atomic::take_busy(&raw mut (*state).busy) } {
         // SAFETY: as above.
         unsafe { atomic::add(&raw mut (*state).dropped, 1) };
         return true;
@@ -168,8 +169,8 @@ pub fn write(
     // again under `busy`, so that once userspace has set `stopped` and waited for the writers,
     // nothing writes any more.
     if unsafe { rd(&raw const (*control).stopped) } != 0 {
-        // SAFETY: as above.
-        unsafe { atomic::xchg(&raw mut (*state).busy, 0) };
+        // SAFETY: as above; we own `busy`.
+        unsafe { atomic::release_busy(&raw mut (*state).busy) };
         return false;
     }
     // SAFETY: `control` as above; we hold `busy` (the half is read after taking it).
@@ -224,8 +225,8 @@ pub fn write(
     // SAFETY: as above.
     unsafe {
         (*state).generation += 1;
-        // The exchange is a full barrier: it publishes every store above.
-        atomic::xchg(&raw mut (*state).busy, 0);
+        // The release is a full barrier: it publishes every store above.
+        atomic::release_busy(&raw mut (*state).busy);
     }
     !closes
 }

@@ -1,6 +1,8 @@
 //! The running system, as every layer may need it: root, clocks, command names, and output
 //! files opened as if their directory were hostile.
 
+pub mod bpf;
+
 use std::{
     fs::File,
     io,

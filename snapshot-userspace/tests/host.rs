@@ -454,3 +454,86 @@ fn the_status_line_is_off_when_stderr_is_not_a_terminal() {
     assert_eq!(per_snapshot, 7, "one line per snapshot: {}", run.stderr);
     assert!(run.stderr.contains("snapshot: stopped: target exited"));
 }
+
+/// `snapshot check` with `env`: (exit code, stdout).
+fn check(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(SNAPSHOT)
+        .arg("check")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run snapshot check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_tells_what_this_kernel_offers_and_fails_without_a_required_feature() {
+    require_root();
+    let (code, json) = check(&["--json"], &[]);
+    assert_eq!(code, Some(0), "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(report["kernel"], release.trim());
+    assert_eq!(report["can_record"], true);
+    let feature = |r: &serde_json::Value, name: &str| {
+        r["features"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no feature {name}"))
+    };
+    // Probing agrees with what the system shows.
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    assert_eq!(feature(&report, "kprobes")["present"], kprobes);
+    let kprobe = &report["probe_kinds"][0];
+    assert_eq!(kprobe["kind"], "kprobe");
+    assert_eq!(
+        kprobe["uses"].is_null(),
+        !kprobes && feature(&report, "trampolines")["present"] == false
+    );
+
+    // A hidden required feature: exit 1, and the text names it, its use, its kernel and the
+    // way out; recording refuses with the same words.
+    let hide = [("SNAPSHOT_HIDE_FEATURES", "ringbuf")];
+    let (code, text) = check(&[], &hide);
+    assert_eq!(code, Some(1), "{text}");
+    for needle in [
+        "recording CANNOT work here",
+        "BPF ring buffer",
+        "flip and stop notices",
+        "Linux 5.8",
+        "Ways out",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in: {text}");
+    }
+    let run = common::record_with_env(
+        &[
+            "--trigger",
+            "manual",
+            "--probe",
+            "tracepoint:syscalls:sys_enter_close",
+            "--",
+            WORKLOAD,
+            "write",
+            "1",
+        ],
+        &hide,
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("lacks BPF ring buffer maps"),
+        "{}",
+        run.stderr
+    );
+
+    // Without atomics, the fallbacks are what the recorder says it uses.
+    let (_, json) = check(&["--json"], &[("SNAPSHOT_HIDE_FEATURES", "atomics")]);
+    let old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(old["can_record"], true);
+    assert_eq!(old["recorder"][0]["uses"], "counting lock (atomic add)");
+    assert_eq!(old["recorder"][1]["uses"], "token in a queue map");
+    assert_eq!(feature(&old, "atomic_xchg")["present"], false);
+}

@@ -16,6 +16,31 @@ fn require_vm() -> String {
     })
 }
 
+/// The (major, minor) of a release: `5.10.0-46-amd64` → (5, 10).
+fn series(kernel: &str) -> (u32, u32) {
+    let mut n = kernel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
+/// Says, in yellow, that `what` cannot work on this kernel (the test checked how it fails
+/// instead), and notes it for `cargo xtask test`'s summary, which counts these.
+fn unsupported(kernel: &str, what: &str) {
+    let (major, minor) = series(kernel);
+    let line = format!("unsupported on {major}.{minor}: {what}");
+    eprintln!("\x1b[33;1m{line}\x1b[0m");
+    if let Some(dir) = std::env::var_os("SNAPSHOT_VM_OUT") {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join("unsupported.txt"))
+            .expect("the VM's output directory is writable");
+        writeln!(f, "{line}").expect("write unsupported.txt");
+    }
+}
+
 /// The probed function: `vfs_write`, or with `SNAPSHOT_TEST_BREAK` one the workload never calls.
 fn function() -> &'static str {
     if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
@@ -156,11 +181,12 @@ fn sleeper() -> &'static str {
 fn latency_trigger_with_post_window_and_kernel_stack() {
     let kernel = require_vm();
     let f = sleeper();
-    let trigger = format!("{f}.latency > 100ms");
+    // 250 ms: a 1 ms nap in a TCG guest on a busy 2-core host has been measured at over 100 ms.
+    let trigger = format!("{f}.latency > 250ms");
     for (entry, ret) in [("kprobe", "kretprobe"), ("fentry", "fexit")] {
         let e = format!("{entry}:{f}");
         let r = format!("{ret}:{f}");
-        // Seven naps; the fourth (300 ms) fires; two more events (the fifth nap's entry and
+        // Seven naps; the fourth (600 ms) fires; two more events (the fifth nap's entry and
         // return) go into the snapshot after it.
         let run = common::record(&[
             "--probe",
@@ -178,7 +204,7 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
             "1",
             "1",
             "1",
-            "300",
+            "600",
             "1",
             "1",
             "1",
@@ -199,8 +225,8 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
         let s = frozen[0];
         let fired = s.header.fired.as_ref().expect("trigger context");
         assert!(
-            (300_000_000..10_000_000_000).contains(&fired.value),
-            "{entry}/{ret} on {kernel}: the value that fired is the 300 ms call's latency: {}",
+            (600_000_000..10_000_000_000).contains(&fired.value),
+            "{entry}/{ret} on {kernel}: the value that fired is the 600 ms call's latency: {}",
             fired.value
         );
         let durations: Vec<u64> = s
@@ -214,7 +240,7 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
             5,
             "{entry}/{ret} on {kernel}: four returns up to the trigger, one after: {durations:?}"
         );
-        assert!(durations[3] >= 300_000_000, "{durations:?}");
+        assert!(durations[3] >= 600_000_000, "{durations:?}");
         assert_eq!(
             s.events.len(),
             10,
@@ -234,6 +260,19 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
             .iter()
             .map(snapshot_userspace::snapshot::symbols::Frame::describe)
             .collect();
+        if ret == "kretprobe" && series(&kernel) < (5, 13) {
+            // Before 5.13 the unwinder stops at the kretprobe trampoline (it has no unwind
+            // hints): the stack is that one frame, whatever the recorder does.
+            assert!(
+                stack.len() == 1 && stack[0].starts_with("kretprobe_trampoline"),
+                "{entry}/{ret} on {kernel}: {stack:?}"
+            );
+            unsupported(
+                &kernel,
+                "kernel stack at a kretprobe trigger (the unwinder stops at kretprobe_trampoline before Linux 5.13)",
+            );
+            continue;
+        }
         assert!(
             stack.iter().any(|f| f.contains("nanosleep")),
             "{entry}/{ret} on {kernel}: kernel stack at the trigger: {stack:?}"
@@ -244,9 +283,13 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
 #[test]
 fn kprobe_with_an_offset_fires() {
     let kernel = require_vm();
-    // Past the first instruction: Debian's 6.12 starts functions with `endbr64` (4 bytes), 6.1
-    // with the 5-byte ftrace call site.
-    let offset = if kernel.starts_with("6.1.") { 5 } else { 4 };
+    // Past the first instruction: Debian's 6.12 and later start functions with `endbr64` (4
+    // bytes, IBT), 5.10 and 6.1 with the 5-byte ftrace call site.
+    let offset = if kernel.starts_with("6.1.") || kernel.starts_with("5.") {
+        5
+    } else {
+        4
+    };
     let spec = format!("kprobe:{}+{offset}", function());
     let run = record_workload(&[&spec], &["write", &N.to_string()]);
     assert_eq!(of(&run, function()).len() as u64, N, "kprobe+4 on {kernel}");
@@ -256,16 +299,58 @@ fn kprobe_with_an_offset_fires() {
 fn fexit_sees_arguments_and_return_values() {
     let kernel = require_vm();
     let spec = format!("fexit:{}", function());
-    let run = record_workload(&[&spec], &["write", &N.to_string()]);
-    let got: Vec<(u64, Option<i64>)> = of(&run, function())
-        .iter()
-        .map(|e| (e.args[2], e.ret))
-        .collect();
-    let want: Vec<(u64, Option<i64>)> = expected_counts()
-        .into_iter()
-        .map(|c| (c, Some(c as i64)))
-        .collect();
-    assert_eq!(got, want, "fexit on {kernel}");
+    // As the kernel offers it, then with the arguments and return value read from the
+    // context as on kernels without `bpf_get_func_arg` (before 5.17).
+    for hide in ["", "func_args"] {
+        let run = common::record_workload_with_env(
+            &[&spec],
+            &["write", &N.to_string()],
+            &[("SNAPSHOT_HIDE_FEATURES", hide)],
+        );
+        let got: Vec<(u64, Option<i64>)> = of(&run, function())
+            .iter()
+            .map(|e| (e.args[2], e.ret))
+            .collect();
+        let want: Vec<(u64, Option<i64>)> = expected_counts()
+            .into_iter()
+            .map(|c| (c, Some(c as i64)))
+            .collect();
+        assert_eq!(got, want, "fexit on {kernel}, hiding `{hide}`");
+    }
+}
+
+#[test]
+fn a_kretprobe_glob_names_each_function() {
+    let kernel = require_vm();
+    let spec = format!("kretprobe:{}*", function());
+    // With `bpf_get_func_ip` where the kernel has it, then as on kernels without it (before
+    // 5.15): the function noted at each call's entry.
+    for hide in ["", "func_ip"] {
+        let run = common::record_workload_with_env(
+            &[&spec],
+            &["write", &N.to_string()],
+            &[("SNAPSHOT_HIDE_FEATURES", hide)],
+        );
+        let rets: Vec<Option<i64>> = run
+            .events
+            .iter()
+            .filter(|e| e.function.as_deref() == Some(function()))
+            .map(|e| e.ret)
+            .collect();
+        let want: Vec<Option<i64>> = expected_counts()
+            .into_iter()
+            .map(|c| Some(c as i64))
+            .collect();
+        assert_eq!(
+            rets, want,
+            "on {kernel}, hiding `{hide}`: each return named"
+        );
+        let unnamed = run.events.iter().filter(|e| e.function.is_none()).count();
+        assert_eq!(
+            unnamed, 0,
+            "on {kernel}, hiding `{hide}`: every event named"
+        );
+    }
 }
 
 #[test]
@@ -404,5 +489,76 @@ fn unknown_functions_and_bad_globs_are_clear_errors() {
                 run.stderr
             );
         }
+    }
+}
+
+#[test]
+fn check_reports_what_this_kernel_offers() {
+    let kernel = require_vm();
+    // With SNAPSHOT_TEST_BREAK, a required feature is hidden: the check must then fail.
+    let hide = if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "ringbuf"
+    } else {
+        ""
+    };
+    let out = std::process::Command::new(common::SNAPSHOT)
+        .args(["check", "--json"])
+        .env("SNAPSHOT_HIDE_FEATURES", hide)
+        .output()
+        .expect("run snapshot check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "snapshot check on {kernel}: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["kernel"], kernel.as_str());
+    assert_eq!(report["can_record"], true);
+    // Debian's kernels have every probe kind, each running as itself.
+    for p in report["probe_kinds"].as_array().expect("probe kinds") {
+        assert_eq!(p["uses"], p["kind"], "on {kernel}: {p}");
+    }
+    // What is known of these kernels (the recorder finds it by probing, not by version).
+    let at_least = |major, minor| series(&kernel) >= (major, minor);
+    let present = |name: &str| {
+        report["features"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name))
+            .map_or_else(
+                || panic!("feature {name} missing from {report}"),
+                |x| x["present"] == true,
+            )
+    };
+    for (name, want) in [
+        ("atomic_xchg", at_least(5, 12)),
+        ("atomic_fetch_add", at_least(5, 12)),
+        ("func_ip", at_least(5, 15)),
+        ("func_args", at_least(5, 17)),
+        ("boot_clock", true),
+        ("ringbuf", true),
+        ("mmap_arrays", true),
+        ("queue_maps", true),
+        ("stack_ids", true),
+        ("btf", true),
+        ("trampolines", true),
+        ("kprobes", true),
+        ("tracefs", true),
+    ] {
+        assert_eq!(present(name), want, "{name} on {kernel}: {report}");
+    }
+    let writer = &report["recorder"][0]["uses"];
+    assert_eq!(
+        writer == "atomic exchange",
+        at_least(5, 12),
+        "writer exclusion on {kernel}: {writer}"
+    );
+    // The text form says the same, and `cargo xtask test` keeps the JSON for the README's table.
+    let text = common::snapshot(&["check"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("the recorder works here"));
+    if let Some(dir) = std::env::var_os("SNAPSHOT_VM_OUT") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("check.json"), &out.stdout).expect("write check.json");
+        std::fs::write(dir.join("check.txt"), &text.stdout).expect("write check.txt");
     }
 }

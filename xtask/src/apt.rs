@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, paths};
+use crate::{cmd, kernels, paths};
 
 /// Mirrors found in the system's apt sources.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,41 +99,96 @@ fn system_mirrors() -> anyhow::Result<Mirrors> {
     )
 }
 
+/// Where bullseye (Debian 11, the 5.10 kernel) comes from: the system's mirror while it still
+/// carries it, else Debian's archive of retired releases.
+const ARCHIVE: (&str, &str) = (
+    "http://archive.debian.org/debian",
+    "http://archive.debian.org/debian-security",
+);
+
+/// The private sources: bookworm with its updates, security and backports (packages, QEMU,
+/// the 6.1 and 6.12 kernels), bullseye and its security updates (the 5.10 kernel) and sid (the
+/// newest kernel). The system's mirrors are used; `bullseye` overrides them for bullseye.
+/// sid's Release file is taken even when past its `Valid-Until` (a mirror that lags a few
+/// days must not stop setup; the signature is still checked).
+#[must_use]
+pub fn sources(m: &Mirrors, bullseye: Option<(&str, &str)>) -> String {
+    let line = |uri: &str, suite: &str, extra: &str| {
+        format!("deb [signed-by={}{extra}] {uri} {suite} main\n", m.keyring)
+    };
+    let (old_main, old_security, old_extra) = match bullseye {
+        Some((main, security)) => (main, security, " check-valid-until=no"),
+        None => (m.main.as_str(), m.security.as_str(), ""),
+    };
+    [
+        line(&m.main, "bookworm", ""),
+        line(&m.main, "bookworm-updates", ""),
+        line(&m.security, "bookworm-security", ""),
+        line(&m.main, "bookworm-backports", ""),
+        line(old_main, "bullseye", old_extra),
+        line(old_security, "bullseye-security", old_extra),
+        line(&m.main, "sid", " check-valid-until=no"),
+    ]
+    .concat()
+}
+
 /// The private apt configuration.
 pub struct Apt {
     dir: PathBuf,
 }
 
 impl Apt {
-    /// Writes the private sources (once) and refreshes the lists when missing or older than a
-    /// day, or when `refresh` is set.
+    /// Writes the private sources and refreshes the lists when they are missing, older than a
+    /// day or made for other sources, or when `refresh` is set.
     pub fn open(refresh: bool) -> anyhow::Result<Self> {
         let dir = paths::apt();
         std::fs::create_dir_all(dir.join("lists/partial"))
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let m = system_mirrors()?;
-        let line =
-            |uri: &str, suite: &str| format!("deb [signed-by={}] {uri} {suite} main\n", m.keyring);
-        let sources = [
-            line(&m.main, "bookworm"),
-            line(&m.main, "bookworm-updates"),
-            line(&m.security, "bookworm-security"),
-            line(&m.main, "bookworm-backports"),
-        ]
-        .concat();
-        std::fs::write(dir.join("sources.list"), sources)?;
         let apt = Self { dir };
         let stamp = apt.dir.join("lists/updated");
+        let wanted = sources(&m, None);
         let fresh = std::fs::metadata(&stamp)
             .and_then(|m| m.modified())
             .is_ok_and(|t| {
                 SystemTime::now().duration_since(t).unwrap_or_default() < Duration::from_hours(24)
             });
-        if refresh || !fresh {
-            cmd::run(apt.command("apt-get").args(["update", "-q"]))?;
-            std::fs::write(&stamp, b"")?;
+        // The stamp holds the sources it was made for: new sources need new lists.
+        let current = std::fs::read_to_string(apt.dir.join("sources.list")).unwrap_or_default();
+        let same = std::fs::read_to_string(&stamp).is_ok_and(|s| s == current)
+            && (current == wanted || current == sources(&m, Some(ARCHIVE)));
+        if refresh || !fresh || !same {
+            let mut used = wanted;
+            std::fs::write(apt.dir.join("sources.list"), &used)?;
+            let first = cmd::run(apt.command("apt-get").args(["update", "-q"]));
+            if first.is_err() && !apt.has_list("bullseye") {
+                eprintln!(
+                    "    bullseye is not on {}: taking it from Debian's archive ({})",
+                    m.main, ARCHIVE.0
+                );
+                used = sources(&m, Some(ARCHIVE));
+                std::fs::write(apt.dir.join("sources.list"), &used)?;
+                cmd::run(apt.command("apt-get").args(["update", "-q"]))?;
+            } else {
+                first?;
+            }
+            std::fs::write(&stamp, used)?;
         }
         Ok(apt)
+    }
+
+    /// True when the lists hold the Release file of `suite` (from any mirror).
+    fn has_list(&self, suite: &str) -> bool {
+        let end = [
+            format!("_dists_{suite}_InRelease"),
+            format!("_dists_{suite}_Release"),
+        ];
+        std::fs::read_dir(self.dir.join("lists")).is_ok_and(|d| {
+            d.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                end.iter().any(|x| name.ends_with(x.as_str()))
+            })
+        })
     }
 
     /// `apt-get`/`apt-cache` with the private configuration.
@@ -163,17 +218,39 @@ impl Apt {
         cmd::run(c.args(packages))
     }
 
-    /// The newest `linux-image-<series>.*-amd64` package that `linux-image-amd64` points to.
-    pub fn kernel_package(&self, series: &str) -> anyhow::Result<String> {
-        let text = cmd::stdout(
-            self.command("apt-cache")
-                .args(["show", "linux-image-amd64"]),
-        )?;
-        pick_kernel(&text, series).with_context(|| format!("no linux-image-{series}.* package found through linux-image-amd64 (looked in bookworm, bookworm-security and bookworm-backports)"))
+    /// The packages of `series`' kernel: the `linux-image-*` package and, for 7.x kernels
+    /// where it is a meta package, the `linux-binary-*`, `linux-modules-*` and `linux-base-*`
+    /// packages it depends on.
+    pub fn kernel_packages(&self, series: &kernels::Series) -> anyhow::Result<Vec<String>> {
+        let image = match series.pick {
+            kernels::Pick::Pinned(pkg) => pkg.to_owned(),
+            kernels::Pick::Newest(_) | kernels::Pick::Latest => {
+                let text = cmd::stdout(
+                    self.command("apt-cache")
+                        .args(["show", "linux-image-amd64"]),
+                )?;
+                let version = match series.pick {
+                    kernels::Pick::Newest(v) => Some(v),
+                    _ => None,
+                };
+                pick_kernel(&text, version).with_context(|| {
+                    format!(
+                        "no linux-image-{}* package found through linux-image-amd64 in {}",
+                        version.unwrap_or(""),
+                        series.source
+                    )
+                })?
+            }
+        };
+        let show = cmd::stdout(self.command("apt-cache").args(["show", &image]))
+            .with_context(|| format!("{image} is not in the apt lists ({})", series.source))?;
+        let mut packages = vec![image.clone()];
+        packages.extend(split_parts(&show, &image));
+        Ok(packages)
     }
 
-    /// Downloads `package` and unpacks it into `dest` (never installs it).
-    pub fn download_unpack(&self, package: &str, dest: &Path) -> anyhow::Result<()> {
+    /// Downloads `packages` and unpacks them together into `dest` (never installs them).
+    pub fn download_unpack(&self, packages: &[String], dest: &Path) -> anyhow::Result<()> {
         let tmp = PathBuf::from(format!("{}.download", dest.display()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
@@ -181,16 +258,26 @@ impl Apt {
         cmd::run(
             self.command("apt-get")
                 .args(["-o", "APT::Sandbox::User=root", "download"])
-                .arg(package)
+                .args(packages)
                 .current_dir(&tmp),
         )?;
-        let deb = std::fs::read_dir(&tmp)?
+        let debs: Vec<PathBuf> = std::fs::read_dir(&tmp)?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "deb"))
-            .with_context(|| format!("apt-get download {package} left no .deb"))?;
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect();
+        if debs.len() != packages.len() {
+            bail!(
+                "apt-get download {} left {} .deb files in {}",
+                packages.join(" "),
+                debs.len(),
+                tmp.display()
+            );
+        }
         let unpack = tmp.join("root");
-        cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpack))?;
+        for deb in &debs {
+            cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpack))?;
+        }
         let _ = std::fs::remove_dir_all(dest);
         std::fs::rename(&unpack, dest)?;
         std::fs::remove_dir_all(&tmp)?;
@@ -198,11 +285,40 @@ impl Apt {
     }
 }
 
-/// Picks the dependency of the highest `linux-image-amd64` version whose kernel package is of
-/// `series` (`6.1` → `linux-image-6.1.0-56-amd64`, `6.12` → `linux-image-6.12.95+deb12-amd64`).
+/// The split parts a 7.x `linux-image-X` meta package depends on (`linux-binary-X`,
+/// `linux-modules-X`, `linux-base-X`); none for the older packages, which carry everything.
 #[must_use]
-pub fn pick_kernel(apt_show: &str, series: &str) -> Option<String> {
-    let prefix = format!("linux-image-{series}.");
+pub fn split_parts(apt_show: &str, image: &str) -> Vec<String> {
+    let Some(suffix) = image.strip_prefix("linux-image-") else {
+        return Vec::new();
+    };
+    let Some(depends) = apt_show.lines().find_map(|l| l.strip_prefix("Depends: ")) else {
+        return Vec::new();
+    };
+    let mut parts: Vec<String> = depends
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next())
+        .filter(|d| {
+            ["linux-binary-", "linux-modules-", "linux-base-"]
+                .iter()
+                .any(|p| d.strip_prefix(p) == Some(suffix))
+        })
+        .map(str::to_owned)
+        .collect();
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
+/// Picks the kernel package that the highest `linux-image-amd64` version depends on, among
+/// those of `version` (`6.1` → `linux-image-6.1.0-56-amd64`, `6.12` →
+/// `linux-image-6.12.95+deb12-amd64`), or of any version when `None` (sid's, the newest).
+#[must_use]
+pub fn pick_kernel(apt_show: &str, version: Option<&str>) -> Option<String> {
+    let prefix = version.map_or_else(
+        || "linux-image-".to_owned(),
+        |v| format!("linux-image-{v}."),
+    );
     let mut best: Option<(Vec<u64>, String)> = None;
     for stanza in apt_show.split("\n\n") {
         let Some(version) = stanza.lines().find_map(|l| l.strip_prefix("Version: ")) else {
@@ -211,7 +327,10 @@ pub fn pick_kernel(apt_show: &str, series: &str) -> Option<String> {
         let Some(dep) = stanza.lines().find_map(|l| l.strip_prefix("Depends: ")) else {
             continue;
         };
-        let Some(pkg) = dep.split([',', ' ']).find(|w| w.starts_with(&prefix)) else {
+        let Some(pkg) = dep
+            .split([',', ' '])
+            .find(|w| w.starts_with(&prefix) && w.ends_with("-amd64"))
+        else {
             continue;
         };
         let key: Vec<u64> = version
@@ -260,15 +379,61 @@ mod tests {
 
     #[test]
     fn picks_the_newest_kernel_of_a_series() {
-        let show = "Package: linux-image-amd64\nVersion: 6.12.95-1~bpo12+1\nDepends: linux-image-6.12.95+deb12-amd64 (= 6.12.95-1~bpo12+1)\n\nPackage: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\n\nPackage: linux-image-amd64\nVersion: 6.1.176-1\nDepends: linux-image-6.1.0-50-amd64 (= 6.1.176-1)\n";
+        let show = "Package: linux-image-amd64\nVersion: 7.2.13-1\nDepends: linux-base-amd64 (= 7.2.13-1), linux-image-7.2.13+deb14-amd64 (= 7.2.13-1)\n\nPackage: linux-image-amd64\nVersion: 6.12.95-1~bpo12+1\nDepends: linux-image-6.12.95+deb12-amd64 (= 6.12.95-1~bpo12+1)\n\nPackage: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\n\nPackage: linux-image-amd64\nVersion: 6.1.176-1\nDepends: linux-image-6.1.0-50-amd64 (= 6.1.176-1)\n";
         assert_eq!(
-            pick_kernel(show, "6.1").as_deref(),
+            pick_kernel(show, Some("6.1")).as_deref(),
             Some("linux-image-6.1.0-56-amd64")
         );
         assert_eq!(
-            pick_kernel(show, "6.12").as_deref(),
+            pick_kernel(show, Some("6.12")).as_deref(),
             Some("linux-image-6.12.95+deb12-amd64")
         );
-        assert_eq!(pick_kernel(show, "5.10"), None);
+        assert_eq!(
+            pick_kernel(show, None).as_deref(),
+            Some("linux-image-7.2.13+deb14-amd64"),
+            "the newest of all, not linux-base-amd64"
+        );
+        assert_eq!(pick_kernel(show, Some("5.10")), None);
+    }
+
+    #[test]
+    fn finds_the_split_parts_of_a_meta_package() {
+        let meta = "Package: linux-image-7.2.13+deb14-amd64\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)\n";
+        assert_eq!(
+            split_parts(meta, "linux-image-7.2.13+deb14-amd64"),
+            [
+                "linux-base-7.2.13+deb14-amd64",
+                "linux-binary-7.2.13+deb14-amd64",
+                "linux-modules-7.2.13+deb14-amd64"
+            ]
+        );
+        let whole = "Package: linux-image-6.1.0-56-amd64\nDepends: kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool\n";
+        assert!(split_parts(whole, "linux-image-6.1.0-56-amd64").is_empty());
+    }
+
+    #[test]
+    fn sources_carry_every_kernel_suite() {
+        let m = Mirrors {
+            main: "http://m/debian".into(),
+            security: "http://m/debian-security".into(),
+            keyring: "/k.gpg".into(),
+        };
+        let s = sources(&m, None);
+        for suite in [
+            " bookworm ",
+            " bookworm-backports ",
+            " bullseye ",
+            " bullseye-security ",
+            " sid ",
+        ] {
+            assert!(s.contains(suite), "{suite} in {s}");
+        }
+        assert!(s.contains("http://m/debian-security bullseye-security"));
+        let archived = sources(&m, Some(ARCHIVE));
+        assert!(
+            archived
+                .contains("check-valid-until=no] http://archive.debian.org/debian bullseye main")
+        );
+        assert!(archived.contains("http://m/debian-security bookworm-security"));
     }
 }

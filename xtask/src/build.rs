@@ -26,9 +26,11 @@ pub fn binaries(release: bool) -> anyhow::Result<PathBuf> {
     Ok(paths::target()?.join(if release { "release" } else { "debug" }))
 }
 
-/// Builds an integration test target without running it; returns the test executable.
-pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
-    let out = cmd::output(cargo().args([
+/// Builds an integration test target without running it (`release`: optimised, with the
+/// binaries it runs); returns the test executable.
+pub fn test_binary(test: &str, release: bool) -> anyhow::Result<PathBuf> {
+    let mut c = cargo();
+    c.args([
         "test",
         "--package",
         "snapshot-userspace",
@@ -36,7 +38,11 @@ pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
         test,
         "--no-run",
         "--message-format=json",
-    ]))?;
+    ]);
+    if release {
+        c.arg("--release");
+    }
+    let out = cmd::output(&mut c)?;
     test_executable(out.stdout.as_slice(), test)?
         .with_context(|| format!("cargo did not report the executable of test `{test}`"))
 }

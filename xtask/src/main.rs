@@ -1,10 +1,13 @@
-//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs`.
+//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs |
+//! kernel-table`.
 
 mod apt;
 mod build;
 mod cmd;
 mod docs;
 mod initramfs;
+mod kernel_table;
+mod kernels;
 mod paths;
 mod run;
 mod setup;
@@ -49,7 +52,7 @@ enum Task {
         /// Only these layers (unit, lint, host, vm); default all.
         #[arg(long = "layer", value_name = "LAYER")]
         layers: Vec<test::Layer>,
-        /// Only these VM kernels; default 6.1 and 6.12.
+        /// Only these VM kernels (5.10, 6.1, 6.12, sid; sid also by its version); default all.
         #[arg(long = "kernel", value_name = "SERIES")]
         kernels: Vec<String>,
     },
@@ -64,10 +67,13 @@ enum Task {
     },
     /// Write the man pages and shell completions into target/docs/{man,completions}.
     Docs,
+    /// Render the README's kernel × probe kind × feature table from the `snapshot check`
+    /// reports of the last VM test run on every kernel and this host's (root).
+    KernelTable,
     /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
     Vm {
-        /// Kernel series.
-        #[arg(long, default_value = "6.1", value_parser = ["6.1", "6.12"])]
+        /// Kernel series: 5.10, 6.1, 6.12 or sid (also by its version, e.g. 7.2).
+        #[arg(long, default_value = "6.1")]
         kernel: String,
         /// Seconds before the VM is stopped.
         #[arg(long, default_value_t = 300)]
@@ -97,6 +103,7 @@ fn main() {
         Task::Bench => run::bench(),
         Task::Soak { events } => test::soak(events),
         Task::Docs => docs::run(),
+        Task::KernelTable => kernel_table::run(),
         Task::Vm {
             kernel,
             timeout,
@@ -111,6 +118,7 @@ fn main() {
             memory,
             rw,
             env: Vec::new(),
+            stdout_copy: None,
             command,
         }),
     };

@@ -6,9 +6,8 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 use crate::{
-    apt, cmd, paths,
+    apt, cmd, kernels, paths,
     toolchain::{self, Pins},
-    vm,
 };
 
 /// Debian packages from bookworm: LLVM 22 for bpf-linker, busybox for the VM's initramfs,
@@ -95,7 +94,9 @@ fn venv_ok() -> bool {
 }
 
 fn kernels_ok() -> bool {
-    vm::SERIES.iter().all(|s| vm::Kernel::find(s).is_ok())
+    kernels::SERIES
+        .iter()
+        .all(|s| kernels::Kernel::find(s.name).is_ok())
 }
 
 /// True when everything setup installs is present (cheap checks only).
@@ -244,27 +245,10 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
     }
 
     cmd::step("Debian kernels for the VM (unpacked, never installed)");
-    for series in vm::SERIES {
-        if let Ok(k) = vm::Kernel::find(series) {
-            eprintln!("    present: {series} = {}", k.release);
-            continue;
-        }
-        let a = match apt_cfg.take() {
-            Some(a) => apt_cfg.insert(a),
-            None => apt_cfg.insert(apt::Apt::open(refresh)?),
-        };
-        let pkg = a.kernel_package(series)?;
-        let dest = paths::kernels().join(&pkg);
-        std::fs::create_dir_all(paths::kernels())?;
-        a.download_unpack(&pkg, &dest)?;
-        std::fs::write(vm::pointer(series), &pkg)?;
-        let k = vm::Kernel::find(series)?;
-        eprintln!(
-            "    unpacked: {series} = {} in {}",
-            k.release,
-            dest.display()
-        );
-    }
+    kernels::ensure(refresh, &mut || match apt_cfg.take() {
+        Some(a) => Ok(a),
+        None => apt::Apt::open(refresh),
+    })?;
     cmd::green(&format!(
         "setup complete in {:.1} s",
         start.elapsed().as_secs_f64()

@@ -6,7 +6,7 @@
 
 use std::{
     ffi::OsString,
-    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    io::{Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -14,7 +14,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, initramfs, paths};
+use crate::{
+    cmd, initramfs,
+    kernels::{Kernel, series},
+    paths,
+};
 
 /// The VM ran out of time.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -23,72 +27,9 @@ pub const EXIT_BOOT: i32 = 125;
 /// The guest kernel panicked.
 pub const EXIT_PANIC: i32 = 126;
 
-/// Kernel series the project tests on.
-pub const SERIES: [&str; 2] = ["6.1", "6.12"];
-
-/// An unpacked kernel.
-pub struct Kernel {
-    /// `uname -r` of the kernel.
-    pub release: String,
-    /// The bzImage.
-    pub vmlinuz: PathBuf,
-    /// Its modules.
-    pub moddir: PathBuf,
-}
-
-/// File naming the package unpacked for `series`.
-#[must_use]
-pub fn pointer(series: &str) -> PathBuf {
-    paths::kernels().join(format!("{series}.package"))
-}
-
-impl Kernel {
-    /// Finds the kernel unpacked for `series` by `cargo xtask setup`.
-    pub fn find(series: &str) -> anyhow::Result<Self> {
-        let pkg = std::fs::read_to_string(pointer(series)).with_context(|| {
-            format!("kernel {series} is not unpacked yet: run `cargo xtask setup`")
-        })?;
-        let root = paths::kernels().join(pkg.trim());
-        let boot = root.join("boot");
-        let vmlinuz = std::fs::read_dir(&boot)
-            .with_context(|| format!("{} missing: run `cargo xtask setup` again", boot.display()))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|f| f.to_str())
-                    .is_some_and(|f| f.starts_with("vmlinuz-"))
-            })
-            .with_context(|| {
-                format!(
-                    "no vmlinuz in {}: run `cargo xtask setup` again",
-                    boot.display()
-                )
-            })?;
-        let release = vmlinuz
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default()
-            .trim_start_matches("vmlinuz-")
-            .to_owned();
-        let moddir = root.join("lib/modules").join(&release);
-        if !moddir.is_dir() {
-            bail!(
-                "{} missing: run `cargo xtask setup` again",
-                moddir.display()
-            );
-        }
-        Ok(Self {
-            release,
-            vmlinuz,
-            moddir,
-        })
-    }
-}
-
 /// Options of one VM run.
 pub struct VmOptions {
-    /// Kernel series (`6.1`, `6.12`).
+    /// Kernel series (see [`SERIES`]).
     pub series: String,
     /// Seconds before the VM is killed.
     pub timeout: u64,
@@ -100,6 +41,8 @@ pub struct VmOptions {
     pub rw: Option<PathBuf>,
     /// Extra environment for the command.
     pub env: Vec<(String, String)>,
+    /// Also keep a copy of the command's standard output here.
+    pub stdout_copy: Option<PathBuf>,
     /// The command.
     pub command: Vec<OsString>,
 }
@@ -157,15 +100,16 @@ fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Copies what was appended to `file` since `pos` to our stderr.
-fn forward(file: &Path, pos: &mut u64) {
+/// Copies what was appended to `file` since `pos` to `out` (our stdout or stderr).
+fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
     if let Ok(mut f) = std::fs::File::open(file)
         && f.seek(SeekFrom::Start(*pos)).is_ok()
     {
         let mut buf = Vec::new();
         if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
             *pos += buf.len() as u64;
-            let _ = std::io::stderr().write_all(&buf);
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
         }
     }
 }
@@ -183,7 +127,7 @@ fn accel() -> (&'static str, &'static str) {
 
 /// Boots the VM, runs the command, returns the exit code to use.
 pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
-    let kernel = Kernel::find(&opts.series)?;
+    let kernel = Kernel::find(series(&opts.series)?.name)?;
     let vmdir = paths::cache().join("vm");
     std::fs::create_dir_all(&vmdir)?;
     let vmlinux = vmdir.join(format!("vmlinux-{}", kernel.release));
@@ -228,12 +172,8 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     .arg(&initrd)
     .arg("-append")
     .arg("console=ttyS2 panic=-1 quiet loglevel=4")
-    .args([
-        "-chardev",
-        "stdio,id=out,signal=off",
-        "-serial",
-        "chardev:out",
-    ])
+    .arg("-serial")
+    .arg(format!("file:{}", job.0.join("stdout").display()))
     .arg("-serial")
     .arg(format!("file:{}", job.0.join("stderr").display()))
     .arg("-serial")
@@ -263,10 +203,11 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     }
     let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: run `cargo xtask setup` (it installs QEMU from bookworm-backports)")?;
     let start = Instant::now();
-    let stderr_file = job.0.join("stderr");
-    let mut pos = 0;
+    let (stdout_file, stderr_file) = (job.0.join("stdout"), job.0.join("stderr"));
+    let (mut out_pos, mut pos) = (0, 0);
     let timed_out = loop {
-        forward(&stderr_file, &mut pos);
+        forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
+        forward(&stderr_file, &mut pos, &mut std::io::stderr());
         if child.try_wait()?.is_some() {
             break false;
         }
@@ -277,7 +218,12 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    forward(&stderr_file, &mut pos);
+    forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
+    forward(&stderr_file, &mut pos, &mut std::io::stderr());
+    if let Some(copy) = &opts.stdout_copy {
+        std::fs::copy(&stdout_file, copy)
+            .with_context(|| format!("cannot copy the VM's output to {}", copy.display()))?;
+    }
     let klog = std::fs::read_to_string(job.0.join("kernel.log")).unwrap_or_default();
     let tail = |n: usize| {
         klog.lines()

@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn documented_is_the_cli_without_its_hidden_subcommand() {
         let names = subcommands();
-        assert_eq!(names, ["record", "export", "list", "show", "trigger"]);
+        assert_eq!(
+            names,
+            ["record", "export", "list", "show", "trigger", "check"]
+        );
         assert!(
             Cli::command()
                 .get_subcommands()

@@ -1,5 +1,6 @@
 //! Command line: one module per subcommand.
 
+pub mod check;
 pub mod export;
 pub mod generate;
 pub mod list;
@@ -34,6 +35,9 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Ask a running recorder for a snapshot now.
     Trigger(trigger::TriggerArgs),
+    /// What this kernel offers (BPF features, found by probing) and what the recorder uses
+    /// here for each probe kind; exits 1 when recording cannot work.
+    Check(check::CheckArgs),
     /// Write the man pages and shell completions (internal: `cargo xtask docs`).
     #[command(name = "__generate", hide = true)]
     Generate(generate::GenerateArgs),
@@ -47,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::List(args) => list::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Trigger(args) => trigger::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Generate(args) => generate::run(&args),
     }
 }

@@ -69,13 +69,22 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
         ret: (event.flags & EVENT_HAS_RET != 0).then_some(event.ret as i64),
         duration_ns: (event.flags & EVENT_HAS_DURATION != 0).then_some(event.duration_ns),
         function: probe
-            .and_then(|p| {
-                p.functions
-                    .iter()
-                    .find(|(a, _)| *a == event.ip && event.ip != 0)
-            })
-            .map(|(_, n)| n.clone()),
+            .and_then(|p| function_at(&p.functions, event.ip))
+            .map(str::to_owned),
     }
+}
+
+/// The glob-matched function a probe address is in: the function's own address, or a few
+/// bytes into it where the probe sat past its first instruction (`endbr64` on IBT kernels, or
+/// a breakpoint's address + 1 on kernels without `bpf_get_func_ip`).
+fn function_at(functions: &[(u64, String)], ip: u64) -> Option<&str> {
+    /// Past any function's first instruction (`endbr64`: 4 bytes) and within its body.
+    const NEAR: u64 = 16;
+    functions
+        .iter()
+        .filter(|(a, _)| ip != 0 && *a <= ip && ip - *a < NEAR)
+        .max_by_key(|(a, _)| *a)
+        .map(|(_, n)| n.as_str())
 }
 
 /// An argument's value as its probe shows it.
@@ -158,6 +167,19 @@ pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn glob_events_find_their_function_near_its_address() {
+        let f = [(0x1000, "a".to_owned()), (0x1040, "b".to_owned())];
+        assert_eq!(super::function_at(&f, 0x1000), Some("a"));
+        assert_eq!(super::function_at(&f, 0x1044), Some("b"), "past endbr64");
+        assert_eq!(
+            super::function_at(&f, 0x1020),
+            None,
+            "not near a matched function"
+        );
+        assert_eq!(super::function_at(&f, 0), None);
+    }
+
     use super::*;
     use crate::probe::ProbeSpec;
 

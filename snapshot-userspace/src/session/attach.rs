@@ -13,6 +13,8 @@ use aya::{
     },
 };
 
+use snapshot_common::{kfeature, names};
+
 use super::load;
 use crate::probe::{
     kernel::{self, KernelSupport},
@@ -141,6 +143,10 @@ pub struct AttachContext<'a> {
     pub max_glob: usize,
     /// Kernel function names, read on first use.
     pub functions: Option<Vec<String>>,
+    /// The kernel features the programs were loaded with (`kfeature` bits).
+    pub kfeatures: u32,
+    /// The `glob_entry` program is loaded (glob kretprobes without `bpf_get_func_ip`).
+    pub glob_entry: bool,
 }
 
 /// What attaching a probe produced.
@@ -261,6 +267,9 @@ fn attach_kprobe(
     } else {
         vec![function.to_owned()]
     };
+    if kind == ProbeKind::Kretprobe && spec.is_glob() && cx.kfeatures & kfeature::FUNC_IP == 0 {
+        note_calls(ebpf, spec, &targets, cx)?;
+    }
     let prog: &mut KProbe = program(ebpf, kind, id)?;
     prog.load().map_err(|e| failed(spec, &chain(&e)))?;
     for target in &targets {
@@ -275,6 +284,39 @@ fn attach_kprobe(
         }
     }
     Ok(attached)
+}
+
+/// Without `bpf_get_func_ip`, a glob kretprobe learns its function from the `glob_entry`
+/// kprobe on the same functions (see `snapshot-ebpf/src/funcs.rs`), attached first so that
+/// every call the kretprobe sees was noted.
+fn note_calls(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    targets: &[String],
+    cx: &mut AttachContext<'_>,
+) -> anyhow::Result<()> {
+    let prog: &mut KProbe = ebpf
+        .program_mut(names::PROG_GLOB_ENTRY)
+        .context(
+            "program glob_entry missing from the eBPF object: rebuild with `cargo xtask build`",
+        )?
+        .try_into()?;
+    if !cx.glob_entry {
+        prog.load().map_err(|e| failed(spec, &chain(&e)))?;
+        cx.glob_entry = true;
+    }
+    for target in targets {
+        prog.attach(target, 0).map_err(|e| {
+            failed(
+                spec,
+                &format!(
+                    "{} (noting the calls of `{target}`, which this kernel's kretprobes cannot name without bpf_get_func_ip)",
+                    chain(&e)
+                ),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// fentry or fexit on `function`.

@@ -12,7 +12,10 @@ use anyhow::Context as _;
 use aya::{Ebpf, maps::Map};
 use snapshot_common::{CpuState, Event, names};
 
-use super::{control::Words, mmap::Mmap};
+use super::{
+    control::{Tokens, Words},
+    mmap::Mmap,
+};
 
 /// Accounting for one CPU's ring in one drained half.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,6 +92,7 @@ pub struct Buffers {
     control: Mmap,
     ncpu: u32,
     capacity: u32,
+    tokens: Option<Tokens>,
 }
 
 fn map_fd<'a>(ebpf: &'a Ebpf, name: &str) -> anyhow::Result<BorrowedFd<'a>> {
@@ -122,13 +126,19 @@ impl Buffers {
             control,
             ncpu,
             capacity,
+            tokens: None,
         })
+    }
+
+    /// Uses the token queues of a kernel without BPF atomics (see [`Tokens`]).
+    pub fn use_tokens(&mut self, tokens: Tokens) {
+        self.tokens = Some(tokens);
     }
 
     /// The shared [`snapshot_common::Control`] words and userspace's side of their protocol.
     #[must_use]
     pub const fn control(&self) -> Words<'_> {
-        Words::new(&self.control)
+        Words::new(&self.control, self.tokens.as_ref())
     }
 
     /// Events per CPU per half.

@@ -24,12 +24,24 @@
 //!
 //! Every word has one writer at a time or is changed only with atomic operations; userspace
 //! uses sequentially consistent atomics on the mapping.
+//!
+//! **Kernels without BPF atomics** (before 5.12, see `snapshot-ebpf/src/atomic.rs`): the
+//! `armed` and `stopping` exchanges become tokens in queue maps of one entry ([`Tokens`]),
+//! and the `--post` tickets a queue of N tickets. Arming pushes the token (after refilling the
+//! tickets); taking the spare or the stop pops a token, which exactly one taker gets; closing a
+//! window pops the tickets left, and whoever pops ticket 1 flips. The other words are as above.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    sync::atomic::{AtomicU64, Ordering::SeqCst},
+};
 
-use snapshot_common::Control;
+use anyhow::Context as _;
+use aya::{Ebpf, maps::Map};
+use snapshot_common::{Control, names};
 
 use super::mmap::Mmap;
+use crate::sys::bpf;
 
 /// Word indices of the [`Control`] fields userspace uses: byte offsets from `offset_of!`,
 /// each checked to be a whole, 8-byte aligned `u64` word.
@@ -73,17 +85,63 @@ pub mod index {
 
 const _: () = assert!(size_of::<Control>().is_multiple_of(8));
 
+/// The queue maps that replace the exchanges on kernels without BPF atomics.
+pub struct Tokens {
+    arm: OwnedFd,
+    stop: OwnedFd,
+    tickets: OwnedFd,
+    /// Tickets of one `--post` window (0: no window).
+    per_window: u64,
+}
+
+fn queue_fd(ebpf: &Ebpf, name: &str) -> anyhow::Result<OwnedFd> {
+    match ebpf.map(name) {
+        Some(Map::Queue(data)) => data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .with_context(|| format!("cannot duplicate the descriptor of map {name}")),
+        _ => anyhow::bail!(
+            "queue map {name} missing from the eBPF object: rebuild with `cargo xtask build`"
+        ),
+    }
+}
+
+impl Tokens {
+    /// The token queues of a loaded object, with the stop token in place; `per_window` tickets
+    /// are refilled at each arming.
+    pub fn new(ebpf: &Ebpf, per_window: u64) -> anyhow::Result<Self> {
+        let tokens = Self {
+            arm: queue_fd(ebpf, names::ARM_TOKEN)?,
+            stop: queue_fd(ebpf, names::STOP_TOKEN)?,
+            tickets: queue_fd(ebpf, names::POST_TICKETS)?,
+            per_window,
+        };
+        bpf::queue_push(tokens.stop.as_fd(), 1).context("cannot place the stop token")?;
+        Ok(tokens)
+    }
+
+    fn pop(fd: &OwnedFd, what: &str) -> Option<u64> {
+        bpf::queue_pop(fd.as_fd()).unwrap_or_else(|e| {
+            log::error!("cannot take the {what} from its queue map: {e}");
+            None
+        })
+    }
+}
+
 /// The mapped [`Control`] value, with userspace's side of the protocol.
 #[derive(Clone, Copy)]
 pub struct Words<'a> {
     map: &'a Mmap,
+    tokens: Option<&'a Tokens>,
 }
 
 impl<'a> Words<'a> {
-    /// The protocol over a read-write mapping of the `CONTROL` map.
+    /// The protocol over a read-write mapping of the `CONTROL` map, and the token queues on a
+    /// kernel without BPF atomics.
     #[must_use]
-    pub const fn new(map: &'a Mmap) -> Self {
-        Self { map }
+    pub const fn new(map: &'a Mmap, tokens: Option<&'a Tokens>) -> Self {
+        Self { map, tokens }
     }
 
     fn word(self, index: usize) -> &'a AtomicU64 {
@@ -99,7 +157,10 @@ impl<'a> Words<'a> {
     /// True while the spare is armed (the next trigger takes a snapshot).
     #[must_use]
     pub fn armed(&self) -> bool {
-        self.word(index::ARMED).load(SeqCst) != 0
+        match self.tokens {
+            Some(t) => bpf::queue_peek(t.arm.as_fd()).is_ok_and(|v| v.is_some()),
+            None => self.word(index::ARMED).load(SeqCst) != 0,
+        }
     }
 
     /// True once recording has stopped (at exit, or by the stop policy).
@@ -122,13 +183,30 @@ impl<'a> Words<'a> {
 
     /// Arms the spare (its base must be recorded first).
     pub fn arm(&self) {
-        self.word(index::ARMED).store(1, SeqCst);
+        let Some(t) = self.tokens else {
+            self.word(index::ARMED).store(1, SeqCst);
+            return;
+        };
+        // The last window's tickets are all gone (its closer took ticket 1, the last); no
+        // writer takes one until the token below lets a trigger open the next window.
+        while Tokens::pop(&t.tickets, "--post ticket").is_some() {}
+        for ticket in (1..=t.per_window).rev() {
+            if let Err(e) = bpf::queue_push(t.tickets.as_fd(), ticket) {
+                log::error!("cannot refill the --post tickets: {e}");
+            }
+        }
+        if let Err(e) = bpf::queue_push(t.arm.as_fd(), 1) {
+            log::error!("cannot arm the spare (push its token): {e}");
+        }
     }
 
     /// Takes the armed spare; true for the one winner.
     #[must_use]
     pub fn take_spare(&self) -> bool {
-        self.word(index::ARMED).swap(0, SeqCst) == 1
+        match self.tokens {
+            Some(t) => Tokens::pop(&t.arm, "spare's token").is_some(),
+            None => self.word(index::ARMED).swap(0, SeqCst) == 1,
+        }
     }
 
     /// Flips: `frozen` stops being live, the other half becomes live. Only the winner of
@@ -150,7 +228,10 @@ impl<'a> Words<'a> {
     /// Takes the stop policy: true for the one trigger (or manual request) that applies it.
     #[must_use]
     pub fn take_stopping(&self) -> bool {
-        self.word(index::STOPPING).swap(1, SeqCst) == 0
+        match self.tokens {
+            Some(t) => Tokens::pop(&t.stop, "stop token").is_some(),
+            None => self.word(index::STOPPING).swap(1, SeqCst) == 0,
+        }
     }
 
     /// Stops recording: no writer writes once it sees this (under its CPU's `busy`).
@@ -167,8 +248,21 @@ impl<'a> Words<'a> {
         if !self.window_open() {
             return None;
         }
-        let left = self.word(index::POST_LEFT).swap(0, SeqCst) as i64;
-        let left = u64::try_from(left).ok().filter(|&l| l >= 1)?;
+        let left = if let Some(t) = self.tokens {
+            // Ticket 1 is the last in the queue: whoever pops it flips.
+            let (mut taken, mut last) = (0, false);
+            while let Some(ticket) = Tokens::pop(&t.tickets, "--post ticket") {
+                taken += 1;
+                last |= ticket == 1;
+            }
+            if !last {
+                return None;
+            }
+            taken
+        } else {
+            let left = self.word(index::POST_LEFT).swap(0, SeqCst) as i64;
+            u64::try_from(left).ok().filter(|&l| l >= 1)?
+        };
         Some((
             (self.word(index::POST_HALF).load(SeqCst) & 1) as usize,
             left,

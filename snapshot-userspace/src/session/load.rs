@@ -5,9 +5,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{FilterMode, ProbeConfig, TriggerProgram, names};
+use snapshot_common::{FilterMode, ProbeConfig, TriggerProgram, kfeature, names};
 
-use super::{Post, Rules};
+use super::{Post, Rules, poison};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
@@ -33,6 +33,25 @@ pub struct LoadConfig {
     pub fork_child_offset: u32,
     /// How triggers take snapshots (`--count`, `--holdoff`, `--post`, `--on-no-spare`).
     pub rules: Rules,
+    /// The kernel's features the programs may use (`kfeature` bits, from
+    /// `probe::features`). Without `kfeature::ATOMICS`, the object's atomic instructions are
+    /// poisoned before loading (see `poison`).
+    pub features: u32,
+    /// Per probe slot, the argument words of the traced function (fentry/fexit without
+    /// `kfeature::FUNC_ARGS`).
+    pub func_words: [u32; snapshot_common::MAX_PROBES],
+}
+
+impl LoadConfig {
+    /// The tickets of one `--post` window (N, or 1 for a duration; 0 without a window).
+    #[must_use]
+    pub const fn post_tickets(&self) -> u64 {
+        match self.rules.post {
+            Post::None => 0,
+            Post::Events(n) => n,
+            Post::Nanos(_) => 1,
+        }
+    }
 }
 
 /// Additions to what [`load`] patches in (the benchmark's own programs): 64-bit globals and
@@ -86,18 +105,32 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
             &config.fork_child_offset,
             true,
         )
+        .override_global(names::GLOBAL_FEATURES, &config.features, true)
+        .override_global(names::GLOBAL_FUNC_WORDS, &config.func_words, true)
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::CPU_STATE, config.ncpu);
+    if config.features & kfeature::ATOMICS == 0 {
+        let tickets = u32::try_from(config.post_tickets().max(1))
+            .context("--post is too large: keep it below the buffer size")?;
+        loader.map_max_entries(names::POST_TICKETS, tickets);
+    }
     for (name, value) in extra.globals {
         loader.override_global(name, value, true);
     }
     for (name, n) in extra.max_entries {
         loader.map_max_entries(name, *n);
     }
-    loader.load(EBPF_OBJECT).context(
+    let poisoned;
+    let object = if config.features & kfeature::ATOMICS == 0 {
+        poisoned = poison::without_atomics(EBPF_OBJECT)?.0;
+        poisoned.bytes()
+    } else {
+        EBPF_OBJECT
+    };
+    loader.load(object).context(
         "loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled",
     )
 }
@@ -214,6 +247,13 @@ mod tests {
             names::PROG_FOLLOW_FORK,
             names::PROG_FOLLOW_EXIT,
             names::PROG_BENCH_EMPTY,
+            names::GLOBAL_FEATURES,
+            names::GLOBAL_FUNC_WORDS,
+            names::ARM_TOKEN,
+            names::STOP_TOKEN,
+            names::POST_TICKETS,
+            names::CALL_SITES,
+            names::PROG_GLOB_ENTRY,
             names::PROG_BENCH_RINGBUF,
             names::BENCH_RING,
             names::GLOBAL_BENCH_RB_FLAGS,

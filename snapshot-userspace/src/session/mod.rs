@@ -9,6 +9,7 @@ pub mod control;
 pub mod load;
 pub mod log;
 pub mod mmap;
+pub mod poison;
 pub mod rules;
 pub mod target;
 
@@ -17,16 +18,20 @@ use aya::{
     Ebpf,
     maps::{Array, MapData, RingBuf, StackTraceMap},
 };
-use snapshot_common::{FilterMode, MAX_PROBES, Notice, TriggerProgram, names};
+use snapshot_common::{FilterMode, MAX_PROBES, Notice, TriggerProgram, kfeature, names};
 
 pub use rules::{Post, PostError, Rules};
 pub use target::{CommTooLong, Targets};
 
-use self::{attach::AttachContext, buffer::Buffers, load::LoadConfig, log::KernelLog};
+use self::{
+    attach::AttachContext, buffer::Buffers, control::Tokens, load::LoadConfig, log::KernelLog,
+};
 use crate::probe::{
     ProbeInfo,
+    btf::Btf,
+    features::Features,
     kernel::{self, KernelSupport},
-    spec::{self, ProbeSpec},
+    spec::{self, Location, ProbeSpec},
     tracefs,
 };
 
@@ -89,6 +94,24 @@ fn filter_config(
     Ok(())
 }
 
+/// Per probe slot, the argument words of its kernel function (from the kernel's BTF), for
+/// fentry/fexit on kernels without `bpf_get_func_arg`; 0 where unknown (the attach then
+/// fails with the function's own error).
+fn func_words(specs: &[ProbeSpec]) -> [u32; MAX_PROBES] {
+    let mut words = [0; MAX_PROBES];
+    let Some(btf) = Btf::from_sys_fs().ok().and_then(Result::ok) else {
+        return words;
+    };
+    for (slot, spec) in words.iter_mut().zip(specs) {
+        if let Location::Kernel { function, .. } = &spec.location
+            && !spec.is_glob()
+        {
+            *slot = btf.arg_words(function).unwrap_or(0);
+        }
+    }
+    words
+}
+
 /// A loaded, attached recording session.
 pub struct Session {
     ebpf: Ebpf,
@@ -113,12 +136,18 @@ impl Session {
         let ncpu = aya::util::nr_cpus()
             .map_err(|(path, e)| anyhow::anyhow!("cannot read the CPU count from {path}: {e}"))?
             .get();
+        let features = Features::get();
+        features.check_required()?;
         let mut load_config = LoadConfig {
             ncpu,
             capacity: config.capacity,
             rules: config.rules,
+            features: features.kernel_bits(),
             ..LoadConfig::default()
         };
+        if load_config.features & kfeature::FUNC_ARGS == 0 {
+            load_config.func_words = func_words(config.specs);
+        }
         filter_config(config.targets, config.follow_forks, &mut load_config)?;
         let pairs = spec::pairs(config.specs);
         load_config.pairs[..pairs.len()].copy_from_slice(&pairs);
@@ -146,7 +175,10 @@ impl Session {
         if config.follow_forks {
             load::attach_follow_forks(&mut ebpf)?;
         }
-        let buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
+        let mut buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
+        if load_config.features & kfeature::ATOMICS == 0 {
+            buffers.use_tokens(Tokens::new(&ebpf, load_config.post_tickets())?);
+        }
         load::attach_comm_invalidation(&mut ebpf)?;
         let support = KernelSupport::probe(std::path::Path::new("/"))
             .hiding(&std::env::var(kernel::HIDE_ENV).unwrap_or_default());
@@ -156,6 +188,8 @@ impl Session {
             strict: config.strict,
             max_glob: config.max_glob,
             functions: None,
+            kfeatures: load_config.features,
+            glob_entry: false,
         };
         let mut probes = Vec::with_capacity(config.specs.len());
         for (id, spec) in config.specs.iter().enumerate() {

@@ -171,6 +171,11 @@ pub fn burst_on_two_threads(options: &[&str]) -> Run {
 /// Records `WORKLOAD ARGS…` with `probes`, a manual trigger and `--dump-on-exit`: every event
 /// ends up in the exit snapshot. Asserts the run succeeded without torn records.
 pub fn record_workload(probes: &[&str], workload: &[&str]) -> Run {
+    record_workload_with_env(probes, workload, &[])
+}
+
+/// [`record_workload`] with extra environment variables for the recorder.
+pub fn record_workload_with_env(probes: &[&str], workload: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args = vec!["--trigger", "manual", "--dump-on-exit"];
     for p in probes {
         args.extend(["--probe", p]);
@@ -178,7 +183,7 @@ pub fn record_workload(probes: &[&str], workload: &[&str]) -> Run {
     args.push("--");
     args.push(WORKLOAD);
     args.extend(workload);
-    let run = record(&args);
+    let run = record_with_env(&args, env);
     assert_eq!(run.code, Some(0), "snapshot record failed: {}", run.stderr);
     assert!(
         run.stderr.contains("torn 0"),

@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use aya::{maps::RingBuf, programs::RawTracePoint};
 use snapshot_common::{FilterMode, names};
 use snapshot_userspace::{
-    probe::{ProbeSpec, tracefs},
+    probe::{ProbeSpec, features::Features, tracefs},
     session::{
         Rules, Session, SessionConfig, Targets,
         attach::DEFAULT_MAX_GLOB,
@@ -119,6 +119,7 @@ fn empty_program(_pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
         ncpu: ncpu()?,
         capacity: 16,
         filter: FilterMode::All,
+        features: Features::get().kernel_bits(),
         ..LoadConfig::default()
     })?;
     let prog: &mut RawTracePoint = ebpf
@@ -140,6 +141,7 @@ fn ring_buffer(pid: u32, flags: u64) -> anyhow::Result<Box<dyn FnOnce() -> anyho
             capacity: 16,
             filter: FilterMode::One,
             target_tgid: pid,
+            features: Features::get().kernel_bits(),
             ..LoadConfig::default()
         },
         &Extra {

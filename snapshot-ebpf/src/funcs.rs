@@ -1,0 +1,147 @@
+//! What a kernel-function probe learns about its function, on every kernel: the function's
+//! address (a glob's events name their function by it) and, for fentry/fexit, its arguments
+//! and return value. Each takes the helper where the kernel has it, chosen by a `kfeature`
+//! bit the verifier sees as a constant, and otherwise reads what the context holds:
+//!
+//! * **kprobe address without `bpf_get_func_ip`** (before 5.15): the saved instruction pointer.
+//!   A kprobe on a function's first instruction, by breakpoint or through ftrace, runs its
+//!   handler with `regs->ip` just past the one-byte breakpoint: the probe's address + 1.
+//! * **kretprobe address without it**: at the return, `regs->ip` is the kretprobe trampoline,
+//!   and nothing in the registers names the function. [`note_call`] (the `glob_entry` kprobe,
+//!   attached to the same functions) notes each call's address under the stack slot of its
+//!   return address (`regs->sp` at the entry); the return finds it at `regs->sp - 8`: the
+//!   function's `ret` popped that slot, and the trampoline saves the stack pointer as it found
+//!   it. The slot is unique among calls in flight (each has its own frame), so recursion and
+//!   nesting pair up; a call whose return never fires leaves an entry that the next call on
+//!   that slot replaces, or the LRU map forgets.
+//! * **fentry/fexit arguments without `bpf_get_func_arg`** (before 5.17): the context is the
+//!   array of argument words, then the return value. How many words the function's arguments
+//!   take comes from its BTF at load (`SNAPSHOT_FUNC_WORDS`); they are copied with
+//!   `bpf_probe_read_kernel` (see [`words`]).
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_func_arg, bpf_get_func_ip, bpf_probe_read_kernel},
+    },
+    macros::kprobe,
+    programs::{FExitContext, ProbeContext, RetProbeContext},
+};
+use snapshot_common::{MAX_ARGS, kfeature};
+
+use crate::{
+    filter,
+    maps::{CALL_SITES, func_words, has, wants_ip},
+};
+
+/// The kprobe's function address from the registers: the breakpoint's address + 1.
+#[inline(always)]
+fn entry_ip(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
+    unsafe { (*ctx.regs).rip }.wrapping_sub(1)
+}
+
+/// The function address of a kprobe event, for probes that asked for it (globs); 0 otherwise.
+#[inline(always)]
+pub fn kprobe_ip(ctx: &ProbeContext, probe_id: u32) -> u64 {
+    if !wants_ip(probe_id) {
+        return 0;
+    }
+    if has(kfeature::FUNC_IP) {
+        // SAFETY: `ctx` is the program's context.
+        return unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    }
+    entry_ip(ctx)
+}
+
+/// The function address of a kretprobe event, for probes that asked for it (globs); 0
+/// otherwise, or when its call's entry was not seen.
+#[inline(always)]
+pub fn kretprobe_ip(ctx: &RetProbeContext, probe_id: u32) -> u64 {
+    if !wants_ip(probe_id) {
+        return 0;
+    }
+    if has(kfeature::FUNC_IP) {
+        // SAFETY: `ctx` is the program's context.
+        return unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    }
+    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
+    let slot = unsafe { (*ctx.regs).rsp }.wrapping_sub(8);
+    // SAFETY: the value is a plain u64, copied out before the entry is removed.
+    let Some(ip) = (unsafe { CALL_SITES.get(&slot) }).copied() else {
+        return 0;
+    };
+    let _ = CALL_SITES.remove(&slot);
+    ip
+}
+
+/// Notes a glob kretprobe's call (kernels without `bpf_get_func_ip`): its function's address
+/// under the stack slot of its return address. Attached by userspace to every function of
+/// such a glob; filtered like the recorder, so other tasks' calls cost a filter only.
+#[kprobe]
+pub fn glob_entry(ctx: ProbeContext) -> u32 {
+    if !filter::wanted(bpf_get_current_pid_tgid()) {
+        return 0;
+    }
+    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
+    let slot = unsafe { (*ctx.regs).rsp };
+    let _ = CALL_SITES.insert(&slot, &entry_ip(&ctx), 0);
+    0
+}
+
+/// Copies `N` context words from `ctx` + `skip` words. Read with `bpf_probe_read_kernel`,
+/// not directly: 5.10's verifier refuses a direct read of an argument that points to anything
+/// but a struct ("arg3 type INT is not a struct": `vfs_write`'s `loff_t *pos`), and later ones
+/// check each offset against the argument count, which a computed offset cannot pass.
+#[inline(always)]
+fn words<const N: usize>(ctx: *mut core::ffi::c_void, skip: u32) -> [u64; N] {
+    let mut out = [0u64; N];
+    // SAFETY: the helper checks the source (the trampoline's argument words on the kernel
+    // stack) and fails rather than fault; `out` is N writable words.
+    let _ = unsafe {
+        bpf_probe_read_kernel(
+            out.as_mut_ptr().cast(),
+            (8 * N) as u32,
+            ctx.cast::<u64>().add(skip as usize).cast(),
+        )
+    };
+    out
+}
+
+/// The traced function's first arguments (fentry/fexit of probe slot `probe_id`); absent ones
+/// are 0.
+#[inline(always)]
+pub fn args(ctx: *mut core::ffi::c_void, probe_id: u32) -> [u64; MAX_ARGS] {
+    let mut args = [0u64; MAX_ARGS];
+    if has(kfeature::FUNC_ARGS) {
+        // `bpf_get_func_arg` checks the index against the function's real argument count at
+        // run time and leaves `value` alone on error, so no branch is needed (branches on each
+        // of six results would give the verifier 64 paths to walk through everything after).
+        for (n, arg) in args.iter_mut().enumerate() {
+            // SAFETY: `ctx` is the program's context and `arg` a valid, zeroed u64.
+            let _ = unsafe { bpf_get_func_arg(ctx, n as u32, core::ptr::from_mut(arg)) };
+        }
+        return args;
+    }
+    // One copy of six words, then only the function's own kept (a load-time constant): the
+    // words past them are other data of the trampoline's frame.
+    let n = func_words(probe_id) as usize;
+    for (i, (arg, word)) in args.iter_mut().zip(words::<MAX_ARGS>(ctx, 0)).enumerate() {
+        if i < n {
+            *arg = word;
+        }
+    }
+    args
+}
+
+/// The traced function's return value (fexit of probe slot `probe_id`).
+#[inline(always)]
+pub fn ret(ctx: &FExitContext, probe_id: u32) -> u64 {
+    if has(kfeature::FUNC_ARGS) {
+        return ctx.ret::<u64>().unwrap_or(0);
+    }
+    // The word after the arguments.
+    let [ret] = words::<1>(ctx.as_ptr(), func_words(probe_id));
+    ret
+}
