@@ -11,6 +11,14 @@
 //! that takes `stopping`) writes a marker record into the live half, stops recording and tells
 //! userspace, which exports the live half as the final, "permanent" snapshot.
 //!
+//! One decider: a flip and a stop are never interleaved. The winner of `armed` also takes
+//! `Control::stopping` (exchange 0 → 1) before it flips or opens a window, and releases it
+//! (exchange 1 → 0) only after its notice is sent; if a stop holds it, the winner gives the
+//! spare back and counts a missed trigger. A trigger without a spare stops only if it takes `stopping` and
+//! then finds no window open; if a flip holds `stopping`, it is only a missed trigger. So a
+//! stop decided while a flip is in flight (its winner taking stacks) can no longer freeze the
+//! half being flipped, and the stop's notice always follows the flip's.
+//!
 //! `--post`: the winner does not flip at once. It keeps its notice in `PENDING`, names the
 //! half to freeze and the window (N tickets or a deadline) and opens it (`pending`); the
 //! events after it still go into that half until the window closes, and the writer that takes
@@ -141,6 +149,13 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
                 atomic::xchg(&raw mut (*control).armed, 1);
                 return;
             }
+            if atomic::xchg(&raw mut (*control).stopping, 1) != 0 {
+                // A stop is being decided: this trigger takes no snapshot. The spare goes
+                // back (the one deciding may find a window open and not stop after all).
+                atomic::xchg(&raw mut (*control).armed, 1);
+                atomic::add(&raw mut (*control).missed, 1);
+                return;
+            }
             (*control).fired += 1;
             wr(&raw mut (*control).last_fire_ns, now);
             let live = rd(&raw const (*control).active) & 1;
@@ -148,10 +163,12 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             let (post_events, post_ns) = post();
             if post_events == 0 && post_ns == 0 {
                 flip(control, live, &mut n);
+                atomic::xchg(&raw mut (*control).stopping, 0);
                 return;
             }
             let Some(pending) = PENDING.get_ptr_mut(0) else {
                 flip(control, live, &mut n);
+                atomic::xchg(&raw mut (*control).stopping, 0);
                 return;
             };
             wr(pending, n);
@@ -167,12 +184,18 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             // Publishes the window (a full barrier after the stores above).
             atomic::xchg(&raw mut (*control).pending, 1);
             let _ = NOTIFY.output(&n, 0);
+            atomic::xchg(&raw mut (*control).stopping, 0);
             return;
         }
-        atomic::add(&raw mut (*control).missed, 1);
         if policy() == NoSparePolicy::Stop as u32
             && atomic::xchg(&raw mut (*control).stopping, 1) == 0
         {
+            if rd(&raw const (*control).pending) != 0 {
+                // A `--post` window opened since the check above: the trigger belongs to it.
+                atomic::xchg(&raw mut (*control).stopping, 0);
+                return;
+            }
+            atomic::add(&raw mut (*control).missed, 1);
             let marker = Payload {
                 args: [value, 0, 0, 0, 0, 0],
                 ret: 0,
@@ -186,6 +209,8 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
             n.missed = rd(&raw const (*control).missed);
             let _ = NOTIFY.output(&n, 0);
+            return;
         }
+        atomic::add(&raw mut (*control).missed, 1);
     }
 }

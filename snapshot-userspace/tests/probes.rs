@@ -282,7 +282,7 @@ fn a_pid_that_exits_during_attach_is_a_clear_error() {
     let pid = target.id().to_string();
     let probe = workload_probe("uprobe");
     let out = OutDir::new();
-    let output = Command::new(SNAPSHOT)
+    let output = Command::new(&*SNAPSHOT)
         .args([
             "record",
             "--out",

@@ -28,7 +28,7 @@ use std::{io::Write as _, process::ExitCode};
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn snapshot_workload_fn(a: u64, b: u64, c: u64) -> u64 {
-    std::hint::black_box(a + b + c)
+    std::hint::black_box(a.wrapping_add(b).wrapping_add(c))
 }
 
 fn arg(args: &[String], i: usize, default: u64) -> anyhow::Result<u64> {
@@ -76,17 +76,22 @@ fn seq_threads(total: u64, period: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a barrier and call
+/// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a spinning barrier (both are
+/// on CPU, so they leave it within nanoseconds of each other) and call
 /// `snapshot_workload_fn(round, 1, thread)` at the same moment, then wait `gap_ms`.
 fn pairs(rounds: u64, gap_ms: u64) -> anyhow::Result<()> {
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let arrived = std::sync::Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
-            let barrier = barrier.clone();
+            let arrived = arrived.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(t as usize)?;
                 for round in 0..rounds {
-                    barrier.wait();
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    while arrived.load(Ordering::SeqCst) < 2 * (round + 1) {
+                        std::hint::spin_loop();
+                    }
                     snapshot_workload_fn(round, 1, t);
                     std::thread::sleep(std::time::Duration::from_millis(gap_ms));
                 }

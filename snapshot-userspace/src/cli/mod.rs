@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once, moved once")]
 pub enum Command {
     /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),

@@ -56,7 +56,7 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     let nargs = if event.flags & EVENT_HAS_ARGS == 0 {
         0
     } else {
-        probe.map_or(MAX_ARGS, ProbeInfo::nargs)
+        probe.map_or(MAX_ARGS, ProbeInfo::nargs).min(MAX_ARGS)
     };
     EventView {
         ts_ns: event.ts_ns,

@@ -247,3 +247,29 @@ fn property_compiled_programs_agree_with_the_tree() {
     }
     assert!(checked > 5000, "only {checked} cases checked");
 }
+
+#[test]
+fn deep_nesting_and_huge_expressions_are_clear_errors() {
+    // Issue 11, finding 2: these overflowed the parser's stack.
+    let cases = [
+        format!("{}f.arg1 == 1{}", "(".repeat(10_000), ")".repeat(10_000)),
+        format!("{}f.arg1 == 1", "!".repeat(20_000)),
+        vec!["f.arg1 == 1"; 100_000].join(" || "),
+        vec!["f.arg1 == 1"; 100_000].join(" && "),
+    ];
+    for text in cases {
+        let e = text.parse::<Trigger>().expect_err("refused");
+        assert!(
+            e.msg.contains("nests too deeply") || e.msg.contains("too long"),
+            "{}",
+            e.msg
+        );
+        assert!(
+            e.to_string().len() < 4096,
+            "the error quotes a bounded excerpt"
+        );
+    }
+    // The limits leave room for every expression the kernel program can hold.
+    let ok = format!("{}f.arg1 == 1{}", "(".repeat(30), ")".repeat(30));
+    compile_texts(&[&ok], &probes()).expect("30 parentheses are fine");
+}

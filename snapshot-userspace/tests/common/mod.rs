@@ -12,8 +12,11 @@ use snapshot_userspace::{
     snapshot::{self, Snapshot, SnapshotKind},
 };
 
-/// The controller binary under test.
-pub const SNAPSHOT: &str = env!("CARGO_BIN_EXE_snapshot");
+/// The controller binary under test: this build's, or `SNAPSHOT_TEST_BIN` (to run the suite
+/// against another build, e.g. the code before a fix, to see a test fail).
+pub static SNAPSHOT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("SNAPSHOT_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_snapshot").into())
+});
 /// The workload binary.
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_snapshot-workload");
 
@@ -87,10 +90,10 @@ pub fn read_snapshots(dir: &Path) -> Vec<Snapshot> {
 
 /// Runs `snapshot ARGS`.
 pub fn snapshot(args: &[&str]) -> Output {
-    Command::new(SNAPSHOT)
+    Command::new(&*SNAPSHOT)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", *SNAPSHOT))
 }
 
 /// Runs `snapshot record --out DIR ARGS…` and reads the snapshots it wrote.
@@ -209,13 +212,13 @@ pub fn wait_until_recording(out: &OutDir) {
 /// Starts `snapshot record --out DIR ARGS…` in the background (output captured) and waits
 /// until it records; finish it with a signal and [`collect`].
 pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
-    let child = Command::new(SNAPSHOT)
+    let child = Command::new(&*SNAPSHOT)
         .args(["record", "--out", &out.arg()])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {SNAPSHOT}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", *SNAPSHOT));
     wait_until_recording(out);
     child
 }
@@ -223,12 +226,12 @@ pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
 /// Runs `snapshot record --out DIR ARGS…` with extra environment variables.
 pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = OutDir::new();
-    let output = Command::new(SNAPSHOT)
+    let output = Command::new(&*SNAPSHOT)
         .args(["record", "--out", &out.arg()])
         .args(args)
         .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", *SNAPSHOT));
     collect(&output, out)
 }
 
@@ -277,5 +280,83 @@ pub fn perfetto_summary(trace: &Path) -> serde_json::Value {
             "perfetto_check.py printed no JSON ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
+    })
+}
+
+/// The header of the snapshot `file` as `snapshot show --json` prints it.
+pub fn header_json(file: &Path) -> serde_json::Value {
+    let out = snapshot(&["show", "--json", &file.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON header")
+}
+
+/// The number after `key` in the summary line (`snapshot: stopped: …`) of a recorder's stderr.
+pub fn summary_number(stderr: &str, key: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("stopped:"))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"));
+    let rest = &line[line
+        .find(key)
+        .unwrap_or_else(|| panic!("no `{key}` in: {line}"))
+        + key.len()..];
+    rest.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{key}` in: {line}"))
+}
+
+/// A valid snapshot file (checksums right) whose tracepoint probe lists seven argument names,
+/// one more than an event carries.
+pub fn seven_arg_names_snapshot() -> Vec<u8> {
+    use snapshot_common::{EVENT_HAS_ARGS, Event};
+    use snapshot_userspace::{
+        probe::{ProbeInfo, ProbeSpec},
+        session::buffer::CpuAccount,
+        snapshot::{ClockRef, Header},
+    };
+    let spec: ProbeSpec = "tracepoint:syscalls:sys_enter_openat"
+        .parse()
+        .expect("spec");
+    let names = (0..7).map(|i| format!("field{i}")).collect();
+    let mut info = ProbeInfo::new(0, &spec, names);
+    info.arg_formats = "ddddddd".into();
+    let event = Event {
+        seq: 1,
+        ts_ns: 1000,
+        pid_tgid: (7 << 32) | 7,
+        args: [1, 2, 3, 4, 5, 6],
+        comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+        flags: EVENT_HAS_ARGS,
+        ..Event::default()
+    };
+    snapshot::encode(&Snapshot {
+        header: Header {
+            seq: 1,
+            kind: SnapshotKind::Condition,
+            hostname: "h".into(),
+            kernel_release: "k".into(),
+            clock: ClockRef::default(),
+            probes: vec![info],
+            trigger: "sys_enter_openat.field0 == 1".into(),
+            fired: None,
+            missed_triggers: 0,
+            ncpu: 1,
+            capacity: 16,
+            cpus: vec![CpuAccount {
+                cpu: 0,
+                recorded: 1,
+                ..CpuAccount::default()
+            }],
+            lost_snapshots: 0,
+            lost_events: 0,
+        },
+        events: vec![event],
     })
 }
