@@ -607,7 +607,7 @@ fn export_writes_perfetto_that_perfettos_schema_decodes() {
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains(&format!("cannot write {}", taken.display())),
+        stderr.contains(&format!("{} is a directory", taken.display())),
         "{stderr}"
     );
     let left: Vec<Value> = std::fs::read_dir(&run.out.0)

@@ -3,7 +3,9 @@
 
 use std::{ffi::OsString, time::Instant};
 
-use crate::{build, cmd, setup, vm};
+use anyhow::Context as _;
+
+use crate::{build, cmd, fuzz, setup, vm};
 
 /// A test layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -13,6 +15,8 @@ pub enum Layer {
     Unit,
     /// rustfmt and clippy.
     Lint,
+    /// Every fuzz target for a bounded time (about a minute in all); fails on any crash.
+    Fuzz,
     /// Integration tests loading real programs on this host (root).
     Host,
     /// Integration tests inside QEMU on each kernel (kprobe, kretprobe, fentry).
@@ -81,7 +85,13 @@ fn vm_layer(series: &str) -> Result<(), String> {
 
 /// Runs the selected layers (all when empty) and prints the summary; returns the exit code.
 pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
-    let all = [Layer::Unit, Layer::Lint, Layer::Host, Layer::Vm];
+    let all = [
+        Layer::Unit,
+        Layer::Lint,
+        Layer::Fuzz,
+        Layer::Host,
+        Layer::Vm,
+    ];
     let layers = if layers.is_empty() { &all[..] } else { layers };
     let kernels: Vec<String> = if kernels.is_empty() {
         vm::SERIES.iter().map(|s| (*s).to_owned()).collect()
@@ -122,6 +132,15 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
                 args.extend(["--", "-D", "warnings"]);
                 cargo_ok(&args)
             }),
+            Layer::Fuzz => record(
+                "fuzz",
+                "-".into(),
+                &|| match fuzz::run(fuzz::TEST_SECONDS, &[]) {
+                    Ok(0) => Ok(()),
+                    Ok(_) => Err("a fuzz target crashed (see above)".into()),
+                    Err(e) => Err(format!("{e:#}")),
+                },
+            ),
             Layer::Host => record("host", host_kernel(), &host_layer),
             Layer::Vm => {
                 for series in &kernels {
@@ -155,6 +174,86 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
     }
     let passed = outcomes.len() - failed;
     println!("{passed} passed, {failed} failed");
+    Ok(i32::from(failed != 0))
+}
+
+/// The outcome of each test in libtest's output (`test NAME ... ok|FAILED`).
+fn outcomes(log: &str) -> Vec<(String, bool)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("test ")?;
+            let (name, result) = rest.rsplit_once(" ... ")?;
+            match result.trim() {
+                "ok" => Some((name.to_owned(), true)),
+                "FAILED" => Some((name.to_owned(), false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `cargo xtask test --break`: the VM tests against broken inputs (`SNAPSHOT_TEST_BREAK=1`:
+/// a function the workload never calls, names spelt right where a misspelling is expected).
+/// Every test must fail; a test that passes cannot catch what it covers, and fails the run.
+pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
+    if !setup::complete() {
+        cmd::step("something is missing: running `cargo xtask setup` first");
+        setup::run(false)?;
+    }
+    let kernels: Vec<String> = if kernels.is_empty() {
+        vm::SERIES.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        kernels.to_vec()
+    };
+    let exe = build::test_binary("vm")?;
+    build::binaries(false)?;
+    let dir = build::target_dir()?.join("break");
+    std::fs::create_dir_all(&dir)?;
+    let mut failed = 0;
+    for series in &kernels {
+        cmd::step(&format!("break mode: VM tests on {series}, each must fail"));
+        let log = dir.join(format!("vm-{series}.log"));
+        let _ = std::fs::remove_file(&log);
+        let script = format!(
+            "'{}' --test-threads=1 > '{}' 2>&1",
+            exe.display(),
+            log.display()
+        );
+        let opts = vm::VmOptions {
+            series: series.clone(),
+            timeout: 900,
+            smp: 2,
+            memory: "1G".into(),
+            rw: Some(dir.clone()),
+            env: vec![
+                ("SNAPSHOT_VM_SERIES".into(), series.clone()),
+                ("SNAPSHOT_TEST_BREAK".into(), "1".into()),
+            ],
+            command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        };
+        let _ = vm::run(&opts)?;
+        let text = std::fs::read_to_string(&log)
+            .with_context(|| format!("the VM wrote no test log at {}", log.display()))?;
+        let results = outcomes(&text);
+        let passed: Vec<&str> = results
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if results.is_empty() || !passed.is_empty() {
+            failed += 1;
+            cmd::red(&format!(
+                "break mode on {series}: {} test(s) ran, these passed though broken: {passed:?} (log: {})",
+                results.len(),
+                log.display()
+            ));
+        } else {
+            cmd::green(&format!(
+                "break mode on {series}: all {} tests failed, as they must",
+                results.len()
+            ));
+        }
+    }
     Ok(i32::from(failed != 0))
 }
 
@@ -206,6 +305,15 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn libtest_outcomes_are_read() {
+        let log = "running 2 tests\ntest a ... ok\ntest b::c ... FAILED\ntest d ... ignored\n";
+        assert_eq!(
+            super::outcomes(log),
+            [("a".to_owned(), true), ("b::c".to_owned(), false)]
+        );
+    }
+
     #[test]
     fn every_integration_test_target_runs_in_a_layer() {
         let manifest = std::fs::read_to_string(

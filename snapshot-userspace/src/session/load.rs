@@ -93,6 +93,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
     for (name, n) in extra.max_entries {
         loader.map_max_entries(name, *n);
     }
+    anyhow::ensure!(
+        !EBPF_OBJECT.is_empty(),
+        "this build has no eBPF object (it was built with AYA_BUILD_SKIP=1, as the fuzz targets are): build it again without AYA_BUILD_SKIP"
+    );
     loader.load(EBPF_OBJECT).context(
         "loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled",
     )

@@ -20,12 +20,14 @@ mod lex;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::{fmt, str::FromStr};
 
 pub use compile::{FieldRef, compile};
 pub use eval::{EventCtx, evaluate};
 pub use parse::{Ast, Operand, parse};
+pub use tree::evaluate_tree;
 
 /// A trigger expression that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -360,3 +360,27 @@ pub fn seven_arg_names_snapshot() -> Vec<u8> {
         events: vec![event],
     })
 }
+
+/// The `slept_ns N` lines of `snapshot-workload timed-sleeps` in a recorder's stdout: each
+/// call's duration as the workload measured it around the call.
+pub fn slept_ns(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("slept_ns ")?.trim().parse().ok())
+        .collect()
+}
+
+/// How far a probe-measured call duration may be from the workload's own measurement around
+/// the call: never longer (plus 100 µs of clock granularity), at most 5 ms shorter (the
+/// workload's measurement also holds the probes' own cost and any preemption around them).
+pub fn assert_duration_close(recorded: u64, measured: u64, what: &str) {
+    assert!(
+        recorded <= measured + 100_000 && recorded + 5_000_000 >= measured,
+        "{what}: recorded {recorded} ns, the workload measured {measured} ns (tolerance: -5 ms .. +0.1 ms)"
+    );
+}
+
+/// `uprobe:WORKLOAD:snapshot_workload_sleep` (or another kind).
+pub fn sleep_probe(kind: &str) -> String {
+    format!("{kind}:{WORKLOAD}:snapshot_workload_sleep")
+}
