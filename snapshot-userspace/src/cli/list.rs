@@ -32,13 +32,14 @@ pub fn line(name: &str, s: &snapshot::Snapshot) -> String {
     } else {
         format!("  lost before it {}", h.lost_snapshots)
     };
-    format!(
+    let line = format!(
         "{name}  {when}  {why}  events {}  overwritten {}  dropped {}  missed triggers {}{lost}",
         s.events.len(),
         h.total(|a| a.overwritten),
         h.total(|a| a.dropped),
         h.missed_triggers
-    )
+    );
+    crate::export::event::printable(&line).into_owned()
 }
 
 /// Runs `snapshot list`: one line per snapshot on stdout; a file that cannot be read is

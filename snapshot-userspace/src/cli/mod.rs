@@ -4,6 +4,8 @@ pub mod export;
 pub mod generate;
 pub mod list;
 pub mod record;
+#[cfg(test)]
+mod robustness;
 pub mod show;
 pub mod status;
 pub mod trigger;

@@ -70,7 +70,7 @@ pub struct RecordArgs {
     /// `== != < <= > >= & && || !` and parentheses; literals 12, 0x1f, -3, -ENOENT, 10ms, 4K,
     /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Example:
     /// `sys_exit_read.ret < 0 && comm == "nginx"`.
-    #[arg(long, value_name = "EXPR", required = true, value_parser = parse_trigger)]
+    #[arg(long, value_name = "EXPR", required = true, value_parser = TriggerParser)]
     pub trigger: Vec<Trigger>,
     /// Directory for the snapshot files (created with mode 0700 if missing). One recorder at
     /// a time writes into it; numbering continues after the snapshots already there.
@@ -133,12 +133,6 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-/// A `--trigger` that does not parse, shown under clap's "invalid value" line: the message and
-/// its caret start on a line of their own.
-#[derive(Debug, thiserror::Error)]
-#[error("\n{0}")]
-struct TriggerArgError(crate::trigger::ExprError);
-
 /// A `--comm` name: not empty.
 fn parse_comm(text: &str) -> Result<String, &'static str> {
     if text.is_empty() {
@@ -148,9 +142,33 @@ fn parse_comm(text: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Parses a trigger once (names are checked against the probes when it is compiled).
-fn parse_trigger(text: &str) -> Result<Trigger, TriggerArgError> {
-    text.parse().map_err(TriggerArgError)
+/// Parses a `--trigger` once (names are checked against the probes when it is compiled). A
+/// trigger that does not parse is refused with its own message, which quotes the expression
+/// around the fault with a caret (clap's own would quote all of it, however long).
+#[derive(Clone, Copy, Debug)]
+struct TriggerParser;
+
+impl clap::builder::TypedValueParser for TriggerParser {
+    type Value = Trigger;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Trigger, clap::Error> {
+        use clap::error::ErrorKind;
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(ErrorKind::InvalidUtf8, "--trigger is not valid UTF-8\n").with_cmd(cmd)
+        })?;
+        text.parse().map_err(|e| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid --trigger: {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 impl RecordArgs {

@@ -7,7 +7,7 @@ pub mod perfetto;
 
 use serde_json::{Value, json};
 
-use self::event::EventView;
+use self::event::{EventView, printable as p};
 use crate::snapshot::{Snapshot, symbols::Frame};
 
 fn us(ns: u64) -> f64 {
@@ -79,27 +79,34 @@ pub fn text(s: &Snapshot) -> String {
     let h = &s.header;
     let mut out = format!(
         "# snapshot {} ({:?}) on {} ({}), trigger `{}`\n",
-        h.seq, h.kind, h.hostname, h.kernel_release, h.trigger
+        h.seq,
+        h.kind,
+        p(&h.hostname),
+        p(&h.kernel_release),
+        p(&h.trigger)
     );
     if let Some(f) = &h.fired {
         out.push_str(&format!(
             "# fired by {}-{} [{:03}] {}.{:06}: {} value={}\n",
-            f.comm,
+            p(&f.comm),
             f.tid,
             f.cpu,
             f.ts_ns / 1_000_000_000,
             (f.ts_ns % 1_000_000_000) / 1000,
-            f.probe,
+            p(&f.probe),
             f.value
         ));
         if let Some(post) = &f.post {
-            out.push_str(&format!("# then recorded {post} before the snapshot\n"));
+            out.push_str(&format!(
+                "# then recorded {} before the snapshot\n",
+                p(post)
+            ));
         }
         for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
             if !frames.is_empty() {
                 out.push_str(&format!("# {what} stack:\n"));
                 for line in stack_lines(frames) {
-                    out.push_str(&format!("#   {line}\n"));
+                    out.push_str(&format!("#   {}\n", p(&line)));
                 }
             }
         }

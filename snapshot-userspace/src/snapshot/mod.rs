@@ -316,6 +316,19 @@ pub enum ReadError {
     },
 }
 
+/// A message about input, kept short: what the parser quotes of the file is clipped.
+fn clip(msg: &str) -> String {
+    const MOST: usize = 300;
+    if msg.len() <= MOST {
+        return msg.to_owned();
+    }
+    let mut end = MOST;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &msg[..end])
+}
+
 fn event_bytes(events: &[Event]) -> &[u8] {
     // SAFETY: Event is repr(C) plain integers without padding (asserted in snapshot-common);
     // viewing the slice as bytes is valid for its whole length.
@@ -422,11 +435,12 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     }
     let header: Header = serde_json::from_slice(header).map_err(|e| ReadError::HeaderInvalid {
         path: p(),
-        msg: e.to_string(),
+        msg: clip(&e.to_string()),
     })?;
-    header
-        .check()
-        .map_err(|msg| ReadError::HeaderInvalid { path: p(), msg })?;
+    header.check().map_err(|msg| ReadError::HeaderInvalid {
+        path: p(),
+        msg: clip(&msg),
+    })?;
     let record_size = c.u32("record size")?;
     if record_size as usize != size_of::<Event>() {
         return Err(ReadError::RecordSize {

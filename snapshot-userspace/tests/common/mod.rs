@@ -194,17 +194,19 @@ pub fn require_root() {
     );
 }
 
-/// Waits (up to 3 s) until the recorder writing into `out` has attached (its pid file exists).
+/// Waits (up to 20 s: a loaded machine) until the recorder writing into `out` has attached
+/// (its pid file exists).
 pub fn wait_until_recording(out: &OutDir) {
     let pid_file = out.0.join(".recorder.pid");
-    for _ in 0..300 {
-        if pid_file.exists() {
+    for _ in 0..2000 {
+        // A regular file: a link planted at the name (a test of that) is not the pid file.
+        if pid_file.symlink_metadata().is_ok_and(|m| m.is_file()) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
-        "the recorder did not start within 3 s (no {})",
+        "the recorder did not start within 20 s (no {})",
         pid_file.display()
     );
 }
@@ -383,4 +385,107 @@ pub fn assert_duration_close(recorded: u64, measured: u64, what: &str) {
 /// `uprobe:WORKLOAD:snapshot_workload_sleep` (or another kind).
 pub fn sleep_probe(kind: &str) -> String {
     format!("{kind}:{WORKLOAD}:snapshot_workload_sleep")
+}
+
+/// A BPF object: its kind (`prog`, `map`, `link`) and id.
+pub type BpfId = (&'static str, u32);
+
+/// Every BPF program, map and link in the kernel now (`BPF_*_GET_NEXT_ID`).
+pub fn bpf_ids() -> std::collections::BTreeSet<BpfId> {
+    let mut out = std::collections::BTreeSet::new();
+    for (kind, cmd) in [("prog", 11i64), ("map", 12), ("link", 31)] {
+        let mut start = 0u32;
+        loop {
+            // bpf_attr for the GET_NEXT_ID commands: start_id, next_id, open_flags.
+            let mut attr = [start, 0u32, 0u32];
+            // SAFETY: a valid, large enough bpf_attr for these commands.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    cmd,
+                    attr.as_mut_ptr(),
+                    std::mem::size_of_val(&attr),
+                )
+            };
+            if r != 0 {
+                break;
+            }
+            start = attr[1];
+            out.insert((kind, start));
+        }
+    }
+    out
+}
+
+/// The BPF objects some live process holds a descriptor of (from `/proc/*/fdinfo`: programs,
+/// maps, links, and the program of each link); with `pid`, only those of that process.
+pub fn held_bpf_ids(pid: Option<u32>) -> std::collections::BTreeSet<BpfId> {
+    let mut out = std::collections::BTreeSet::new();
+    let pids: Vec<String> = match pid {
+        Some(p) => vec![p.to_string()],
+        None => std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .collect(),
+    };
+    for p in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fdinfo")) else {
+            continue;
+        };
+        for fd in fds.filter_map(Result::ok) {
+            let Ok(text) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                for (key, kind) in [
+                    ("prog_id:", "prog"),
+                    ("map_id:", "map"),
+                    ("link_id:", "link"),
+                ] {
+                    if let Some(id) = line.strip_prefix(key).and_then(|v| v.trim().parse().ok()) {
+                        out.insert((kind, id));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that no BPF object created since `before` is left that no live process holds
+/// (others' recorders may be running: theirs are held). Objects are freed asynchronously, so
+/// this waits up to 5 s for them to go.
+pub fn assert_no_bpf_left(before: &std::collections::BTreeSet<BpfId>, what: &str) {
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        let held = held_bpf_ids(None);
+        left = bpf_ids()
+            .difference(before)
+            .filter(|id| !held.contains(id))
+            .copied()
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what}: BPF objects left behind, held by no process: {left:?}");
+}
+
+/// Asserts that the BPF objects `ids` (the ones a recorder held) are all gone, waiting up to
+/// 5 s (the kernel frees them after an RCU grace period).
+pub fn assert_gone(ids: &std::collections::BTreeSet<BpfId>, what: &str) {
+    let mut still = Vec::new();
+    for _ in 0..100 {
+        let now = bpf_ids();
+        still = ids.intersection(&now).copied().collect();
+        if still.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what}: the recorder's BPF objects are still loaded: {still:?}");
 }
