@@ -137,6 +137,9 @@ fn errors_point_at_the_fault() {
             .contains("expected a comparison operator")
     );
     assert!(error("(f.arg0 == 1").msg.contains("missing `)`"));
+    // The fuzzer found this: negating the most negative hex literal overflowed.
+    let min = compile_texts(&["f.arg0 == -0x8000000000000000"], &probes()).expect("parses");
+    assert_eq!(min.consts[0], 1 << 63);
     // The property test found this: the kernel program holds one command name.
     let e = error("comm == \"a\" || comm != \"b\"");
     assert!(e.msg.contains("only one command name"), "{e}");
