@@ -804,8 +804,8 @@ fn parse_utc(text: &str) -> u64 {
 #[test]
 fn clocks_match_the_wall_clock_at_recording() {
     use prost::Message as _;
-    require_root();
     const TOLERANCE: u64 = 20_000_000;
+    require_root();
     let probe = workload_probe("uprobe");
     let run = record(&[
         "--probe",

@@ -38,7 +38,7 @@ fn temporaries(dir: &Path) -> Vec<String> {
         .map(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".tmp"))
+                .filter(|n| Path::new(n).extension().is_some_and(|e| e == "tmp"))
                 .collect()
         })
         .unwrap_or_default()

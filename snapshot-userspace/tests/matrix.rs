@@ -32,11 +32,10 @@ impl Fixture {
         std::fs::write(d.join("good.snap"), &bytes).unwrap();
         std::fs::write(d.join("trunc.snap"), &bytes[..bytes.len() / 2]).unwrap();
         std::os::unix::fs::symlink(d.join("file"), d.join("link-to-file")).unwrap();
-        for name in ["fifo.snap"] {
-            let c = std::ffi::CString::new(d.join(name).to_string_lossy().into_owned()).unwrap();
-            // SAFETY: mkfifo with a valid path.
-            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        }
+        let fifo =
+            std::ffi::CString::new(d.join("fifo.snap").to_string_lossy().into_owned()).unwrap();
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         Self { dir }
     }
 
@@ -811,7 +810,10 @@ fn more_than_eighty_bad_command_lines_are_refused_clearly() {
             .collect();
         let before = common::bpf_ids();
         let Some(o) = output_within(Command::new(&*SNAPSHOT).args(&args), 60) else {
-            failures.push(format!("{:?}: still running after 60 s (killed)", &args[..args.len().min(12)]));
+            failures.push(format!(
+                "{:?}: still running after 60 s (killed)",
+                &args[..args.len().min(12)]
+            ));
             continue;
         };
         let stderr = String::from_utf8_lossy(&o.stderr);

@@ -36,9 +36,10 @@ fn cargo_fuzz(subcommand: &str) -> anyhow::Result<Command> {
         .arg(format!("+{nightly}"))
         .args(["fuzz", subcommand, "--fuzz-dir"])
         .arg(fuzz_dir())
-        // No sanitizer (the code under test is safe Rust; this keeps the build short),
-        // debug assertions on (overflow is a crash).
-        .args(["--sanitizer", "none", "--debug-assertions", "--target-dir"])
+        // No sanitizer (the code under test is safe Rust) and the dev profile: a build of a
+        // few minutes instead of a quarter of an hour on two cores, with overflow checks
+        // (an overflow is a crash), at a tenth of the speed, still 10^4-10^5 runs a second.
+        .args(["--sanitizer", "none", "--dev", "--target-dir"])
         .arg(build::target_dir()?.join("fuzz"));
     Ok(c)
 }

@@ -82,7 +82,7 @@ fn odd_value(rng: &mut Rng) -> Value {
 
 /// Replaces a random node of `v` (or removes or adds a key) in place.
 fn edit(v: &mut Value, rng: &mut Rng) {
-    let descend = rng.next_u64() % 4 != 0;
+    let descend = !rng.next_u64().is_multiple_of(4);
     match v {
         Value::Object(map) if descend && !map.is_empty() => {
             let keys: Vec<String> = map.keys().cloned().collect();
