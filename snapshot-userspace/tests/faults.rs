@@ -229,15 +229,7 @@ fn links_and_special_files_planted_in_out_are_never_followed() {
     ] {
         plant(name);
     }
-    let fifo = std::ffi::CString::new(
-        out.0
-            .join("snapshot-0003-manual.snap")
-            .to_string_lossy()
-            .into_owned(),
-    )
-    .unwrap();
-    // SAFETY: mkfifo with a valid path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    common::mkfifo(&out.0.join("snapshot-0003-manual.snap"));
     let probe = workload_probe("uprobe");
     let child = common::spawn_recorder(
         &out,
@@ -297,10 +289,7 @@ fn links_and_special_files_planted_in_out_are_never_followed() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("snapshot-0006-condition.snap"));
     // A FIFO or a link where the lock goes: refused, with what to do.
     std::fs::remove_file(out.0.join(".recorder.lock")).unwrap();
-    let lock = std::ffi::CString::new(out.0.join(".recorder.lock").to_string_lossy().into_owned())
-        .unwrap();
-    // SAFETY: mkfifo with a valid path.
-    assert_eq!(unsafe { libc::mkfifo(lock.as_ptr(), 0o600) }, 0);
+    common::mkfifo(&out.0.join(".recorder.lock"));
     let o = std::process::Command::new(&*common::SNAPSHOT)
         .args([
             "record",

@@ -236,12 +236,7 @@ fn finding_04_planted_links_are_not_followed() {
         .args(args)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_success(&o);
 }
 
 /// Finding 5: `export -o` writes through devices and pipes, honours `-`, and replaces neither
@@ -266,15 +261,9 @@ fn finding_05_export_output_respects_what_is_there() {
         0
     );
     let o = export(&null);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_success(&o);
     assert!(
-        Path::new(&null)
-            .metadata()
+        std::fs::metadata(&null)
             .unwrap()
             .file_type()
             .is_char_device()
@@ -284,46 +273,23 @@ fn finding_05_export_output_respects_what_is_there() {
     let link = path("link-to-null");
     std::os::unix::fs::symlink(&null, &link).unwrap();
     let o = export(&link);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        Path::new(&link)
-            .symlink_metadata()
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    common::assert_success(&o);
+    assert!(common::file_type(&link).is_symlink());
 
     // `-`: standard output.
     let o = export("-");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_success(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("snapshot_workload_fn"));
 
     // A pipe with a reader gets the bytes.
     let fifo = path("fifo");
-    let c = std::ffi::CString::new(fifo.clone()).unwrap();
-    // SAFETY: mkfifo with a valid path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    common::mkfifo(Path::new(&fifo));
     let reader = {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
     let o = export(&fifo);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_success(&o);
     assert!(reader.join().unwrap().contains("snapshot_workload_fn"));
     assert!(Path::new(&fifo).metadata().unwrap().file_type().is_fifo());
 
@@ -336,26 +302,14 @@ fn finding_05_export_output_respects_what_is_there() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-    assert!(
-        Path::new(&link)
-            .symlink_metadata()
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(common::file_type(&link).is_symlink());
 
     // A socket is refused and stays a socket.
     let sock = path("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let o = export(&sock);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        Path::new(&sock)
-            .symlink_metadata()
-            .unwrap()
-            .file_type()
-            .is_socket()
-    );
+    assert!(common::file_type(&sock).is_socket());
 }
 
 /// Finding 6: a second recording into the same `--out` continues the numbering, and a second
@@ -632,26 +586,6 @@ fn finding_10_trigger_never_signals_a_stranger() {
     let _ = stranger.wait();
 }
 
-/// Runs `snapshot ARGS` with a time limit; `None` when it had to be killed.
-fn snapshot_within(args: &[&str], secs: u64) -> Option<std::process::Output> {
-    let mut child = Command::new(&*SNAPSHOT)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if child.try_wait().unwrap().is_some() {
-            return Some(child.wait_with_output().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
 /// Finding 11: a FIFO named `*.snap` does not hang `show` or `list`.
 #[test]
 fn finding_11_special_files_do_not_hang_the_reader() {
@@ -659,12 +593,11 @@ fn finding_11_special_files_do_not_hang_the_reader() {
     let dir = OutDir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
     let fifo = dir.0.join("snapshot-0001-condition.snap");
-    let c = std::ffi::CString::new(fifo.to_string_lossy().into_owned()).unwrap();
-    // SAFETY: mkfifo with a valid path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    common::mkfifo(&fifo);
     let f = fifo.to_string_lossy().into_owned();
     for args in [vec!["show", f.as_str()], vec!["list", &dir.arg()]] {
-        let o = snapshot_within(&args, 5).unwrap_or_else(|| panic!("{args:?} hung"));
+        let o = common::output_within(Command::new(&*SNAPSHOT).args(&args), 5)
+            .unwrap_or_else(|| panic!("{args:?} hung"));
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         assert!(
             String::from_utf8_lossy(&o.stderr).contains("not a regular file"),

@@ -489,3 +489,52 @@ pub fn assert_gone(ids: &std::collections::BTreeSet<BpfId>, what: &str) {
     }
     panic!("{what}: the recorder's BPF objects are still loaded: {still:?}");
 }
+
+/// Runs `cmd` with its output captured, killing it after `secs` (`None` then: it hung).
+pub fn output_within(cmd: &mut Command, secs: u64) -> Option<Output> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if child.try_wait().ok().flatten().is_some() {
+            return child.wait_with_output().ok();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+/// Asserts that `o` exited 0, showing its stderr otherwise.
+pub fn assert_success(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// What `path` itself is (a link is not followed).
+pub fn file_type(path: impl AsRef<Path>) -> std::fs::FileType {
+    path.as_ref()
+        .symlink_metadata()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+        .file_type()
+}
