@@ -105,3 +105,29 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
         Ok(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every fuzz target of `snapshot-userspace/fuzz` runs (and has seeds), and no other.
+    #[test]
+    fn targets_match_the_fuzz_crate() {
+        let manifest = std::fs::read_to_string(super::fuzz_dir().join("Cargo.toml")).unwrap();
+        let bins: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|b| {
+                b.lines()
+                    .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
+            })
+            .collect();
+        assert_eq!(bins, super::TARGETS);
+        for t in super::TARGETS {
+            let seeds = super::fuzz_dir().join("seeds").join(t);
+            assert!(
+                std::fs::read_dir(&seeds).is_ok_and(|mut d| d.next().is_some()),
+                "no seeds in {}",
+                seeds.display()
+            );
+        }
+    }
+}
