@@ -150,7 +150,9 @@ fn finding_03_sigusr1_at_start_up_is_a_snapshot_not_a_death() {
             panic!("round {round}: no pid file: {}", run.stderr);
         }
         kill(child.id(), libc::SIGUSR1);
+        let ids = common::held_bpf_ids(Some(child.id()));
         let run = collect(&child.wait_with_output().unwrap(), out);
+        common::assert_gone(&ids, "after an early SIGUSR1");
         assert_eq!(run.code, Some(0), "round {round}: {}", run.stderr);
         let manual = run.of_kind(SnapshotKind::Manual).len() as u64;
         let missed: u64 = run.snapshots.iter().map(|s| s.header.missed_triggers).sum();
@@ -355,9 +357,11 @@ fn finding_06_nothing_is_overwritten() {
         stderr.contains("another recorder") && stderr.contains(&child.id().to_string()),
         "{stderr}"
     );
+    let ids = common::held_bpf_ids(Some(child.id()));
     kill(child.id(), libc::SIGINT);
     let run = collect(&child.wait_with_output().unwrap(), out);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    common::assert_gone(&ids, "two recorders");
 }
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
@@ -431,11 +435,18 @@ fn finding_07_disk_full_is_bounded_and_counted() {
         wait_for(&out.join(".recorder.pid"), 20),
         "the recorder did not start"
     );
+    let ids = common::held_bpf_ids(Some(child.id()));
     // About 30 triggers find the disk full, then space comes back.
     std::thread::sleep(Duration::from_millis(800));
     std::fs::remove_file(fs.0.0.join("filler")).unwrap();
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
+    common::assert_gone(&ids, "disk full");
+    assert_eq!(o.status.code(), Some(1), "snapshots were lost: {stderr}");
+    assert!(
+        stderr.contains("were lost while") && stderr.contains("--max-pending"),
+        "{stderr}"
+    );
     let errors = stderr
         .lines()
         .filter(|l| l.contains("cannot write"))
