@@ -1,17 +1,17 @@
-//! Building the workspace with the tools setup installed on PATH.
+//! Building the workspace: its binaries and its integration test executables.
 
 use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
+use cargo_metadata::{Message, TargetKind};
 
 use crate::{cmd, paths};
 
-/// `cargo` in the workspace with bpf-linker on PATH.
+/// `cargo` in the workspace (the build script finds bpf-linker in setup's cache by itself).
 #[must_use]
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(paths::workspace())
-        .env("PATH", paths::path_with_tools());
+    c.current_dir(paths::workspace());
     c
 }
 
@@ -23,19 +23,7 @@ pub fn binaries(release: bool) -> anyhow::Result<PathBuf> {
         c.arg("--release");
     }
     cmd::run(&mut c)?;
-    Ok(target_dir()?.join(if release { "release" } else { "debug" }))
-}
-
-/// The workspace's target directory.
-pub fn target_dir() -> anyhow::Result<PathBuf> {
-    let out = cmd::stdout(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
-    let key = "\"target_directory\":\"";
-    let start = out
-        .find(key)
-        .context("cargo metadata has no target_directory")?
-        + key.len();
-    let end = out[start..].find('"').context("malformed cargo metadata")? + start;
-    Ok(PathBuf::from(&out[start..end]))
+    Ok(paths::target()?.join(if release { "release" } else { "debug" }))
 }
 
 /// Builds an integration test target without running it; returns the test executable.
@@ -49,17 +37,47 @@ pub fn test_binary(test: &str) -> anyhow::Result<PathBuf> {
         "--no-run",
         "--message-format=json",
     ]))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter(|l| {
-            l.contains("\"reason\":\"compiler-artifact\"")
-                && l.contains(&format!("\"name\":\"{test}\""))
-        })
-        .find_map(|l| {
-            let key = "\"executable\":\"";
-            let start = l.find(key)? + key.len();
-            let end = l[start..].find('"')? + start;
-            Some(PathBuf::from(&l[start..end]))
-        })
+    test_executable(out.stdout.as_slice(), test)?
         .with_context(|| format!("cargo did not report the executable of test `{test}`"))
+}
+
+/// The executable of integration test `test` in cargo's `--message-format=json` stream.
+fn test_executable(stream: &[u8], test: &str) -> anyhow::Result<Option<PathBuf>> {
+    for message in Message::parse_stream(stream) {
+        if let Message::CompilerArtifact(artifact) =
+            message.context("cannot read cargo's JSON messages")?
+            && artifact.target.name == test
+            && artifact.target.kind.contains(&TargetKind::Test)
+            && let Some(executable) = artifact.executable
+        {
+            return Ok(Some(executable.into_std_path_buf()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_executable_is_found_among_cargo_messages() {
+        let artifact = |name: &str, kind: &str, exe: &str| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"path+file:///w#snapshot-userspace@0.1.0","manifest_path":"/w/Cargo.toml","target":{{"kind":["{kind}"],"crate_types":["bin"],"name":"{name}","src_path":"/w/tests/{name}.rs","edition":"2024","doc":false,"doctest":false,"test":true}},"profile":{{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":true}},"features":[],"filenames":["{exe}"],"executable":"{exe}","fresh":true}}"#
+            )
+        };
+        let stream = [
+            "warning: a line that is not JSON".to_owned(),
+            artifact("vm", "bin", "/t/debug/vm"),
+            artifact("host", "test", "/t/debug/deps/host-1"),
+            artifact("vm", "test", "/t/debug/deps/vm-2"),
+            r#"{"reason":"build-finished","success":true}"#.to_owned(),
+        ]
+        .join("\n");
+        let found = |test| test_executable(stream.as_bytes(), test).unwrap();
+        assert_eq!(found("vm"), Some(PathBuf::from("/t/debug/deps/vm-2")));
+        assert_eq!(found("host"), Some(PathBuf::from("/t/debug/deps/host-1")));
+        assert_eq!(found("post"), None);
+    }
 }

@@ -93,3 +93,10 @@ pub fn run_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> anyhow
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// True when running as root (loading eBPF programs and installing packages need it).
+#[must_use]
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -13,12 +13,9 @@ use crate::{build, cmd, paths, setup};
 
 /// Builds `snapshot`, writes `target/docs/{man,completions}` and prints how to use them.
 pub fn run() -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let bin = build::binaries(false)?;
-    let out = build::target_dir()?.join("docs");
+    let out = paths::target()?.join("docs");
     let (man, completions) = (out.join("man"), out.join("completions"));
     for dir in [&man, &completions] {
         // Pages of subcommands that no longer exist must not linger.

@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 
-use crate::{build, cmd, paths, setup};
+use crate::{cmd, paths, setup};
 
 /// The fuzz targets, in `snapshot-userspace/fuzz/Cargo.toml`.
 pub const TARGETS: [&str; 5] = [
@@ -25,12 +25,21 @@ fn fuzz_dir() -> PathBuf {
     paths::workspace().join("snapshot-userspace/fuzz")
 }
 
+/// PATH with setup's tools (cargo-fuzz) first.
+fn path_with_tools() -> std::ffi::OsString {
+    let mut dirs = vec![paths::tools().join("bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
 /// `cargo +NIGHTLY fuzz SUBCOMMAND` with the shared arguments.
 fn cargo_fuzz(subcommand: &str) -> anyhow::Result<Command> {
-    let nightly = setup::ebpf_toolchain()?;
+    let nightly = setup::pins()?.ebpf_toolchain;
     let mut c = Command::new("cargo");
     c.current_dir(paths::workspace())
-        .env("PATH", paths::path_with_tools())
+        .env("PATH", path_with_tools())
         // The targets load no eBPF program: no need to build the object again.
         .env("AYA_BUILD_SKIP", "1")
         .arg(format!("+{nightly}"))
@@ -40,16 +49,13 @@ fn cargo_fuzz(subcommand: &str) -> anyhow::Result<Command> {
         // few minutes instead of a quarter of an hour on two cores, with overflow checks
         // (an overflow is a crash), at a tenth of the speed, still 10^4-10^5 runs a second.
         .args(["--sanitizer", "none", "--dev", "--target-dir"])
-        .arg(build::target_dir()?.join("fuzz"));
+        .arg(paths::target()?.join("fuzz"));
     Ok(c)
 }
 
 /// Runs `targets` (all when empty) for `seconds` in all; returns the exit code.
 pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let targets: Vec<String> = if targets.is_empty() {
         TARGETS.iter().map(|t| (*t).to_owned()).collect()
     } else {
@@ -65,7 +71,7 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
     cmd::step("fuzz: building the targets (cargo-fuzz, libFuzzer)");
     cmd::run(&mut cargo_fuzz("build")?).context("building the fuzz targets failed")?;
     let per_target = (seconds / targets.len() as u64).max(1);
-    let work = build::target_dir()?.join("fuzz");
+    let work = paths::target()?.join("fuzz");
     let mut crashed = Vec::new();
     for t in &targets {
         cmd::step(&format!("fuzz: {t} for {per_target} s"));
@@ -88,7 +94,7 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
             cmd::red(&format!(
                 "fuzz target {t} crashed ({e:#}): the input is in {}; replay it with `cargo +{} fuzz run --fuzz-dir {} {t} FILE`",
                 artifacts.display(),
-                setup::ebpf_toolchain()?,
+                setup::pins()?.ebpf_toolchain,
                 fuzz_dir().display()
             ));
             crashed.push(t.clone());

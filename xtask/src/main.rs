@@ -10,6 +10,7 @@ mod paths;
 mod run;
 mod setup;
 mod test;
+mod toolchain;
 mod vm;
 
 use std::{ffi::OsString, path::PathBuf};

@@ -1,6 +1,10 @@
 //! Where things live: the workspace, the cache of installed tools and unpacked kernels.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::OnceLock};
+
+use anyhow::Context as _;
+
+pub use crate::toolchain::{cache, tools};
 
 /// The workspace root (parent of `xtask/`).
 #[must_use]
@@ -11,25 +15,23 @@ pub fn workspace() -> PathBuf {
         .map_or(manifest.clone(), std::path::Path::to_path_buf)
 }
 
-/// Cache outside the work tree, kept across clones so a second setup takes seconds:
-/// `$SNAPSHOT_CACHE`, else `$XDG_CACHE_HOME/snapshot-controller`, else
-/// `~/.cache/snapshot-controller`.
-#[must_use]
-pub fn cache() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SNAPSHOT_CACHE") {
-        return PathBuf::from(dir);
+/// The workspace's `cargo metadata` (no dependencies), read once.
+pub fn metadata() -> anyhow::Result<&'static cargo_metadata::Metadata> {
+    static METADATA: OnceLock<cargo_metadata::Metadata> = OnceLock::new();
+    if let Some(m) = METADATA.get() {
+        return Ok(m);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache"),
-        PathBuf::from,
-    );
-    base.join("snapshot-controller")
+    let m = cargo_metadata::MetadataCommand::new()
+        .manifest_path(workspace().join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .context("`cargo metadata` failed")?;
+    Ok(METADATA.get_or_init(|| m))
 }
 
-/// `cargo install --root` of bpf-linker; its `bin/` goes first on PATH for builds.
-#[must_use]
-pub fn tools() -> PathBuf {
-    cache().join("tools")
+/// The workspace's target directory (`CARGO_TARGET_DIR` and cargo's configuration included).
+pub fn target() -> anyhow::Result<PathBuf> {
+    Ok(metadata()?.target_directory.clone().into_std_path_buf())
 }
 
 /// Unpacked Debian kernels, one directory per package.
@@ -55,14 +57,4 @@ pub fn venv() -> PathBuf {
 #[must_use]
 pub fn python() -> PathBuf {
     venv().join("bin/python")
-}
-
-/// PATH with the tools directory first.
-#[must_use]
-pub fn path_with_tools() -> std::ffi::OsString {
-    let mut paths = vec![tools().join("bin")];
-    if let Some(p) = std::env::var_os("PATH") {
-        paths.extend(std::env::split_paths(&p));
-    }
-    std::env::join_paths(paths).unwrap_or_default()
 }

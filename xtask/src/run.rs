@@ -9,13 +9,9 @@ use crate::{build, cmd, setup};
 /// Sets up what is missing, builds in release mode and runs `snapshot ARGS` (the demo when
 /// ARGS is empty). Returns the controller's exit code.
 pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let bin = build::binaries(true)?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !cmd::is_root() {
         bail!("the controller loads eBPF programs and needs root: run `sudo -E cargo xtask run …`");
     }
     let demo = args.is_empty();
@@ -39,24 +35,24 @@ pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// After the demo: what was written and how to read it.
+/// After the demo: what was written (as `snapshot list` shows it) and how to read it.
 fn explain(bin: &std::path::Path, out: &std::path::Path) {
-    let mut files: Vec<_> = std::fs::read_dir(out)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "snap"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    cmd::green(&format!(
-        "demo: {} snapshot(s) in {}",
-        files.len(),
-        out.display()
-    ));
     let snapshot = bin.join("snapshot");
-    if let Some(first) = files.first() {
+    let listing = Command::new(&snapshot)
+        .arg("list")
+        .arg(out)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    cmd::green(&format!("demo: snapshots in {}", out.display()));
+    eprint!("{listing}");
+    // `snapshot list` starts each line with the file's name.
+    if let Some(first) = listing
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+    {
+        let first = out.join(first);
         eprintln!("read one as text (ftrace-like, trigger context on top):");
         eprintln!("    {} show {}", snapshot.display(), first.display());
         eprintln!("or as JSON lines (a header object, then one object per event):");
@@ -106,10 +102,7 @@ fn demo_args(bin: &std::path::Path, out: &std::path::Path) -> Vec<OsString> {
 
 /// `cargo xtask bench`: release build, then `snapshot-bench` (prints the README's table).
 pub fn bench() -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let bin = build::binaries(true)?;
     cmd::step("benchmark (about a minute; the machine should be otherwise idle)");
     let status = Command::new(bin.join("snapshot-bench"))

@@ -5,7 +5,11 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::{apt, cmd, paths, vm};
+use crate::{
+    apt, cmd, paths,
+    toolchain::{self, Pins},
+    vm,
+};
 
 /// Debian packages from bookworm: LLVM 22 for bpf-linker, busybox for the VM's initramfs,
 /// decompressors for kernel modules, bpftool to inspect loaded programs (the leak test),
@@ -20,8 +24,6 @@ const PACKAGES: [&str; 6] = [
 ];
 /// From bookworm-backports: bookworm's QEMU would replace the image's qemu-utils 10.0.2.
 const BACKPORTS: [&str; 2] = ["qemu-system-x86", "qemu-utils"];
-/// bpf-linker release built against LLVM 22 (the eBPF nightly's LLVM).
-pub const BPF_LINKER: &str = "0.13.0";
 /// cargo-fuzz release that builds and runs the fuzz targets (`cargo xtask fuzz`).
 pub const CARGO_FUZZ: &str = "0.13.2";
 /// Python packages of the test virtualenv, exact pins: `perfetto` ships the compiled
@@ -29,57 +31,40 @@ pub const CARGO_FUZZ: &str = "0.13.2";
 /// new).
 pub const PYTHON_PACKAGES: [(&str, &str); 2] = [("perfetto", "0.59.1"), ("protobuf", "6.33.6")];
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// The userspace toolchain as `rust-toolchain.toml` names it (rustup's file, its one home).
+#[derive(Debug, serde::Deserialize)]
+pub struct UserToolchain {
+    /// `channel`: the toolchain.
+    pub channel: String,
+    /// `components` installed with it.
+    #[serde(default)]
+    pub components: Vec<String>,
 }
 
-/// Reads a quoted value following `marker` in a file of the workspace.
-fn pinned(file: &str, marker: &str) -> anyhow::Result<String> {
-    let path = paths::workspace().join(file);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(marker))
-        .and_then(|rest| rest.split('"').nth(1))
-        .map(str::to_owned)
-        .with_context(|| format!("no `{marker}` pin in {}", path.display()))
+/// The `[toolchain]` table of `rust-toolchain.toml`.
+#[derive(serde::Deserialize)]
+struct ToolchainFile {
+    toolchain: UserToolchain,
 }
 
-/// The userspace toolchain (`rust-toolchain.toml`).
-pub fn user_toolchain() -> anyhow::Result<String> {
-    pinned("rust-toolchain.toml", "channel =")
+impl UserToolchain {
+    /// Reads the workspace's `rust-toolchain.toml`.
+    pub fn read() -> anyhow::Result<Self> {
+        let path = paths::workspace().join("rust-toolchain.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text)
+            .with_context(|| format!("{} is not a valid toolchain file", path.display()))
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str::<ToolchainFile>(text)?.toolchain)
+    }
 }
 
-/// The eBPF toolchain (`EBPF_TOOLCHAIN` in snapshot-userspace/build.rs).
-pub fn ebpf_toolchain() -> anyhow::Result<String> {
-    pinned(
-        "snapshot-userspace/build.rs",
-        "pub const EBPF_TOOLCHAIN: &str =",
-    )
-}
-
-fn toolchain_has(toolchain: &str, component: Option<&str>) -> bool {
-    let installed = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout).lines().any(|l| {
-                l.starts_with(&format!("{toolchain}-"))
-                    || l.split_whitespace().next() == Some(toolchain)
-            })
-        });
-    installed
-        && component.is_none_or(|c| {
-            Command::new("rustup")
-                .args(["component", "list", "--installed", "--toolchain", toolchain])
-                .output()
-                .is_ok_and(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .any(|l| l.starts_with(c))
-                })
-        })
+/// The eBPF toolchain and bpf-linker pins (`[workspace.metadata.snapshot]`).
+pub fn pins() -> anyhow::Result<Pins> {
+    Pins::read(paths::metadata()?)
 }
 
 fn cargo_fuzz_ok() -> bool {
@@ -89,11 +74,9 @@ fn cargo_fuzz_ok() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ))
 }
 
-fn bpf_linker_ok() -> bool {
-    Command::new(paths::tools().join("bin/bpf-linker"))
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER))
+fn bpf_linker_ok(pins: &Pins) -> bool {
+    toolchain::bpf_linker_version(&toolchain::cached_bpf_linker()).as_ref()
+        == Some(&pins.bpf_linker)
 }
 
 /// `name==version` of each [`PYTHON_PACKAGES`] pin.
@@ -131,12 +114,20 @@ pub fn complete() -> bool {
         .iter()
         .chain(BACKPORTS.iter())
         .all(|p| apt::installed(p))
-        && user_toolchain().is_ok_and(|t| toolchain_has(&t, None))
-        && ebpf_toolchain().is_ok_and(|t| toolchain_has(&t, Some("rust-src")))
-        && bpf_linker_ok()
+        && UserToolchain::read().is_ok_and(|t| toolchain::sysroot(&t.channel).is_some())
+        && pins().is_ok_and(|p| toolchain::has_rust_src(&p.ebpf_toolchain) && bpf_linker_ok(&p))
         && cargo_fuzz_ok()
         && venv_ok()
         && kernels_ok()
+}
+
+/// Runs setup first when something is missing (the start of every task that needs it).
+pub fn ensure() -> anyhow::Result<()> {
+    if !complete() {
+        cmd::step("something is missing: running `cargo xtask setup` first");
+        run(false)?;
+    }
+    Ok(())
 }
 
 /// Runs every step.
@@ -154,7 +145,7 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
         .filter(|p| !apt::installed(p))
         .collect();
     let need_kernels = !kernels_ok();
-    if (!missing.is_empty() || !missing_bp.is_empty() || need_kernels) && !is_root() {
+    if (!missing.is_empty() || !missing_bp.is_empty() || need_kernels) && !cmd::is_root() {
         bail!(
             "setup must install {} and needs root: run `sudo -E cargo xtask setup`",
             [missing.clone(), missing_bp.clone()].concat().join(", ")
@@ -180,12 +171,12 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
     }
 
     cmd::step("Rust toolchains");
-    let user = user_toolchain()?;
-    let ebpf = ebpf_toolchain()?;
+    let user = UserToolchain::read()?;
+    let pins = pins()?;
     let _ = Command::new("rustup")
         .args(["set", "auto-self-update", "disable"])
         .output();
-    let install = |toolchain: &str, components: &[&str]| {
+    let install = |toolchain: &str, components: &[String]| {
         let mut c = Command::new("rustup");
         c.args(["toolchain", "install", toolchain, "--profile", "minimal"]);
         for component in components {
@@ -193,29 +184,31 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
         }
         cmd::run(&mut c)
     };
-    if toolchain_has(&user, None) {
-        eprintln!("    present: {user} (userspace, rust-toolchain.toml)");
+    if toolchain::sysroot(&user.channel).is_some() {
+        eprintln!(
+            "    present: {} (userspace, rust-toolchain.toml)",
+            user.channel
+        );
     } else {
-        install(&user, &["rustfmt", "clippy"])?;
+        install(&user.channel, &user.components)?;
     }
-    if toolchain_has(&ebpf, Some("rust-src")) {
+    let ebpf = &pins.ebpf_toolchain;
+    if toolchain::has_rust_src(ebpf) {
         eprintln!("    present: {ebpf} with rust-src (eBPF, LLVM 22)");
     } else {
-        install(&ebpf, &["rust-src"])?;
+        install(ebpf, &["rust-src".to_owned()])?;
     }
 
-    cmd::step(&format!("bpf-linker {BPF_LINKER} (LLVM 22)"));
-    if bpf_linker_ok() {
-        eprintln!(
-            "    present: {}",
-            paths::tools().join("bin/bpf-linker").display()
-        );
+    let bpf_linker = &pins.bpf_linker;
+    cmd::step(&format!("bpf-linker {bpf_linker} (LLVM 22)"));
+    if bpf_linker_ok(&pins) {
+        eprintln!("    present: {}", toolchain::cached_bpf_linker().display());
     } else {
         cmd::run(
             Command::new("rustup")
-                .args(["run", &user, "cargo", "install", "--root"])
+                .args(["run", &user.channel, "cargo", "install", "--root"])
                 .arg(paths::tools())
-                .arg(format!("bpf-linker@{BPF_LINKER}"))
+                .arg(format!("bpf-linker@{bpf_linker}"))
                 .args(["--locked", "--no-default-features", "--features", "llvm-22"])
                 // Both are needed: llvm-sys reads the first, bpf-linker's build.rs the second.
                 .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22")
@@ -232,17 +225,17 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
     } else {
         cmd::run(
             Command::new("rustup")
-                .args(["run", &user, "cargo", "install", "--root"])
+                .args(["run", &user.channel, "cargo", "install", "--root"])
                 .arg(paths::tools())
                 .arg(format!("cargo-fuzz@{CARGO_FUZZ}"))
                 .arg("--locked"),
         )?;
     }
 
-    let pins = python_pins();
+    let python_pins = python_pins();
     cmd::step(&format!(
         "Python virtualenv for the trace tests ({})",
-        pins.join(", ")
+        python_pins.join(", ")
     ));
     if venv_ok() {
         eprintln!("    present: {}", paths::venv().display());
@@ -264,13 +257,13 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
                     "--quiet",
                     "--disable-pip-version-check",
                 ])
-                .args(&pins),
+                .args(&python_pins),
         )?;
         if !venv_ok() {
             bail!(
                 "{} still cannot import perfetto_trace_pb2 with {}: remove {} and run `cargo xtask setup` again",
                 paths::python().display(),
-                pins.join(", "),
+                python_pins.join(", "),
                 paths::venv().display()
             );
         }
@@ -303,4 +296,29 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_userspace_toolchain_comes_from_rust_toolchain_toml() {
+        let t = UserToolchain::parse(
+            "# comment\n[toolchain]\nchannel = \"1.98.0\"\ncomponents = [\"rustfmt\", \"clippy\"]\nprofile = \"minimal\"\n",
+        )
+        .unwrap();
+        assert_eq!(t.channel, "1.98.0");
+        assert_eq!(t.components, ["rustfmt", "clippy"]);
+        let bare = UserToolchain::parse("[toolchain]\nchannel=\"stable\"").unwrap();
+        assert_eq!(
+            (bare.channel.as_str(), bare.components.len()),
+            ("stable", 0)
+        );
+        assert!(UserToolchain::parse("[toolchain]\ncomponents = []").is_err());
+        assert!(UserToolchain::parse("channel = \"1.98.0\"").is_err());
+        // The workspace's own file reads.
+        let own = UserToolchain::read().unwrap();
+        assert!(own.components.iter().any(|c| c == "clippy"), "{own:?}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::{ffi::OsString, time::Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use crate::{build, cmd, fuzz, setup, vm};
 
@@ -26,7 +26,7 @@ pub enum Layer {
 struct Outcome {
     layer: &'static str,
     kernel: String,
-    result: Result<(), String>,
+    result: anyhow::Result<()>,
     seconds: f64,
 }
 
@@ -35,29 +35,24 @@ fn host_kernel() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
 }
 
-fn cargo_ok(args: &[&str]) -> Result<(), String> {
-    cmd::run(build::cargo().args(args)).map_err(|e| format!("{e:#}"))
+fn cargo_ok(args: &[&str]) -> anyhow::Result<()> {
+    cmd::run(build::cargo().args(args))
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn host_layer() -> Result<(), String> {
-    if !is_root() {
-        return Err("needs root to load eBPF programs: run `sudo -E cargo xtask test`".into());
+fn host_layer() -> anyhow::Result<()> {
+    if !cmd::is_root() {
+        bail!("needs root to load eBPF programs: run `sudo -E cargo xtask test`");
     }
     let mut cargo = build::cargo();
     // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
     cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
-    cargo.args(["test", "--package", "snapshot-userspace"]);
+    // Every target runs even when one fails: a failure must not hide the others' results.
+    cargo.args(["test", "--no-fail-fast", "--package", "snapshot-userspace"]);
     for target in HOST_TARGETS {
         cargo.args(["--test", target]);
     }
     cargo.args(["--", "--test-threads=1"]);
     cmd::run_with_timeout(&mut cargo, std::time::Duration::from_mins(20))
-        .map_err(|e| format!("{e:#}"))
 }
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
@@ -66,9 +61,9 @@ pub const HOST_TARGETS: [&str; 8] = [
     "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults",
 ];
 
-fn vm_layer(series: &str) -> Result<(), String> {
-    let exe = build::test_binary("vm").map_err(|e| format!("{e:#}"))?;
-    build::binaries(false).map_err(|e| format!("{e:#}"))?;
+fn vm_layer(series: &str) -> anyhow::Result<()> {
+    let exe = build::test_binary("vm")?;
+    build::binaries(false)?;
     let opts = vm::VmOptions {
         series: series.to_owned(),
         timeout: 900,
@@ -78,10 +73,9 @@ fn vm_layer(series: &str) -> Result<(), String> {
         env: vec![("SNAPSHOT_VM_SERIES".into(), series.into())],
         command: vec![exe.into_os_string(), OsString::from("--test-threads=1")],
     };
-    match vm::run(&opts) {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(format!("VM tests exited with {code}")),
-        Err(e) => Err(format!("{e:#}")),
+    match vm::run(&opts)? {
+        0 => Ok(()),
+        code => bail!("VM tests exited with {code}"),
     }
 }
 
@@ -100,17 +94,14 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
     } else {
         kernels.to_vec()
     };
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let mut outcomes = Vec::new();
-    let mut record = |layer: &'static str, kernel: String, f: &dyn Fn() -> Result<(), String>| {
+    let mut record = |layer: &'static str, kernel: String, f: &dyn Fn() -> anyhow::Result<()>| {
         cmd::step(&format!("test layer {layer} ({kernel})"));
         let start = Instant::now();
         let result = f();
         if let Err(e) = &result {
-            cmd::red(&format!("layer {layer} on {kernel} FAILED: {e}"));
+            cmd::red(&format!("layer {layer} on {kernel} FAILED: {e:#}"));
         }
         outcomes.push(Outcome {
             layer,
@@ -137,10 +128,9 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
             Layer::Fuzz => record(
                 "fuzz",
                 "-".into(),
-                &|| match fuzz::run(fuzz::TEST_SECONDS, &[]) {
-                    Ok(0) => Ok(()),
-                    Ok(_) => Err("a fuzz target crashed (see above)".into()),
-                    Err(e) => Err(format!("{e:#}")),
+                &|| match fuzz::run(fuzz::TEST_SECONDS, &[])? {
+                    0 => Ok(()),
+                    _ => bail!("a fuzz target crashed (see above)"),
                 },
             ),
             Layer::Host => record("host", host_kernel(), &host_layer),
@@ -171,7 +161,7 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
         );
         if let Err(e) = &o.result {
             failed += 1;
-            eprintln!("         reason: {e}");
+            eprintln!("         reason: {e:#}");
         }
     }
     let passed = outcomes.len() - failed;
@@ -198,10 +188,7 @@ fn outcomes(log: &str) -> Vec<(String, bool)> {
 /// a function the workload never calls, names spelt right where a misspelling is expected).
 /// Every test must fail; a test that passes cannot catch what it covers, and fails the run.
 pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
+    setup::ensure()?;
     let kernels: Vec<String> = if kernels.is_empty() {
         vm::SERIES.iter().map(|s| (*s).to_owned()).collect()
     } else {
@@ -209,7 +196,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
     };
     let exe = build::test_binary("vm")?;
     build::binaries(false)?;
-    let dir = build::target_dir()?.join("break");
+    let dir = crate::paths::target()?.join("break");
     std::fs::create_dir_all(&dir)?;
     let mut failed = 0;
     for series in &kernels {
@@ -261,14 +248,9 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
 
 /// `cargo xtask soak`: the exactly-once engine test with `events` events (release build).
 pub fn soak(events: u64) -> anyhow::Result<i32> {
-    if !setup::complete() {
-        cmd::step("something is missing: running `cargo xtask setup` first");
-        setup::run(false)?;
-    }
-    if !is_root() {
-        anyhow::bail!(
-            "the soak test loads eBPF programs and needs root: run `sudo -E cargo xtask soak`"
-        );
+    setup::ensure()?;
+    if !cmd::is_root() {
+        bail!("the soak test loads eBPF programs and needs root: run `sudo -E cargo xtask soak`");
     }
     cmd::step(&format!(
         "soak: exactly-once accounting over {events} events"
@@ -307,6 +289,8 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    use cargo_metadata::TargetKind;
+
     #[test]
     fn libtest_outcomes_are_read() {
         let log = "running 2 tests\ntest a ... ok\ntest b::c ... FAILED\ntest d ... ignored\n";
@@ -318,17 +302,17 @@ mod tests {
 
     #[test]
     fn every_integration_test_target_runs_in_a_layer() {
-        let manifest = std::fs::read_to_string(
-            crate::paths::workspace().join("snapshot-userspace/Cargo.toml"),
-        )
-        .unwrap();
-        let targets: Vec<&str> = manifest
-            .split("[[test]]")
-            .skip(1)
-            .filter_map(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
-            })
+        let metadata = crate::paths::metadata().unwrap();
+        let userspace = metadata
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == "snapshot-userspace")
+            .unwrap();
+        let targets: Vec<&str> = userspace
+            .targets
+            .iter()
+            .filter(|t| t.kind.contains(&TargetKind::Test))
+            .map(|t| t.name.as_str())
             .collect();
         assert!(targets.len() >= 5, "{targets:?}");
         for t in targets {
