@@ -280,7 +280,10 @@ pub struct Control {
     pub armed: u64,
     /// Non-zero: probes return at once (userspace at exit, or the stop policy).
     pub stopped: u64,
-    /// Taken (exchange) by the one trigger that applies the stop policy.
+    /// The decision word, taken with an exchange 0 → 1: held by the winner of `armed` while it
+    /// flips (or opens a `--post` window) and sends its notice, then released; taken for good
+    /// by the one trigger that applies the stop policy. A flip and a stop are so never
+    /// interleaved (issue 11, finding 8).
     pub stopping: u64,
     /// Flips so far; written only by the flipper holding `armed`.
     pub flips: u64,
@@ -485,6 +488,25 @@ pub struct ProbeConfig {
 
 // No implicit padding: every byte of these types is a named field.
 const _: () = assert!(size_of::<Event>() == 128);
+// The snapshot file format (version 1) stores `Event` as it is in memory: its field offsets
+// are part of the format and must never move (a committed v1 file is read back in the tests).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Event, seq) == 0);
+    assert!(offset_of!(Event, ts_ns) == 8);
+    assert!(offset_of!(Event, pid_tgid) == 16);
+    assert!(offset_of!(Event, args) == 24);
+    assert!(offset_of!(Event, ret) == 72);
+    assert!(offset_of!(Event, ip) == 80);
+    assert!(offset_of!(Event, duration_ns) == 88);
+    assert!(offset_of!(Event, comm) == 96);
+    assert!(offset_of!(Event, cpu) == 112);
+    assert!(offset_of!(Event, probe_id) == 116);
+    assert!(offset_of!(Event, flags) == 120);
+    assert!(offset_of!(Event, pad) == 124);
+    assert!(EVENT_HAS_RET == 1 && EVENT_HAS_ARGS == 2 && EVENT_MARKER == 4);
+    assert!(EVENT_HAS_DURATION == 8 && MARKER_PROBE == u32::MAX);
+};
 const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 128);
 const _: () = assert!(size_of::<Control>() == 128);

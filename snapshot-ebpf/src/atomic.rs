@@ -217,6 +217,23 @@ pub unsafe fn take_stopping(control: *mut Control) -> bool {
     matches!(STOP_TOKEN.pop(), Ok(Some(_)))
 }
 
+/// Releases the stop word taken by [`take_stopping`] (a flip that held it while it decided,
+/// or a trigger that found a `--post` window open and does not stop after all).
+///
+/// # Safety
+/// As for [`take_spare`], by the trigger that took it.
+#[inline(always)]
+pub unsafe fn release_stopping(control: *mut Control) {
+    if atomics() {
+        // SAFETY: guaranteed by the caller; the exchange orders the stores before it.
+        unsafe { xchg(&raw mut (*control).stopping, 0) };
+    } else {
+        // The queue has room: this trigger holds its only token. The push runs under the
+        // map's spinlock, which orders the stores before it.
+        let _ = STOP_TOKEN.push(&1, 0);
+    }
+}
+
 /// Takes a ticket of the open `--post` window: N..=1 while tickets are left (1 is the last),
 /// 0 or less once they are gone.
 ///

@@ -12,6 +12,14 @@
 //! that takes `stopping`) writes a marker record into the live half, stops recording and tells
 //! userspace, which exports the live half as the final, "permanent" snapshot.
 //!
+//! One decider: a flip and a stop are never interleaved. The winner of `armed` also takes
+//! `Control::stopping` (exchange 0 → 1) before it flips or opens a window, and releases it
+//! (exchange 1 → 0) only after its notice is sent; if a stop holds it, the winner gives the
+//! spare back and counts a missed trigger. A trigger without a spare stops only if it takes `stopping` and
+//! then finds no window open; if a flip holds `stopping`, it is only a missed trigger. So a
+//! stop decided while a flip is in flight (its winner taking stacks) can no longer freeze the
+//! half being flipped, and the stop's notice always follows the flip's.
+//!
 //! `--post`: the winner does not flip at once. It keeps its notice in `PENDING`, names the
 //! half to freeze and the window (N tickets or a deadline) and opens it (`pending`); the
 //! events after it still go into that half until the window closes, and the writer that takes
@@ -166,6 +174,14 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
                 atomic::return_spare(control);
                 return;
             }
+            if !atomic::take_stopping(control) {
+                // A stop is being decided: this trigger takes no snapshot. The spare goes
+                // back (the one deciding may find a window open and not stop after all).
+                atomic::return_spare(control);
+                atomic::add(&raw mut (*control).missed, 1);
+                diag::missed(control, probe_id, value, pid_tgid);
+                return;
+            }
             (*control).fired += 1;
             wr(&raw mut (*control).last_fire_ns, now);
             let live = rd(&raw const (*control).active) & 1;
@@ -178,6 +194,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             };
             let Some(pending) = window else {
                 flip(control, live, &mut n, Flipper::Winner);
+                atomic::release_stopping(control);
                 return;
             };
             wr(pending, n);
@@ -194,10 +211,16 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             atomic::publish(&raw mut (*control).pending, 1);
             diag::won_post(&n);
             let _ = NOTIFY.output(&n, 0);
+            atomic::release_stopping(control);
             return;
         }
-        atomic::add(&raw mut (*control).missed, 1);
         if policy() == NoSparePolicy::Stop as u32 && atomic::take_stopping(control) {
+            if rd(&raw const (*control).pending) != 0 {
+                // A `--post` window opened since the check above: the trigger belongs to it.
+                atomic::release_stopping(control);
+                return;
+            }
+            atomic::add(&raw mut (*control).missed, 1);
             let marker = Payload {
                 args: [value, 0, 0, 0, 0, 0],
                 ret: 0,
@@ -214,6 +237,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             let _ = NOTIFY.output(&n, 0);
             return;
         }
+        atomic::add(&raw mut (*control).missed, 1);
         // Last, with nothing left to do: no value has to outlive the call.
         diag::missed(control, probe_id, value, pid_tgid);
     }

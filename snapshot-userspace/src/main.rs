@@ -8,6 +8,12 @@ fn main() {
     if args.get(1).is_some_and(|a| a == target::HELD_EXEC) {
         std::process::exit(target::held_exec_main(&args));
     }
+    // Before any thread exists: a SIGUSR1 (a snapshot request) can then never kill the
+    // recorder, however early it comes; `snapshot record` takes them on a thread of its own.
+    if let Err(e) = snapshot_userspace::sys::block_signal(libc::SIGUSR1) {
+        eprintln!("snapshot: cannot block SIGUSR1: {e}");
+        std::process::exit(1);
+    }
     cli::status::ui::init_logging();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()

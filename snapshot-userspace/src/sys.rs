@@ -7,7 +7,7 @@ use std::{
     fs::File,
     io,
     os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 /// True when the process runs as root (needed to load programs and read kallsyms).
@@ -42,7 +42,54 @@ pub fn comm_str(comm: &[u8]) -> String {
     String::from_utf8_lossy(&comm[..n]).into_owned()
 }
 
-/// Why an output stream was refused.
+pub mod dir;
+
+fn sigset(sig: libc::c_int) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set; sigaddset adds a valid signal number.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        libc::sigaddset(&raw mut set, sig);
+        set
+    }
+}
+
+/// Blocks `sig` in the calling thread, and so in every thread it starts afterwards: called
+/// first thing in `main`, a signal sent at any later moment waits for [`wait_signals`]
+/// instead of taking its default action (SIGUSR1's kills). Commands the program starts get an
+/// empty mask back (the standard library resets it in the child).
+pub fn block_signal(sig: libc::c_int) -> io::Result<()> {
+    let set = sigset(sig);
+    // SAFETY: a valid, initialised set; the old mask is not wanted.
+    match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Takes each `sig` (blocked with [`block_signal`]) on a thread of its own and calls
+/// `on_signal`, until it returns false.
+pub fn wait_signals(
+    sig: libc::c_int,
+    mut on_signal: impl FnMut() -> bool + Send + 'static,
+) -> io::Result<()> {
+    block_signal(sig)?;
+    std::thread::Builder::new()
+        .name(format!("signal-{sig}"))
+        .spawn(move || {
+            let set = sigset(sig);
+            loop {
+                // SAFETY: a valid set; the siginfo is not wanted.
+                let got = unsafe { libc::sigwaitinfo(&raw const set, std::ptr::null_mut()) };
+                if got == sig && !on_signal() {
+                    return;
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// Why an output was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// Opening failed.
@@ -58,44 +105,111 @@ pub enum OutputError {
         "{0} is a symbolic link to a file: refusing to write through it; give the file's own path"
     )]
     Link(String),
+    /// The path is a directory.
+    #[error("{0} is a directory: give a file path in it, e.g. {0}/out")]
+    Directory(String),
     /// The path is neither a regular file, a pipe nor a character device.
-    #[error("{0} is not a regular file, a pipe or a terminal: give another path")]
-    Special(String),
+    #[error("{0} is {1}, not a regular file, a pipe or a terminal: give another path")]
+    Special(String, &'static str),
 }
 
-/// Opens `path` to append to it, as a user-named output stream (JSON lines): a regular file is
-/// created (mode 0600) or appended to without following a symbolic link at its name; a pipe
-/// or a character device (a terminal, `/dev/null`) is written through, also through a link
-/// (`/dev/stdout`, `/dev/fd/3`); anything else is refused before a byte is written.
-pub fn open_append(path: &Path) -> Result<File, OutputError> {
+/// Where a user-named output goes, decided once by [`open_output`] for every command that
+/// writes one (`--json-out`, `export -o`): one policy in one place.
+#[derive(Debug)]
+pub enum Output {
+    /// `-`: standard output.
+    Stdout,
+    /// A pipe or a character device (a terminal, `/dev/null`), also through a link
+    /// (`/dev/stdout`): written through, never replaced.
+    Stream(File),
+    /// A regular file, or nothing yet: the caller writes it (appends, or replaces it
+    /// atomically); a link at the name is never followed.
+    File(PathBuf),
+}
+
+/// Classifies the output `path` as [`Output`]: `-` is stdout; a pipe or a character device
+/// (also through a symbolic link) is opened to be written through; a regular file or a name
+/// not taken is left to the caller; a link to anything else, a directory (or a path ending
+/// in `/`), a socket or a block device is refused before a byte is written.
+pub fn open_output(path: &Path) -> Result<Output, OutputError> {
+    let shown = || path.display().to_string();
+    if path.as_os_str() == "-" {
+        return Ok(Output::Stdout);
+    }
+    let open_err = |source| OutputError::Open {
+        path: shown(),
+        source,
+    };
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(OutputError::Directory(
+            shown().trim_end_matches('/').to_owned() + "/",
+        ));
+    }
+    let link = match path.symlink_metadata() {
+        Ok(m) => m.file_type().is_symlink(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Output::File(path.to_owned())),
+        Err(e) => return Err(open_err(e)),
+    };
+    let kind = path.metadata().map_err(open_err)?.file_type();
+    if kind.is_fifo() || kind.is_char_device() {
+        let file = File::options()
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .map_err(open_err)?;
+        let now = file.metadata().map_err(open_err)?.file_type();
+        if now.is_fifo() || now.is_char_device() {
+            return Ok(Output::Stream(file));
+        }
+        return Err(OutputError::Special(shown(), dir::describe(&now)));
+    }
+    if link {
+        return Err(OutputError::Link(shown()));
+    }
+    if kind.is_dir() {
+        return Err(OutputError::Directory(shown()));
+    }
+    if !kind.is_file() {
+        return Err(OutputError::Special(shown(), dir::describe(&kind)));
+    }
+    Ok(Output::File(path.to_owned()))
+}
+
+/// Opens `path` to append to it, as a user-named output stream (JSON lines), by the policy
+/// of [`open_output`]: a regular file is created (mode 0600) or appended to without following
+/// a symbolic link at its name; a pipe or a character device is written through; `-` is
+/// standard output; anything else is refused before a byte is written.
+pub fn open_append(path: &Path) -> Result<Output, OutputError> {
     let shown = || path.display().to_string();
     let open_err = |source| OutputError::Open {
         path: shown(),
         source,
     };
-    let is_link = path
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink());
-    let mut options = File::options();
-    options.append(true);
-    if !is_link {
-        options
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW);
-    }
-    let file = options.open(path).map_err(open_err)?;
+    let path = match open_output(path)? {
+        Output::File(path) => path,
+        other => return Ok(other),
+    };
+    let file = File::options()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                OutputError::Link(shown())
+            } else {
+                open_err(e)
+            }
+        })?;
     let kind = file.metadata().map_err(open_err)?.file_type();
     if kind.is_fifo() || kind.is_char_device() {
-        return Ok(file);
-    }
-    if is_link {
-        return Err(OutputError::Link(shown()));
+        return Ok(Output::Stream(file));
     }
     if !kind.is_file() {
-        return Err(OutputError::Special(shown()));
+        return Err(OutputError::Special(shown(), dir::describe(&kind)));
     }
-    Ok(file)
+    Ok(Output::Stream(file))
 }
 
 #[cfg(test)]
@@ -108,6 +222,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("out.jsonl");
         drop(open_append(&file).unwrap());
+        assert!(matches!(open_append(Path::new("-")), Ok(Output::Stdout)));
         let mode = std::os::unix::fs::PermissionsExt::mode(&file.metadata().unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);
         let victim = dir.join("victim");
@@ -123,9 +238,19 @@ mod tests {
             open_append(&null).is_ok(),
             "a link to a character device is written through"
         );
+        assert!(matches!(open_append(&dir), Err(OutputError::Directory(_))));
+        let slash = PathBuf::from(format!("{}/", dir.display()));
         assert!(matches!(
-            open_append(&dir),
-            Err(OutputError::Open { .. } | OutputError::Special(_))
+            open_output(&slash),
+            Err(OutputError::Directory(_))
+        ));
+        assert!(matches!(open_output(&file), Ok(Output::File(_))));
+        assert!(matches!(open_output(&dir.join("new")), Ok(Output::File(_))));
+        let sock = dir.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(matches!(
+            open_output(&sock),
+            Err(OutputError::Special(_, "a socket"))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

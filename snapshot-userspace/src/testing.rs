@@ -27,21 +27,74 @@ impl Rng {
 }
 
 /// The leaves random expressions are made of: `FIELD OP VALUE` with a field from `fields`
-/// and a value in `values`.
+/// and a literal from `values`; `comm == "NAME"` / `comm != "NAME"` with a name from `comms`;
+/// with `stateful`, `max(FIELD)` and `changed(FIELD)`.
 #[derive(Clone, Copy, Debug)]
 pub struct Leaves<'a> {
-    /// Field names (`f.arg0`, `pid`, …).
+    /// Field names (`f.arg0`, `f.ret`, `pid`, …).
     pub fields: &'a [&'a str],
-    /// Smallest and largest value compared with.
-    pub values: (i64, i64),
+    /// Literals compared with (`-2`, `0x8000000000000000`, `-EAGAIN`, `10ms`, …).
+    pub values: &'a [&'a str],
+    /// Command names for `comm` leaves (none when empty).
+    pub comms: &'a [&'a str],
+    /// Whether `max()` and `changed()` leaves are drawn.
+    pub stateful: bool,
 }
+
+/// Literals around every sign boundary of a signed 64-bit comparison, small values, and
+/// literal forms (hex, errno names, units).
+pub const BOUNDARY_VALUES: [&str; 16] = [
+    "-9223372036854775807",
+    "0x8000000000000000",
+    "0xffffffffffffffff",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "5",
+    "-2",
+    "-EAGAIN",
+    "-EBADF",
+    "9223372036854775807",
+    "0x7fffffffffffffff",
+    "0xffffffff",
+    "4K",
+    "1ms",
+];
+
+/// Argument values that reach those boundaries, as unsigned words.
+pub const BOUNDARY_ARGS: [u64; 12] = [
+    0,
+    1,
+    2,
+    5,
+    u64::MAX,
+    u64::MAX - 1,
+    1 << 63,
+    (1 << 63) - 1,
+    (-11i64) as u64,
+    0xffff_ffff,
+    4096,
+    1_000_000,
+];
 
 /// A random expression of at most `depth` levels of `&&`, `||` and `!` over `leaves`.
 pub fn random_expr(rng: &mut Rng, leaves: Leaves<'_>, depth: u32) -> String {
     if depth == 0 || rng.next_u64().is_multiple_of(3) {
+        let kind = rng.next_u64() % 10;
+        if kind == 0 && !leaves.comms.is_empty() {
+            let op = rng.pick(&["==", "!="]);
+            return format!("comm {op} \"{}\"", rng.pick(leaves.comms));
+        }
         let field = rng.pick(leaves.fields);
+        if kind == 1 && leaves.stateful {
+            return format!("max({field})");
+        }
+        if kind == 2 && leaves.stateful {
+            return format!("changed({field})");
+        }
         let op = rng.pick(&["==", "!=", "<", "<=", ">", ">=", "&"]);
-        let v = rng.between(leaves.values.0, leaves.values.1);
+        let v = rng.pick(leaves.values);
         return format!("{field} {op} {v}");
     }
     match rng.next_u64() % 3 {

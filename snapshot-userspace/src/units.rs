@@ -68,7 +68,19 @@ pub enum UnitError {
     /// A duration that is not a number with a time unit.
     #[error("bad duration `{0}`: write a number with ns, us, ms or s, e.g. `10ms`")]
     Duration(String),
+    /// A duration longer than any window or hold-off can be.
+    #[error("duration `{0}` is too long: at most 86400s (a day)")]
+    DurationRange(String),
+    /// A byte count that is not a number with an optional K/M/G suffix, or is 0.
+    #[error(
+        "bad size `{0}`: write a number of bytes above 0 with an optional K, M or G suffix, e.g. `64M`"
+    )]
+    Bytes(String),
 }
+
+/// Longest duration accepted (`--post`, `--holdoff`): a day, so that boot-time arithmetic
+/// (`now + duration`, in the kernel too) cannot overflow.
+pub const MAX_DURATION_NS: u64 = 86_400 * 1_000_000_000;
 
 /// Splits `text` into its leading digits and the rest (the suffix).
 fn split_number(text: &str) -> (&str, &str) {
@@ -116,11 +128,43 @@ pub fn parse_duration(text: &str) -> Result<u64, UnitError> {
     let Some((Dimension::Time, mult)) = unit(suffix) else {
         return Err(UnitError::Duration(text.to_owned()));
     };
+    let ns = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult));
+    match ns {
+        Some(ns) if ns <= MAX_DURATION_NS => Ok(ns),
+        _ if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(UnitError::DurationRange(text.to_owned()))
+        }
+        _ => Err(UnitError::Duration(text.to_owned())),
+    }
+}
+
+/// Parses a byte count (`4096`, `64K`, `1M`, `2G`); 0 is refused.
+pub fn parse_bytes(text: &str) -> Result<u64, UnitError> {
+    let (digits, suffix) = split_number(text.trim());
+    let mult = match suffix {
+        "" => 1,
+        s => match unit(s) {
+            Some((Dimension::Size, m)) => m,
+            _ => return Err(UnitError::Bytes(text.to_owned())),
+        },
+    };
     digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| UnitError::Duration(text.to_owned()))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| UnitError::Bytes(text.to_owned()))
+}
+
+/// Formats a byte count in the largest unit that keeps it whole (`64M`, `1536K`, `100`).
+#[must_use]
+pub fn format_bytes(n: u64) -> String {
+    for (unit, mult) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if n != 0 && n.is_multiple_of(mult) {
+            return format!("{}{unit}", n / mult);
+        }
+    }
+    n.to_string()
 }
 
 /// Formats nanoseconds in the largest unit that keeps them whole (`10ms`, `1500us`).
@@ -191,6 +235,19 @@ mod tests {
         assert!(e.contains("ns, us, ms or s"), "{e}");
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("4K").is_err(), "a size is not a duration");
+        assert_eq!(parse_duration("86400s"), Ok(MAX_DURATION_NS));
+        assert!(matches!(
+            parse_duration("86401s"),
+            Err(UnitError::DurationRange(_))
+        ));
+        assert!(matches!(
+            parse_duration("18446744073s"),
+            Err(UnitError::DurationRange(_))
+        ));
+        assert!(matches!(
+            parse_duration("99999999999999999999s"),
+            Err(UnitError::DurationRange(_))
+        ));
         assert_eq!(format_duration(10_000_000), "10ms");
         assert_eq!(format_duration(1_500_000), "1500us");
         assert_eq!(format_duration(7), "7ns");
@@ -219,6 +276,22 @@ mod tests {
             parse_events("99999999999999999999G"),
             Err(UnitError::Size(_))
         ));
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        for bad in ["0", "", "1ms", "K", "-1", "99999999999999999999G"] {
+            assert!(
+                matches!(parse_bytes(bad), Err(UnitError::Bytes(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(format_bytes(64 << 20), "64M");
+        assert_eq!(format_bytes(1536 << 10), "1536K");
+        assert_eq!(format_bytes(100), "100");
     }
 
     #[test]

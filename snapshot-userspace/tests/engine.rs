@@ -281,28 +281,9 @@ fn simultaneous_triggers_on_two_cpus_flip_once() {
     );
 }
 
-fn bpf_object_count(kind: &str) -> usize {
-    let out = Command::new("bpftool")
-        .args([kind, "list", "-j"])
-        .output()
-        .expect("bpftool (installed by `cargo xtask setup`)");
-    assert!(
-        out.status.success(),
-        "bpftool {kind} list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
-    v.as_array().map_or(0, Vec::len)
-}
-
 #[test]
 fn sigterm_flushes_and_leaves_nothing_loaded() {
     require_root();
-    let before = (
-        bpf_object_count("prog"),
-        bpf_object_count("map"),
-        bpf_object_count("link"),
-    );
     let out = OutDir::new();
     let probe = workload_probe("uprobe");
     let mut target = Command::new(WORKLOAD)
@@ -323,11 +304,12 @@ fn sigterm_flushes_and_leaves_nothing_loaded() {
             &target.id().to_string(),
         ],
     );
-    let during = bpf_object_count("prog");
+    // The recorder's own programs, maps and links (other recorders may be running).
+    let ids = common::held_bpf_ids(Some(child.id()));
+    let count = |kind| ids.iter().filter(|(k, _)| *k == kind).count();
     assert!(
-        during >= before.0 + 2,
-        "programs loaded while recording ({} → {during})",
-        before.0
+        count("prog") >= 2 && count("map") >= 5 && count("link") >= 1,
+        "the recorder holds its objects: {ids:?}"
     );
     // SAFETY: sending SIGTERM to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -341,24 +323,7 @@ fn sigterm_flushes_and_leaves_nothing_loaded() {
         1,
         "--dump-on-exit wrote the live half"
     );
-    // The kernel frees maps asynchronously (after an RCU grace period), and objects of earlier
-    // tests may still be going away: wait until nothing is left above the count before.
-    let mut after = (usize::MAX, usize::MAX, usize::MAX);
-    for _ in 0..100 {
-        after = (
-            bpf_object_count("prog"),
-            bpf_object_count("map"),
-            bpf_object_count("link"),
-        );
-        if after.0 <= before.0 && after.1 <= before.1 && after.2 <= before.2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        after.0 <= before.0 && after.1 <= before.1 && after.2 <= before.2,
-        "programs, maps and links left behind: before {before:?}, after {after:?}"
-    );
+    common::assert_gone(&ids, "after SIGTERM");
 }
 
 #[test]
@@ -610,7 +575,7 @@ fn export_writes_perfetto_that_perfettos_schema_decodes() {
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains(&format!("cannot write {}", taken.display())),
+        stderr.contains(&format!("{} is a directory", taken.display())),
         "{stderr}"
     );
     let left: Vec<Value> = std::fs::read_dir(&run.out.0)
@@ -626,4 +591,359 @@ fn export_writes_perfetto_that_perfettos_schema_decodes() {
         })
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// The keys of a JSON object.
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `record --json` and `show --json` print every field, each with the value it must have.
+#[test]
+fn json_output_is_complete_and_exact() {
+    require_root();
+    let probe = workload_probe("uprobe");
+    let run = record(&[
+        "--probe",
+        &probe,
+        "--trigger",
+        "snapshot_workload_fn.arg0 == 3",
+        "--buffer-size",
+        "64ev",
+        "--dump-on-exit",
+        "--json",
+        "--",
+        WORKLOAD,
+        "calls",
+        "5",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    let written = set(&[
+        "path",
+        "status",
+        "seq",
+        "kind",
+        "events",
+        "overwritten",
+        "dropped",
+        "missed_triggers",
+        "trigger_to_file_ns",
+        "drain_ns",
+        "drained_bytes",
+    ]);
+    for (line, (seq, kind, events)) in lines.iter().zip([(1, "condition", 3), (2, "exit", 2)]) {
+        assert_eq!(keys(line), written, "{line}");
+        let path = run.out.0.join(format!("snapshot-{seq:04}-{kind}.snap"));
+        assert_eq!(line["path"], json!(path.to_string_lossy()), "{line}");
+        assert!(path.exists());
+        assert_eq!(
+            (
+                &line["status"],
+                &line["seq"],
+                &line["kind"],
+                &line["events"]
+            ),
+            (&json!("written"), &json!(seq), &json!(kind), &json!(events)),
+            "{line}"
+        );
+        assert_eq!(
+            (
+                &line["overwritten"],
+                &line["dropped"],
+                &line["missed_triggers"]
+            ),
+            (&json!(0), &json!(0), &json!(0))
+        );
+        assert_eq!(line["drained_bytes"], json!(events * 128));
+        assert!(line["drain_ns"].as_u64().is_some_and(|n| n > 0), "{line}");
+    }
+    let t = lines[0]["trigger_to_file_ns"]
+        .as_u64()
+        .expect("a trigger's snapshot has it");
+    assert!(t > 0 && t < 10_000_000_000, "{t}");
+    assert!(
+        lines[1]["trigger_to_file_ns"].is_null(),
+        "the exit snapshot had no trigger"
+    );
+
+    let file = run.out.0.join("snapshot-0001-condition.snap");
+    let out = snapshot(&["show", "--json", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let shown: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(shown.len(), 4, "the header and 3 events");
+    let h = &shown[0];
+    assert_eq!(
+        keys(h),
+        set(&[
+            "seq",
+            "kind",
+            "hostname",
+            "kernel_release",
+            "clock",
+            "probes",
+            "trigger",
+            "fired",
+            "missed_triggers",
+            "ncpu",
+            "capacity",
+            "cpus"
+        ])
+    );
+    let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    assert_eq!(h["seq"], 1);
+    assert_eq!(h["kind"], "condition");
+    assert_eq!(h["hostname"], json!(read("/proc/sys/kernel/hostname")));
+    assert_eq!(
+        h["kernel_release"],
+        json!(read("/proc/sys/kernel/osrelease"))
+    );
+    assert_eq!(keys(&h["clock"]), set(&["boot_ns", "realtime_ns"]));
+    assert_eq!(
+        h["probes"],
+        json!([{"id": 0, "name": "snapshot_workload_fn", "spec": probe, "kind": "uprobe", "arg_names": []}])
+    );
+    assert_eq!(h["trigger"], "snapshot_workload_fn.arg0 == 3");
+    assert_eq!(h["missed_triggers"], 0);
+    assert_eq!(h["capacity"], 64);
+    let ncpu = h["ncpu"].as_u64().unwrap();
+    let cpus = h["cpus"].as_array().unwrap();
+    assert_eq!(cpus.len() as u64, ncpu, "one account per CPU");
+    for c in cpus {
+        assert_eq!(
+            keys(c),
+            set(&["cpu", "recorded", "overwritten", "dropped", "torn"])
+        );
+    }
+    let recorded: u64 = cpus.iter().map(|c| c["recorded"].as_u64().unwrap()).sum();
+    assert_eq!(recorded, 3);
+    let f = &h["fired"];
+    let allowed = set(&[
+        "ts_ns",
+        "cpu",
+        "pid",
+        "tid",
+        "comm",
+        "probe",
+        "value",
+        "kernel_stack",
+        "user_stack",
+    ]);
+    assert!(
+        keys(f).is_subset(&allowed)
+            && keys(f).is_superset(&set(&[
+                "ts_ns", "cpu", "pid", "tid", "comm", "probe", "value"
+            ])),
+        "{f}"
+    );
+    assert_eq!(
+        (&f["comm"], &f["probe"], &f["value"]),
+        (
+            &json!("snapshot-worklo"),
+            &json!("snapshot_workload_fn"),
+            &json!(3)
+        )
+    );
+    for (i, e) in shown[1..].iter().enumerate() {
+        let i = i as u64 + 1;
+        assert_eq!(
+            keys(e),
+            set(&["ts_ns", "cpu", "pid", "tid", "comm", "probe", "args"]),
+            "{e}"
+        );
+        assert_eq!(e["args"].as_array().unwrap().len(), 6);
+        assert_eq!(
+            e["args"].as_array().unwrap()[..3],
+            [json!(i), json!(2 * i), json!(3 * i)]
+        );
+        assert_eq!(
+            (&e["pid"], &e["comm"], &e["probe"]),
+            (
+                &f["pid"],
+                &json!("snapshot-worklo"),
+                &json!("snapshot_workload_fn")
+            )
+        );
+        assert!(e["cpu"].as_u64().unwrap() < ncpu);
+    }
+    assert_eq!(
+        shown[3]["ts_ns"], f["ts_ns"],
+        "the last event fired the trigger"
+    );
+}
+
+/// Parses `2026-11-29T06:58:12.915Z` into ns since the epoch.
+fn parse_utc(text: &str) -> u64 {
+    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    secs as u64 * 1_000_000_000 + n(20..23) as u64 * 1_000_000
+}
+
+/// The times a recording reports, against the clocks the workload read itself just before
+/// the call that fired (tolerance: 20 ms): the trigger's boot time in the header and in
+/// `show`, its UTC time in `list`, and the Perfetto export's clock snapshot.
+#[test]
+fn clocks_match_the_wall_clock_at_recording() {
+    use prost::Message as _;
+    const TOLERANCE: u64 = 20_000_000;
+    require_root();
+    let probe = workload_probe("uprobe");
+    let run = record(&[
+        "--probe",
+        &probe,
+        "--trigger",
+        "snapshot_workload_fn.arg0 == 2",
+        "--",
+        WORKLOAD,
+        "call-seq",
+        "30",
+        "1,0,0",
+        "2,0,0",
+        "3,0,0",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("call 2 "))
+        .expect(&run.stdout);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (boot, wall): (u64, u64) = (words[3].parse().unwrap(), words[5].parse().unwrap());
+    let s = run.of_kind(SnapshotKind::Condition)[0];
+    let f = s.header.fired.as_ref().unwrap();
+    assert!(
+        f.ts_ns >= boot && f.ts_ns - boot < TOLERANCE,
+        "trigger at {} boot ns, workload {boot}",
+        f.ts_ns
+    );
+    let file = common::snapshot_files(&run.out.0).remove(0);
+    let shown =
+        String::from_utf8_lossy(&snapshot(&["show", file.to_str().unwrap()]).stdout).into_owned();
+    let secs = format!(
+        "{}.{:06}: snapshot_workload_fn value=2",
+        f.ts_ns / 1_000_000_000,
+        f.ts_ns % 1_000_000_000 / 1000
+    );
+    assert!(
+        shown.lines().nth(1).is_some_and(|l| l.ends_with(&secs)),
+        "{shown}"
+    );
+    let listed = String::from_utf8_lossy(&snapshot(&["list", &run.out.arg()]).stdout).into_owned();
+    let utc = listed.split_whitespace().nth(1).expect(&listed);
+    let at = parse_utc(utc);
+    assert!(
+        at.abs_diff(wall) < TOLERANCE,
+        "list says {utc}, the workload's wall clock was {wall}"
+    );
+    let c = &s.header.clock;
+    assert!(
+        (c.realtime_ns - c.boot_ns).abs_diff(wall - boot) < TOLERANCE,
+        "the header's clock reference"
+    );
+    let trace = run.out.0.join("t.pftrace");
+    assert!(export(&file, "perfetto", &trace).status.success());
+    let decoded = snapshot_userspace::export::perfetto::proto::Trace::decode(
+        &*std::fs::read(&trace).unwrap(),
+    )
+    .unwrap();
+    let snap = decoded
+        .packet
+        .iter()
+        .find_map(|p| p.clock_snapshot.clone())
+        .expect("a clock snapshot");
+    let clock = |id: u32| {
+        snap.clocks
+            .iter()
+            .find(|c| c.clock_id == Some(id))
+            .and_then(|c| c.timestamp)
+            .unwrap()
+    };
+    let (p_boot, p_real) = (clock(6), clock(1));
+    assert!(
+        (p_real - p_boot).abs_diff(wall - boot) < TOLERANCE,
+        "Perfetto's clock snapshot"
+    );
+}
+
+/// Without `--dump-on-exit`: the live half is counted as discarded, and the totals add up to
+/// exactly the events the workload made (500 calls), with and without wrap-around.
+#[test]
+fn default_mode_accounting_adds_up_to_the_workload() {
+    require_root();
+    let probe = workload_probe("uprobe");
+    for (buffer, recorded, discarded) in [("1024ev", 200, 300), ("64ev", 64, 64)] {
+        let run = record(&[
+            "--probe",
+            &probe,
+            "--trigger",
+            "snapshot_workload_fn.arg0 == 200",
+            "--buffer-size",
+            buffer,
+            "--",
+            WORKLOAD,
+            "calls",
+            "500",
+        ]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let n = |key| common::summary_number(&run.stderr, key);
+        assert_eq!(run.snapshots.len(), 1);
+        assert_eq!(run.snapshots[0].events.len() as u64, recorded);
+        assert_eq!(
+            (
+                n("recorded"),
+                n("discarded at exit"),
+                n("dropped"),
+                n("torn")
+            ),
+            (recorded, discarded, 0, 0),
+            "{buffer}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            n("recorded") + n("overwritten") + n("dropped") + n("discarded at exit"),
+            500,
+            "{buffer}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("; 1 snapshot(s); "), "{}", run.stderr);
+    }
+    let run = record(&[
+        "--probe",
+        &probe,
+        "--trigger",
+        "manual",
+        "--",
+        WORKLOAD,
+        "calls",
+        "500",
+    ]);
+    let n = |key| common::summary_number(&run.stderr, key);
+    assert_eq!(
+        (n("recorded"), n("discarded at exit")),
+        (0, 500),
+        "{}",
+        run.stderr
+    );
 }

@@ -288,7 +288,7 @@ fn without_root_the_error_says_so() {
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            SNAPSHOT,
+            SNAPSHOT.as_str(),
             "record",
             "--out",
             "/tmp/snapshot-nobody",

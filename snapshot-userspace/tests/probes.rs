@@ -54,19 +54,23 @@ fn held_command_is_recorded_from_its_first_syscall_and_names_follow_exec() {
     );
 }
 
+/// Each return of a uprobe/uretprobe pair carries the call's duration, as the workload
+/// measured it around the call (see `assert_duration_close` for the tolerance).
 #[test]
 fn uprobe_pairs_carry_call_durations() {
     require_root();
-    let entry = workload_probe("uprobe");
-    let ret = workload_probe("uretprobe");
-    let run = record_workload(&[&entry, &ret], &["calls", "50"]);
+    let entry = common::sleep_probe("uprobe");
+    let ret = common::sleep_probe("uretprobe");
+    let run = record_workload(&[&entry, &ret], &["timed-sleeps", "5", "30", "12"]);
     let returns: Vec<_> = run.events.iter().filter(|e| e.ret.is_some()).collect();
-    assert_eq!(returns.len(), 50);
-    for r in &returns {
+    let measured = common::slept_ns(&run.stdout);
+    assert_eq!(returns.len(), 3, "{:?}", run.events);
+    assert_eq!(measured.len(), 3, "{}", run.stdout);
+    for (r, m) in returns.iter().zip(&measured) {
         let d = r
             .duration_ns
             .unwrap_or_else(|| panic!("return without duration: {r:?}"));
-        assert!(d > 0 && d < 1_000_000_000, "duration {d} ns");
+        common::assert_duration_close(d, *m, "a call's duration");
     }
     let entries: Vec<_> = run.events.iter().filter(|e| e.ret.is_none()).collect();
     assert!(
@@ -282,7 +286,7 @@ fn a_pid_that_exits_during_attach_is_a_clear_error() {
     let pid = target.id().to_string();
     let probe = workload_probe("uprobe");
     let out = OutDir::new();
-    let output = Command::new(SNAPSHOT)
+    let output = Command::new(&*SNAPSHOT)
         .args([
             "record",
             "--out",

@@ -5,11 +5,12 @@
 mod common;
 
 use common::{WORKLOAD, record, require_root, workload_probe};
+use snapshot_common::{EVENT_HAS_DURATION, EVENT_HAS_RET, Event, MAX_SLOTS};
 use snapshot_userspace::{
     probe::{ProbeInfo, ProbeSpec},
     snapshot::SnapshotKind,
-    testing::{Leaves, Rng, random_expr},
-    trigger::{self, EventCtx},
+    testing::{BOUNDARY_ARGS, BOUNDARY_VALUES, Leaves, Rng, random_expr},
+    trigger::{self, EventCtx, Trigger},
 };
 
 fn flips(run: &common::Run) -> usize {
@@ -20,26 +21,27 @@ fn flips(run: &common::Run) -> usize {
 fn compound_conditions_fire_in_the_kernel() {
     require_root();
     let probe = workload_probe("uprobe");
-    let cases = [
+    // (expression, the call that fires it, the value the header reports)
+    let cases: [(&str, Option<(u64, i64)>); 5] = [
         (
             "snapshot_workload_fn.arg0 == 7 && snapshot_workload_fn.arg1 == 14",
-            1,
+            Some((7, 7)),
         ),
         (
             "snapshot_workload_fn.arg0 == 7 || snapshot_workload_fn.arg0 == 300",
-            1,
+            Some((7, 7)),
         ),
         (
             "!(snapshot_workload_fn.arg0 < 10) && snapshot_workload_fn.arg0 & 0x1",
-            0,
+            None,
         ),
         (
             "snapshot_workload_fn.arg2 >= 27 && comm == \"snapshot-worklo\"",
-            1,
+            Some((9, 27)),
         ),
         (
             "snapshot_workload_fn.arg2 >= 27 && comm != \"snapshot-worklo\"",
-            0,
+            None,
         ),
     ];
     for (expr, want) in cases {
@@ -56,36 +58,65 @@ fn compound_conditions_fire_in_the_kernel() {
             "9",
         ]);
         assert_eq!(run.code, Some(0), "{expr}: {}", run.stderr);
-        assert_eq!(flips(&run), want, "`{expr}`: {}", run.stderr);
+        assert_eq!(
+            flips(&run),
+            usize::from(want.is_some()),
+            "`{expr}`: {}",
+            run.stderr
+        );
+        if let Some((call, value)) = want {
+            let s = run.of_kind(SnapshotKind::Condition)[0];
+            let f = s.header.fired.as_ref().expect("trigger context");
+            assert_eq!(f.value, value, "`{expr}`: the value that fired");
+            let at = s
+                .events
+                .iter()
+                .find(|e| e.ts_ns == f.ts_ns)
+                .expect("the trigger's own event is in its snapshot");
+            assert_eq!(
+                at.args[..3],
+                [call, 2 * call, 3 * call],
+                "`{expr}` fired on call {call}"
+            );
+            assert_eq!(
+                s.events.last().map(|e| e.args[0]),
+                Some(call),
+                "it is the last event"
+            );
+        }
     }
 }
 
+/// A latency threshold of 100 ms between calls of 20 ms and 200 ms: only the slow call fires,
+/// and the value that fired is its duration as the workload measured it (a unit wrong by
+/// 1000 either way would fire on both calls or on neither).
 #[test]
-fn latency_of_a_uprobe_pair_fires() {
+fn latency_trigger_fires_on_the_slow_call_only() {
     require_root();
-    let entry = workload_probe("uprobe");
-    let ret = workload_probe("uretprobe");
+    let entry = common::sleep_probe("uprobe");
+    let ret = common::sleep_probe("uretprobe");
     let run = record(&[
         "--probe",
         &entry,
         "--probe",
         &ret,
         "--trigger",
-        "snapshot_workload_fn.latency > 0ns",
-        "--max-snapshots",
-        "1",
+        "snapshot_workload_sleep.latency > 100ms",
+        "--dump-on-exit",
         "--",
         WORKLOAD,
-        "calls",
-        "3",
+        "timed-sleeps",
+        "20",
+        "200",
+        "20",
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(flips(&run), 1, "{}", run.stderr);
+    assert_eq!(fires(&run), 1, "only the 200 ms call: {}", run.stderr);
     let s = run.of_kind(SnapshotKind::Condition)[0];
-    assert!(
-        s.header.fired.as_ref().is_some_and(|f| f.value > 0),
-        "the latency that fired it is the value"
-    );
+    let f = s.header.fired.as_ref().expect("trigger context");
+    let measured = common::slept_ns(&run.stdout);
+    assert_eq!(measured.len(), 3, "{}", run.stdout);
+    common::assert_duration_close(f.value as u64, measured[1], "the latency that fired");
 }
 
 #[test]
@@ -113,15 +144,51 @@ fn bad_expressions_show_a_caret_and_a_hint() {
     assert!(!run.stderr.contains("panicked"));
 }
 
+/// What the kernel's evaluator sees of a recorded event.
+fn ctx_of(e: &Event) -> EventCtx {
+    EventCtx {
+        probe: e.probe_id,
+        args: e.args,
+        ret: (e.flags & EVENT_HAS_RET != 0).then_some(e.ret),
+        latency: (e.flags & EVENT_HAS_DURATION != 0).then_some(e.duration_ns),
+        pid: u64::from(e.tgid()),
+        tid: u64::from(e.tid()),
+        cpu: u64::from(e.cpu),
+        comm: e.comm,
+    }
+}
+
+/// Triggers that fired in a recording: flips plus triggers counted as missed.
+fn fires(run: &common::Run) -> u64 {
+    flips(run) as u64
+        + run
+            .snapshots
+            .iter()
+            .map(|s| s.header.missed_triggers)
+            .sum::<u64>()
+}
+
+/// The kernel's evaluator (through a uprobe/uretprobe pair, on calls whose arguments sit on
+/// every sign boundary) fires exactly on the events where the syntax-tree semantics says it
+/// should: arguments, `ret`, `latency`, `pid`, `tid`, `comm`, `max()` and `changed()`, and
+/// literals negative, high-bit, hex, errno names and units.
 #[test]
-fn property_kernel_and_userspace_evaluators_agree() {
+fn property_kernel_and_tree_agree_on_every_kind_of_field() {
     require_root();
-    let probe = workload_probe("uprobe");
-    let spec: ProbeSpec = probe.parse().expect("spec");
-    let info = [ProbeInfo::new(0, &spec, vec![])];
+    let entry = workload_probe("uprobe");
+    let ret = workload_probe("uretprobe");
+    let specs: Vec<ProbeSpec> = [&entry, &ret]
+        .iter()
+        .map(|s| s.parse().expect("spec"))
+        .collect();
+    let table: Vec<ProbeInfo> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ProbeInfo::new(i as u32, s, vec![]))
+        .collect();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut fired, mut quiet) = (0, 0);
-    for _ in 0..40 {
+    let (mut runs, mut fired, mut quiet) = (0, 0, 0);
+    while runs < 30 {
         let text = random_expr(
             &mut rng,
             Leaves {
@@ -129,43 +196,218 @@ fn property_kernel_and_userspace_evaluators_agree() {
                     "snapshot_workload_fn.arg0",
                     "snapshot_workload_fn.arg1",
                     "snapshot_workload_fn.arg2",
+                    "snapshot_workload_fn.ret",
+                    "snapshot_workload_fn.latency",
+                    "pid",
+                    "tid",
                 ],
-                values: (0, 5),
+                values: &BOUNDARY_VALUES,
+                comms: &["snapshot-worklo", "other"],
+                stateful: true,
             },
             2,
         );
-        let args = [rng.next_u64() % 6, rng.next_u64() % 6, rng.next_u64() % 6];
-        let prog = trigger::compile(&[text.parse().expect("parses")], &info).expect("compiles");
-        let ctx = EventCtx {
-            probe: 0,
-            args: [args[0], args[1], args[2], 0, 0, 0],
-            ..EventCtx::default()
-        };
-        let want = trigger::evaluate(&prog, &ctx, &mut [(0, false); snapshot_common::MAX_SLOTS]);
-        let a: Vec<String> = args.iter().map(u64::to_string).collect();
-        let run = record(&[
+        let trigger: Trigger = text.parse().expect("the generator writes valid syntax");
+        if trigger::compile(std::slice::from_ref(&trigger), &table).is_err() {
+            continue;
+        }
+        runs += 1;
+        let calls: Vec<String> = (0..6)
+            .map(|_| {
+                let mut pick = || BOUNDARY_ARGS[(rng.next_u64() % 12) as usize].to_string();
+                format!("{},{},{}", pick(), pick(), pick())
+            })
+            .collect();
+        let mut args = vec![
             "--probe",
-            &probe,
+            &entry,
+            "--probe",
+            &ret,
             "--trigger",
             &text,
+            "--dump-on-exit",
+            "--buffer-size",
+            "1024ev",
             "--",
             WORKLOAD,
-            "call",
-            &a[0],
-            &a[1],
-            &a[2],
-        ]);
-        assert_eq!(run.code, Some(0), "{text}: {}", run.stderr);
+            "call-seq",
+            "0",
+        ];
+        args.extend(calls.iter().map(String::as_str));
+        let run = record(&args);
+        assert_eq!(run.code, Some(0), "`{text}`: {}", run.stderr);
+        let events: Vec<&Event> = run.snapshots.iter().flat_map(|s| &s.events).collect();
         assert_eq!(
-            flips(&run) == 1,
-            want,
-            "kernel and userspace disagree on `{text}` with args {args:?}"
+            events.len(),
+            12,
+            "`{text}`: every call and return: {}",
+            run.stderr
         );
-        if want { fired += 1 } else { quiet += 1 }
+        let probes = &run.snapshots[0].header.probes;
+        let mut state = [(0, false); MAX_SLOTS];
+        let want = events
+            .iter()
+            .filter(|e| {
+                trigger::evaluate_tree(
+                    std::slice::from_ref(&trigger),
+                    probes,
+                    &ctx_of(e),
+                    &mut state,
+                )
+                .expect("evaluates")
+            })
+            .count() as u64;
+        assert_eq!(
+            fires(&run),
+            want,
+            "kernel and tree disagree on `{text}` with calls {calls:?}: {}",
+            run.stderr
+        );
+        if want > 0 { fired += 1 } else { quiet += 1 }
     }
     assert!(
-        fired > 3 && quiet > 3,
+        fired > 5 && quiet > 5,
         "the random cases should both fire and not ({fired}/{quiet})"
+    );
+}
+
+/// The conditions people write first, in the kernel: each fires on the right event, with the
+/// right value.
+#[test]
+fn headline_triggers_fire_on_the_right_event() {
+    require_root();
+    // A tracepoint's `ret` below 0: close of a bad fd, -EBADF.
+    let run = record(&[
+        "--probe",
+        "tracepoint:syscalls:sys_exit_close",
+        "--trigger",
+        "sys_exit_close.ret < 0",
+        "--max-snapshots",
+        "1",
+        "--",
+        WORKLOAD,
+        "close",
+        "3",
+        "300000",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let s = run.of_kind(SnapshotKind::Condition)[0];
+    let f = s.header.fired.as_ref().expect("trigger context");
+    assert_eq!(f.value, -9, "the value that fired is the errno");
+    let at = s
+        .events
+        .iter()
+        .find(|e| e.ts_ns == f.ts_ns)
+        .expect("the trigger's event");
+    assert_eq!(at.ret as i64, -9);
+
+    // An errno name: a read of an empty non-blocking pipe, -EAGAIN.
+    let run = record(&[
+        "--probe",
+        "tracepoint:syscalls:sys_exit_read",
+        "--trigger",
+        "sys_exit_read.ret == -EAGAIN",
+        "--max-snapshots",
+        "1",
+        "--",
+        WORKLOAD,
+        "eagain",
+        "2",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(flips(&run), 1, "{}", run.stderr);
+    let f = run.snapshots[0]
+        .header
+        .fired
+        .as_ref()
+        .expect("trigger context");
+    assert_eq!(f.value, -11);
+
+    // Signed and high-bit values, and a uretprobe's `ret` below 0 (1 + 2^63 - 2 wraps past
+    // i64::MAX).
+    let entry = workload_probe("uprobe");
+    let ret = workload_probe("uretprobe");
+    let seq = |trigger: &str, extra: &[&str], calls: &[&str]| {
+        let mut args = vec![
+            "--probe",
+            entry.as_str(),
+            "--probe",
+            ret.as_str(),
+            "--trigger",
+            trigger,
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--", WORKLOAD, "call-seq", "40"]);
+        args.extend_from_slice(calls);
+        let run = record(&args);
+        assert_eq!(run.code, Some(0), "{trigger}: {}", run.stderr);
+        run
+    };
+    let high = [
+        "1,2,3",
+        "18446744073709551615,9223372036854775808,5",
+        "4,5,6",
+    ];
+    let run = seq(
+        "snapshot_workload_fn.arg0 == -1 && snapshot_workload_fn.arg1 < 0 && snapshot_workload_fn.arg1 == 0x8000000000000000",
+        &[],
+        &high,
+    );
+    assert_eq!(fires(&run), 1, "{}", run.stderr);
+    assert_eq!(
+        run.snapshots[0].header.fired.as_ref().map(|f| f.value),
+        Some(-1)
+    );
+    let run = seq("snapshot_workload_fn.arg0 > 4", &["--dump-on-exit"], &high);
+    assert_eq!(fires(&run), 0, "u64::MAX is -1 signed: {}", run.stderr);
+    let run = seq("snapshot_workload_fn.ret < 0", &[], &high);
+    assert_eq!(fires(&run), 1, "{}", run.stderr);
+    let f = run.snapshots[0].header.fired.as_ref().expect("context");
+    assert_eq!(
+        f.value,
+        (u64::MAX.wrapping_add(1 << 63).wrapping_add(5)) as i64
+    );
+
+    // max(): fires on each new maximum, changed(): on each new value; the values that fired
+    // are those.
+    let values = |run: &common::Run| -> Vec<i64> {
+        run.of_kind(SnapshotKind::Condition)
+            .iter()
+            .filter_map(|s| s.header.fired.as_ref().map(|f| f.value))
+            .collect()
+    };
+    let run = seq(
+        "max(snapshot_workload_fn.arg0)",
+        &[],
+        &["3,0,0", "1,0,0", "5,0,0", "5,0,0", "7,0,0"],
+    );
+    assert_eq!(values(&run), [3, 5, 7], "{}", run.stderr);
+    let run = seq(
+        "changed(snapshot_workload_fn.arg0)",
+        &[],
+        &["3,0,0", "3,0,0", "4,0,0", "4,0,0", "3,0,0"],
+    );
+    assert_eq!(values(&run), [4, 3], "{}", run.stderr);
+
+    // Several --trigger options: any one fires.
+    let mut args = vec![
+        "--probe",
+        entry.as_str(),
+        "--trigger",
+        "snapshot_workload_fn.arg0 == 2",
+        "--trigger",
+        "snapshot_workload_fn.arg0 == 4",
+        "--",
+        WORKLOAD,
+        "call-seq",
+        "40",
+    ];
+    args.extend(["1,0,0", "2,0,0", "3,0,0", "4,0,0", "5,0,0"]);
+    let run = record(&args);
+    assert_eq!(values(&run), [2, 4], "{}", run.stderr);
+    assert_eq!(
+        run.snapshots[0].header.trigger,
+        "snapshot_workload_fn.arg0 == 2 || snapshot_workload_fn.arg0 == 4"
     );
 }
 

@@ -1,8 +1,9 @@
 //! VM integration tests: kprobe, kretprobe and fentry on Debian's kernels, run inside QEMU by
 //! `cargo xtask test` (this host's kernel has no kprobes and refuses fentry).
 //!
-//! `SNAPSHOT_TEST_BREAK=1` makes every test probe a function the workload never calls: each
-//! must then fail, which shows the assertions can fail.
+//! `SNAPSHOT_TEST_BREAK=1` (`cargo xtask test --break`) makes every test probe a function the
+//! workload never calls (and the error test spell its names right): each must then fail, which
+//! shows the assertions can fail.
 
 mod common;
 
@@ -455,13 +456,21 @@ fn kprobes_and_fentry_fall_back_to_each_other() {
 #[test]
 fn unknown_functions_and_bad_globs_are_clear_errors() {
     require_vm();
+    // Break mode: the misspelt names are spelt right, so the recordings succeed and every
+    // case must fail.
+    let wirte = if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_write"
+    } else {
+        "vfs_wirte"
+    };
+    let (kprobe, fentry) = (format!("kprobe:{wirte}"), format!("fentry:{wirte}"));
     let cases: [(&str, &[&str]); 4] = [
         (
-            "kprobe:vfs_wirte",
+            &kprobe,
             &["no kernel function `vfs_wirte`", "did you mean `vfs_write`"],
         ),
         (
-            "fentry:vfs_wirte",
+            &fentry,
             &["no kernel function `vfs_wirte`", "did you mean `vfs_write`"],
         ),
         (

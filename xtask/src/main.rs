@@ -1,10 +1,11 @@
-//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs |
+//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs | fuzz |
 //! kernel-table`.
 
 mod apt;
 mod build;
 mod cmd;
 mod docs;
+mod fuzz;
 mod initramfs;
 mod kernel_table;
 mod kernels;
@@ -55,6 +56,19 @@ enum Task {
         /// Only these VM kernels (5.10, 6.1, 6.12, sid; sid also by its version); default all.
         #[arg(long = "kernel", value_name = "SERIES")]
         kernels: Vec<String>,
+        /// Break mode: run the tests that have one (the VM layer) against deliberately broken
+        /// inputs; every one must fail, and the command fails if any passes.
+        #[arg(long = "break")]
+        break_mode: bool,
+    },
+    /// Run the fuzz targets (cargo-fuzz, libFuzzer) for a bounded time; fails on any crash.
+    Fuzz {
+        /// Seconds for all targets together.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Only these targets (default: all).
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<String>,
     },
     /// Print the benchmark table (per-event cost against the peers, accounting at rate,
     /// trigger-to-file latency, drain speed). Root.
@@ -99,7 +113,18 @@ fn main() {
         Task::Setup { refresh } => setup::run(refresh).map(|()| 0),
         Task::Build { release } => build::binaries(release).map(|_| 0),
         Task::Run { args } => run::run(&args),
-        Task::Test { layers, kernels } => test::run(&layers, &kernels),
+        Task::Test {
+            layers,
+            kernels,
+            break_mode,
+        } => {
+            if break_mode {
+                test::break_run(&kernels)
+            } else {
+                test::run(&layers, &kernels)
+            }
+        }
+        Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
         Task::Bench => run::bench(),
         Task::Soak { events } => test::soak(events),
         Task::Docs => docs::run(),

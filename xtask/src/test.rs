@@ -3,9 +3,9 @@
 
 use std::{ffi::OsString, time::Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context as _, anyhow, bail};
 
-use crate::{build, cmd, kernels, setup, vm};
+use crate::{build, cmd, fuzz, kernels, setup, vm};
 
 /// A test layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +15,8 @@ pub enum Layer {
     Unit,
     /// rustfmt and clippy.
     Lint,
+    /// Every fuzz target for a bounded time (about a minute in all); fails on any crash.
+    Fuzz,
     /// Integration tests loading real programs on this host (root).
     Host,
     /// Integration tests inside QEMU on each kernel (kprobe, kretprobe, fentry).
@@ -81,7 +83,9 @@ fn host_fallbacks() -> anyhow::Result<()> {
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
 /// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
-pub const HOST_TARGETS: [&str; 5] = ["host", "engine", "probes", "triggers", "post"];
+pub const HOST_TARGETS: [&str; 8] = [
+    "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults",
+];
 
 /// Where the VM layer keeps each kernel's results: the tests' output (`test.log`), the
 /// `snapshot check --json` report (`check.json`, rendered into the README by
@@ -147,7 +151,13 @@ fn vm_layer(series: &str) -> (anyhow::Result<String>, Vec<String>) {
 
 /// Runs the selected layers (all when empty) and prints the summary; returns the exit code.
 pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
-    let all = [Layer::Unit, Layer::Lint, Layer::Host, Layer::Vm];
+    let all = [
+        Layer::Unit,
+        Layer::Lint,
+        Layer::Fuzz,
+        Layer::Host,
+        Layer::Vm,
+    ];
     let layers = if layers.is_empty() { &all[..] } else { layers };
     let kernels: Vec<&str> = if kernels.is_empty() {
         kernels::SERIES.iter().map(|s| s.name).collect()
@@ -193,6 +203,13 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
                     args.extend(["--", "-D", "warnings"]);
                     cargo_ok(&args)
                 })())
+            }),
+            Layer::Fuzz => record("fuzz", "-".into(), &|| {
+                plain(match fuzz::run(fuzz::TEST_SECONDS, &[]) {
+                    Ok(0) => Ok(()),
+                    Ok(_) => Err(anyhow!("a fuzz target crashed (see above)")),
+                    Err(e) => Err(e),
+                })
             }),
             Layer::Host => {
                 record("host", host_kernel(), &|| plain(host_layer()));
@@ -243,6 +260,86 @@ pub fn run(layers: &[Layer], kernels: &[String]) -> anyhow::Result<i32> {
     }
     let passed = outcomes.len() - failed;
     println!("{passed} passed, {failed} failed");
+    Ok(i32::from(failed != 0))
+}
+
+/// The outcome of each test in libtest's output (`test NAME ... ok|FAILED`).
+fn outcomes(log: &str) -> Vec<(String, bool)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("test ")?;
+            let (name, result) = rest.rsplit_once(" ... ")?;
+            match result.trim() {
+                "ok" => Some((name.to_owned(), true)),
+                "FAILED" => Some((name.to_owned(), false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `cargo xtask test --break`: the VM tests against broken inputs (`SNAPSHOT_TEST_BREAK=1`:
+/// a function the workload never calls, names spelt right where a misspelling is expected).
+/// Every test must fail; a test that passes cannot catch what it covers, and fails the run.
+pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
+    setup::ensure()?;
+    let kernels: Vec<String> = if kernels.is_empty() {
+        kernels::SERIES.iter().map(|s| s.name.to_owned()).collect()
+    } else {
+        kernels
+            .iter()
+            .map(|k| kernels::series(k).map(|s| s.name.to_owned()))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let exe = build::test_binary("vm", true)?;
+    let dir = crate::paths::target()?.join("break");
+    std::fs::create_dir_all(&dir)?;
+    let mut failed = 0;
+    for series in &kernels {
+        cmd::step(&format!("break mode: VM tests on {series}, each must fail"));
+        let log = dir.join(format!("vm-{series}.log"));
+        let _ = std::fs::remove_file(&log);
+        let script = format!(
+            "'{}' --test-threads=1 > '{}' 2>&1",
+            exe.display(),
+            log.display()
+        );
+        let opts = vm::VmOptions {
+            series: series.clone(),
+            timeout: 900,
+            smp: 2,
+            memory: "1G".into(),
+            rw: Some(dir.clone()),
+            env: vec![
+                ("SNAPSHOT_VM_SERIES".into(), series.clone()),
+                ("SNAPSHOT_TEST_BREAK".into(), "1".into()),
+            ],
+            stdout_copy: None,
+            command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        };
+        let _ = vm::run(&opts)?;
+        let text = std::fs::read_to_string(&log)
+            .with_context(|| format!("the VM wrote no test log at {}", log.display()))?;
+        let results = outcomes(&text);
+        let passed: Vec<&str> = results
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if results.is_empty() || !passed.is_empty() {
+            failed += 1;
+            cmd::red(&format!(
+                "break mode on {series}: {} test(s) ran, these passed though broken: {passed:?} (log: {})",
+                results.len(),
+                log.display()
+            ));
+        } else {
+            cmd::green(&format!(
+                "break mode on {series}: all {} tests failed, as they must",
+                results.len()
+            ));
+        }
+    }
     Ok(i32::from(failed != 0))
 }
 
@@ -299,6 +396,15 @@ mod tests {
         assert_eq!(
             super::passed_count("test result: FAILED. 1 passed; 2 failed"),
             None
+        );
+    }
+
+    #[test]
+    fn libtest_outcomes_are_read() {
+        let log = "running 2 tests\ntest a ... ok\ntest b::c ... FAILED\ntest d ... ignored\n";
+        assert_eq!(
+            super::outcomes(log),
+            [("a".to_owned(), true), ("b::c".to_owned(), false)]
         );
     }
 

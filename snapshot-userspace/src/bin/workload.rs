@@ -19,6 +19,12 @@
 //! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
 //! `snapshot-workload calls-gap N MS`: N calls with arg1 = 1 (a trigger), MS apart.
 //! `snapshot-workload call A B C`: one call with those arguments.
+//! `snapshot-workload call-seq MS A,B,C…`: one call per triple, MS apart, each after a line
+//! `call A boot_ns N wall_ns N` (the clocks just before it).
+//! `snapshot-workload timed-sleeps MS…`: `snapshot_workload_sleep(MS)` for each (a uprobe
+//! target that sleeps), printing `slept_ns N` as measured around each call.
+//! `snapshot-workload eagain N`: N reads from an empty non-blocking pipe (each fails with
+//! EAGAIN).
 //! `snapshot-workload naps MS…`: sleeps (`clock_nanosleep`) for each duration in turn.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
 
@@ -28,7 +34,37 @@ use std::{io::Write as _, process::ExitCode};
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn snapshot_workload_fn(a: u64, b: u64, c: u64) -> u64 {
-    std::hint::black_box(a + b + c)
+    std::hint::black_box(a.wrapping_add(b).wrapping_add(c))
+}
+
+/// A uprobe target that takes a known time: sleeps `ms` milliseconds, returns `ms`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn snapshot_workload_sleep(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    std::hint::black_box(ms)
+}
+
+fn clock(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `A,B,C`: the three arguments of one call.
+fn triple(text: &str) -> anyhow::Result<[u64; 3]> {
+    let parts: Vec<u64> = text
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("`{text}` is not A,B,C with three numbers"))?;
+    parts
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("`{text}` is not A,B,C with three numbers"))
 }
 
 fn arg(args: &[String], i: usize, default: u64) -> anyhow::Result<u64> {
@@ -76,17 +112,22 @@ fn seq_threads(total: u64, period: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a barrier and call
+/// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a spinning barrier (both are
+/// on CPU, so they leave it within nanoseconds of each other) and call
 /// `snapshot_workload_fn(round, 1, thread)` at the same moment, then wait `gap_ms`.
 fn pairs(rounds: u64, gap_ms: u64) -> anyhow::Result<()> {
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let arrived = std::sync::Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
-            let barrier = barrier.clone();
+            let arrived = arrived.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(t as usize)?;
                 for round in 0..rounds {
-                    barrier.wait();
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    while arrived.load(Ordering::SeqCst) < 2 * (round + 1) {
+                        std::hint::spin_loop();
+                    }
                     snapshot_workload_fn(round, 1, t);
                     std::thread::sleep(std::time::Duration::from_millis(gap_ms));
                 }
@@ -122,13 +163,7 @@ fn fileio(iterations: u64, fail_every: u64) -> anyhow::Result<()> {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock(libc::CLOCK_MONOTONIC)
 }
 
 /// `n` getpid syscalls (a getppid every `every`, 0 = never); prints `ns_per_op X`.
@@ -274,6 +309,43 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("call") => {
             snapshot_workload_fn(arg(args, 2, 0)?, arg(args, 3, 0)?, arg(args, 4, 0)?);
         }
+        Some("call-seq") => {
+            let gap = std::time::Duration::from_millis(arg(args, 2, 0)?);
+            for call in &args[3..] {
+                let [a, b, c] = triple(call)?;
+                // The clocks just before the call, for the tests' clock checks.
+                println!(
+                    "call {a} boot_ns {} wall_ns {}",
+                    clock(libc::CLOCK_BOOTTIME),
+                    clock(libc::CLOCK_REALTIME)
+                );
+                snapshot_workload_fn(a, b, c);
+                std::thread::sleep(gap);
+            }
+        }
+        Some("timed-sleeps") => {
+            for ms in &args[2..] {
+                let ms = ms
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("`{ms}` is not a number of milliseconds"))?;
+                let start = clock(libc::CLOCK_MONOTONIC);
+                snapshot_workload_sleep(ms);
+                println!("slept_ns {}", clock(libc::CLOCK_MONOTONIC) - start);
+            }
+        }
+        Some("eagain") => {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 fills two fds.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) } != 0 {
+                anyhow::bail!("pipe2: {}", std::io::Error::last_os_error());
+            }
+            let mut buf = [0u8; 8];
+            for _ in 0..arg(args, 2, 1)? {
+                // SAFETY: reading into a valid buffer from our own empty non-blocking pipe:
+                // it fails with EAGAIN.
+                unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+            }
+        }
         Some("write") => {
             let mut null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
             let buf = vec![0u8; 4096];
@@ -283,7 +355,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         }
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
+                "usage: snapshot-workload calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
             );
         }
     }

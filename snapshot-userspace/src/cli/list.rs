@@ -27,16 +27,23 @@ pub fn line(name: &str, s: &snapshot::Snapshot) -> String {
         Some(f) => format!("{:?} by {} ({}={})", h.kind, f.comm, f.probe, f.value),
         None => format!("{:?}", h.kind),
     };
-    format!(
-        "{name}  {when}  {why}  events {}  overwritten {}  dropped {}  missed triggers {}",
+    let lost = if h.lost_snapshots == 0 {
+        String::new()
+    } else {
+        format!("  lost before it {}", h.lost_snapshots)
+    };
+    let line = format!(
+        "{name}  {when}  {why}  events {}  overwritten {}  dropped {}  missed triggers {}{lost}",
         s.events.len(),
         h.total(|a| a.overwritten),
         h.total(|a| a.dropped),
         h.missed_triggers
-    )
+    );
+    crate::export::event::printable(&line).into_owned()
 }
 
-/// Runs `snapshot list`; unreadable files are listed with their error (exit code 1).
+/// Runs `snapshot list`: one line per snapshot on stdout; a file that cannot be read is
+/// named with its error on stderr, and the exit code is then 1.
 pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
     let files = snapshot::list_files(&args.dir).with_context(|| {
         format!(
@@ -48,7 +55,7 @@ pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
         anyhow::bail!("no snapshot files (*.snap) in {}", args.dir.display());
     }
     let mut out = std::io::stdout().lock();
-    let mut code = 0;
+    let mut unreadable = 0;
     for f in &files {
         let name = f
             .file_name()
@@ -57,10 +64,20 @@ pub fn run(args: &ListArgs) -> anyhow::Result<i32> {
         match snapshot::read(f) {
             Ok(s) => writeln!(out, "{}", line(&name, &s))?,
             Err(e) => {
-                writeln!(out, "{name}  unreadable: {e}")?;
-                code = 1;
+                out.flush()?;
+                eprintln!("snapshot: error: {e}");
+                unreadable += 1;
             }
         }
     }
-    Ok(code)
+    out.flush()?;
+    if unreadable > 0 {
+        eprintln!(
+            "snapshot: {unreadable} of {} file(s) in {} could not be read",
+            files.len(),
+            args.dir.display()
+        );
+        return Ok(1);
+    }
+    Ok(0)
 }

@@ -5,6 +5,8 @@ pub mod export;
 pub mod generate;
 pub mod list;
 pub mod record;
+#[cfg(test)]
+mod robustness;
 pub mod show;
 pub mod status;
 pub mod trigger;
@@ -23,6 +25,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once, moved once")]
 pub enum Command {
     /// Record a process (or a command started here) and take snapshots when the trigger fires.
     Record(record::RecordArgs),

@@ -49,7 +49,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "TID", conflicts_with_all = ["command", "comm"])]
     pub tid: Option<u32>,
     /// Record every task with this command name (as in /proc/PID/comm), until Ctrl-C.
-    #[arg(long, value_name = "NAME", conflicts_with = "command")]
+    #[arg(long, value_name = "NAME", conflicts_with = "command", value_parser = parse_comm)]
     pub comm: Option<String>,
     /// Also record the processes the targets create (children, grandchildren, …), from their
     /// first event.
@@ -70,11 +70,16 @@ pub struct RecordArgs {
     /// `== != < <= > >= & && || !` and parentheses; literals 12, 0x1f, -3, -ENOENT, 10ms, 4K,
     /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Example:
     /// `sys_exit_read.ret < 0 && comm == "nginx"`.
-    #[arg(long, value_name = "EXPR", required = true, value_parser = parse_trigger)]
+    #[arg(long, value_name = "EXPR", required = true, value_parser = TriggerParser)]
     pub trigger: Vec<Trigger>,
-    /// Directory for the snapshot files (created if missing).
+    /// Directory for the snapshot files (created with mode 0700 if missing). One recorder at
+    /// a time writes into it; numbering continues after the snapshots already there.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Accept an --out directory that other users can write to (files are still created
+    /// without following links and never replace anything).
+    #[arg(long)]
+    pub allow_shared_out: bool,
     /// Per-CPU size of each buffer half: bytes with K/M/G (`1M`) or events (`65536ev`).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = units::parse_events)]
     pub buffer_size: u32,
@@ -83,7 +88,7 @@ pub struct RecordArgs {
     pub on_no_spare: OnNoSpare,
     /// The trigger takes at most N snapshots (ftrace's `:N`); later triggers are ignored
     /// (manual snapshots still work).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Minimum time between two trigger snapshots (`10ms`, `2s`); triggers inside it are
     /// ignored.
@@ -99,9 +104,15 @@ pub struct RecordArgs {
         hide_default_value = true
     )]
     pub post: Post,
-    /// Stop after writing this many snapshots.
-    #[arg(long, value_name = "N")]
+    /// Stop after taking this many snapshots (the exit snapshot of --dump-on-exit included):
+    /// exactly N files.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_snapshots: Option<u64>,
+    /// Most memory kept for snapshot files the disk refuses (full, removed, read-only) while
+    /// they are retried; past it new snapshots are dropped and counted as lost. Default: 4
+    /// buffer halves.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_bytes)]
+    pub max_pending: Option<u64>,
     /// At exit, also write the live half as a final snapshot.
     #[arg(long)]
     pub dump_on_exit: bool,
@@ -122,15 +133,42 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-/// A `--trigger` that does not parse, shown under clap's "invalid value" line: the message and
-/// its caret start on a line of their own.
-#[derive(Debug, thiserror::Error)]
-#[error("\n{0}")]
-struct TriggerArgError(crate::trigger::ExprError);
+/// A `--comm` name: not empty.
+fn parse_comm(text: &str) -> Result<String, &'static str> {
+    if text.is_empty() {
+        Err("--comm needs a command name (as in /proc/PID/comm)")
+    } else {
+        Ok(text.to_owned())
+    }
+}
 
-/// Parses a trigger once (names are checked against the probes when it is compiled).
-fn parse_trigger(text: &str) -> Result<Trigger, TriggerArgError> {
-    text.parse().map_err(TriggerArgError)
+/// Parses a `--trigger` once (names are checked against the probes when it is compiled). A
+/// trigger that does not parse is refused with its own message, which quotes the expression
+/// around the fault with a caret (clap's own would quote all of it, however long).
+#[derive(Clone, Copy, Debug)]
+struct TriggerParser;
+
+impl clap::builder::TypedValueParser for TriggerParser {
+    type Value = Trigger;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Trigger, clap::Error> {
+        use clap::error::ErrorKind;
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(ErrorKind::InvalidUtf8, "--trigger is not valid UTF-8\n").with_cmd(cmd)
+        })?;
+        text.parse().map_err(|e| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid --trigger: {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 impl RecordArgs {
@@ -169,6 +207,7 @@ impl RecordArgs {
             max_glob: self.max_glob,
             triggers: self.trigger.clone(),
             out: self.out.clone(),
+            allow_shared_out: self.allow_shared_out,
             capacity: self.buffer_size,
             rules: Rules {
                 count: self.count.unwrap_or(0),
@@ -176,7 +215,10 @@ impl RecordArgs {
                 post: self.post,
                 on_no_spare: self.on_no_spare.into(),
             },
-            max_snapshots: self.max_snapshots,
+            limits: controller::Limits {
+                max_snapshots: self.max_snapshots,
+                max_pending: self.max_pending,
+            },
             dump_on_exit: self.dump_on_exit,
             command_stdout_to_stderr: matches!(self.json_out(), Some(JsonOut::Stdout)),
         }
@@ -189,12 +231,22 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<i32> {
     let rec = args.recording();
     let outcome = controller::run(&rec, &mut ui).await?;
     ui.summary(&outcome.reason, &outcome.totals);
-    if outcome.unwritten > 0 {
-        anyhow::bail!(
-            "{} snapshot(s) could not be written to {}: free space or fix permissions and record again",
-            outcome.unwritten,
-            rec.out.display()
-        );
+    let lost = &outcome.unwritten;
+    if lost.lost > 0 {
+        match &lost.why {
+            Some(why) => anyhow::bail!(
+                "{} snapshot(s) ({} events) could not be written to {} ({why}): free space or fix permissions and record again",
+                lost.lost,
+                outcome.totals.lost_events,
+                rec.out.display(),
+            ),
+            None => anyhow::bail!(
+                "{} snapshot(s) ({} events) were lost while {} refused writes and more than --max-pending waited; the file after each gap says how many: give more room or a larger --max-pending",
+                lost.lost,
+                outcome.totals.lost_events,
+                rec.out.display(),
+            ),
+        }
     }
     Ok(0)
 }

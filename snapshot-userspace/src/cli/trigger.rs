@@ -1,11 +1,12 @@
-//! `snapshot trigger DIR`: ask the recorder writing into DIR for a snapshot now (SIGUSR1).
+//! `snapshot trigger DIR`: ask the recorder writing into DIR for a snapshot now, through its
+//! socket (never a signal: nothing but the recorder can answer), and say what it did.
 
-use std::path::PathBuf;
+use std::{io::Read as _, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::controller::run::PID_FILE;
+use crate::snapshot::dir;
 
 /// Arguments of `snapshot trigger`.
 #[derive(Debug, Args)]
@@ -14,28 +15,38 @@ pub struct TriggerArgs {
     pub dir: PathBuf,
 }
 
-/// Sends SIGUSR1 to the recorder of `dir`.
+/// How long the recorder may take to answer (it drains a half and writes a file first).
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// Asks the recorder of `dir` for a snapshot; exit code 0 when one was taken, 1 when the
+/// request was counted as a missed trigger.
 pub fn run(args: &TriggerArgs) -> anyhow::Result<i32> {
-    let path = args.dir.join(PID_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no recorder is writing into {} ({} not found): give the --out directory of a running `snapshot record`", args.dir.display(), path.display()))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{} does not hold a pid: remove it", path.display()))?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if !comm.starts_with("snapshot") {
-        anyhow::bail!(
-            "the recorder of {} (pid {pid}) is no longer running: remove {}",
-            args.dir.display(),
-            path.display()
-        );
+    let stream = dir::connect(&args.dir)?;
+    stream.set_read_timeout(Some(ANSWER_WITHIN))?;
+    let mut answer = String::new();
+    stream
+        .take(4096)
+        .read_to_string(&mut answer)
+        .with_context(|| {
+            format!(
+                "the recorder of {} did not answer within {} s",
+                args.dir.display(),
+                ANSWER_WITHIN.as_secs()
+            )
+        })?;
+    // Only what the recorder writes is shown (no control characters from elsewhere).
+    let answer: String = answer.trim().chars().filter(|c| !c.is_control()).collect();
+    if let Some(rest) = answer.strip_prefix("snapshot ") {
+        let (seq, path) = rest.split_once(' ').unwrap_or((rest, ""));
+        eprintln!("snapshot: the recorder took snapshot {seq}: {path}");
+        return Ok(0);
     }
-    // SAFETY: kill with a valid signal number has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot signal the recorder (pid {pid})"));
+    if let Some(why) = answer.strip_prefix("missed ") {
+        eprintln!("snapshot: the recorder took no snapshot: {why}; it counts as a missed trigger");
+        return Ok(1);
     }
-    eprintln!("snapshot: asked the recorder (pid {pid}) for a snapshot");
-    Ok(0)
+    anyhow::bail!(
+        "the recorder of {} closed the connection without an answer: it is stopping",
+        args.dir.display()
+    )
 }

@@ -11,13 +11,12 @@
 mod context;
 mod exit;
 mod live;
+pub mod pending;
 mod post;
+pub mod requests;
 pub mod run;
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use snapshot_common::{
     EVENT_MARKER, Event, MARKER_PROBE, NOTICE_FLIP, NOTICE_POST, NOTICE_STOPPED, NoSparePolicy,
@@ -25,13 +24,16 @@ use snapshot_common::{
 };
 
 pub use live::{Live, Spare};
+pub use pending::WriteStatus;
 pub use run::{Outcome, Recording, Reporter, StopReason, run};
 
+use self::pending::Pending;
 use crate::{
     probe::ProbeInfo,
     session::{Post, Session, buffer::CpuAccount},
     snapshot::{
         self, ClockRef, Fired, Header, SnapshotKind,
+        dir::OutDir,
         symbols::{Stacks, Symbolizer},
     },
     sys,
@@ -52,15 +54,23 @@ pub struct Totals {
     pub torn: u64,
     /// Triggers that found no armed spare.
     pub missed_triggers: u64,
-    /// Events still in the live half at exit, not written (no `--dump-on-exit`).
+    /// Events still in the live half at exit, not written (no `--dump-on-exit`, or
+    /// `--max-snapshots` reached), and in halves frozen after `--max-snapshots` was reached.
     pub discarded_at_exit: u64,
+    /// Snapshots that could not be written and were dropped (`--max-pending`, or still
+    /// refused at exit).
+    pub lost_snapshots: u64,
+    /// The events in them (counted in `recorded` too: they were captured).
+    pub lost_events: u64,
 }
 
-/// A snapshot written (or that could not be).
+/// A snapshot taken, and what became of its file.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Written {
     /// File path.
     pub path: PathBuf,
+    /// Whether the file is on disk, waits in memory, or was dropped.
+    pub status: WriteStatus,
     /// Sequence number.
     pub seq: u64,
     /// Why it was taken.
@@ -89,16 +99,65 @@ struct Context {
     trigger: String,
 }
 
+/// Limits on what a recording writes and keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most snapshots taken (`--max-snapshots`), the exit snapshot included.
+    pub max_snapshots: Option<u64>,
+    /// Most bytes of snapshot files kept in memory while the disk refuses them
+    /// (`--max-pending`; default [`DEFAULT_PENDING_HALVES`] halves).
+    pub max_pending: Option<u64>,
+}
+
+/// `--max-pending` by default, in halves of the buffer.
+pub const DEFAULT_PENDING_HALVES: u64 = 4;
+
+/// Why a manual request took no snapshot (it is then counted as a missed trigger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missed {
+    /// The spare half is not armed yet (the last snapshot is still being drained).
+    NotArmed,
+    /// A trigger's `--post` window is open: its snapshot comes when it closes.
+    WindowOpen,
+    /// Recording has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for Missed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotArmed => {
+                "the spare half was not armed yet (the previous snapshot was being taken)"
+            }
+            Self::WindowOpen => {
+                "a trigger's --post window is open; its snapshot comes when the window closes"
+            }
+            Self::Stopped => "recording has stopped",
+        })
+    }
+}
+
+/// What a manual request did.
+#[derive(Debug)]
+pub enum Manual {
+    /// A snapshot was taken.
+    Taken(Written),
+    /// None was: counted as a missed trigger.
+    Missed(Missed),
+}
+
 /// The controller.
 pub struct Controller {
     session: Session,
-    out: PathBuf,
+    out: OutDir,
     ctx: Context,
     bases: [Vec<u64>; 2],
     dropped_seen: Vec<u64>,
     missed_seen: u64,
-    seq: u64,
-    pending: Vec<(String, Vec<u8>)>,
+    /// Snapshots taken (written, waiting or lost), for `--max-snapshots`.
+    taken: u64,
+    limits: Limits,
+    pending: Pending,
     /// Drain buffer, one half's worth, allocated and touched up front (the
     /// `tracing_snapshot_alloc` of userspace): no page faults while draining.
     scratch: Vec<Event>,
@@ -118,13 +177,15 @@ fn read_trimmed(path: &str) -> String {
 }
 
 impl Controller {
-    /// Takes over a started session, writing snapshots into `out`, and arms the spare;
-    /// `trigger` is how snapshot headers show the trigger. Reads kallsyms now, so that
-    /// symbolizing a trigger's stack costs nothing then.
+    /// Takes over a started session, writing snapshots into `out` within `limits`, and arms
+    /// the spare; `trigger` is how snapshot headers show the trigger. Reads kallsyms now, so
+    /// that symbolizing a trigger's stack costs nothing then.
     #[must_use]
-    pub fn new(session: Session, out: &Path, trigger: &str) -> Self {
+    pub fn new(session: Session, out: OutDir, trigger: &str, limits: Limits) -> Self {
         let b = session.buffers();
         let ncpu = b.ncpu() as usize;
+        let half = ncpu as u64 * u64::from(b.capacity()) * size_of::<Event>() as u64;
+        let max_pending = limits.max_pending.unwrap_or(DEFAULT_PENDING_HALVES * half);
         let mut c = Self {
             ctx: Context {
                 hostname: read_trimmed("/proc/sys/kernel/hostname"),
@@ -135,15 +196,16 @@ impl Controller {
             bases: [b.heads(0), b.heads(1)],
             dropped_seen: vec![0; ncpu],
             missed_seen: 0,
-            seq: 0,
-            pending: Vec::new(),
+            taken: 0,
+            limits,
+            pending: Pending::new(max_pending),
             scratch: prefaulted(ncpu * b.capacity() as usize),
             totals: Totals::default(),
             stopped: false,
             window_until: None,
             window_fired: None,
-            symbolizer: Symbolizer::load(Path::new("/")),
-            out: out.to_owned(),
+            symbolizer: Symbolizer::load(std::path::Path::new("/")),
+            out,
             session,
         };
         c.arm();
@@ -166,6 +228,29 @@ impl Controller {
     #[must_use]
     pub const fn stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// True once `--max-snapshots` snapshots were taken.
+    #[must_use]
+    pub fn at_limit(&self) -> bool {
+        self.limits.max_snapshots.is_some_and(|m| self.taken >= m)
+    }
+
+    /// The output directory.
+    #[must_use]
+    pub const fn out(&self) -> &OutDir {
+        &self.out
+    }
+
+    /// When snapshot files waiting for the disk are next retried.
+    #[must_use]
+    pub fn retry_at(&self) -> Option<std::time::Instant> {
+        self.pending.retry_at()
+    }
+
+    /// Retries the snapshot files waiting for the disk.
+    pub fn retry_pending(&mut self) {
+        self.pending.retry(&mut self.out);
     }
 
     /// The session, e.g. to take its notification ring.
@@ -202,23 +287,27 @@ impl Controller {
         match n.kind {
             NOTICE_FLIP => {
                 self.window_until = None;
-                vec![self.snapshot_half(
+                self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::Condition,
                     fired,
                     None,
                     Some(n.missed),
-                )]
+                )
+                .into_iter()
+                .collect()
             }
             NOTICE_STOPPED => {
                 self.stopped = true;
-                vec![self.snapshot_half(
+                self.snapshot_half(
                     n.half as usize,
                     SnapshotKind::NoSpareStop,
                     fired,
                     None,
                     None,
-                )]
+                )
+                .into_iter()
+                .collect()
             }
             other => {
                 log::warn!("ignoring unknown notice kind {other} from the eBPF side");
@@ -228,17 +317,17 @@ impl Controller {
     }
 
     /// A manual snapshot (SIGUSR1, `snapshot trigger`): the same flip as the kernel's, done
-    /// from userspace, under the same one-winner rule.
-    pub fn manual(&mut self) -> Vec<Written> {
-        if self.stopped {
-            return Vec::new();
-        }
+    /// from userspace, under the same rules (one winner; a flip and a stop are decided one at
+    /// a time through `stopping`). Every request ends as a snapshot or a missed trigger.
+    pub fn manual(&mut self) -> Manual {
         let words = self.session.buffers().control();
+        if self.stopped || self.at_limit() || words.stopped() {
+            words.count_missed();
+            return Manual::Missed(Missed::Stopped);
+        }
         if words.window_open() {
-            log::warn!(
-                "a trigger's --post window is open: its snapshot comes when the window closes; ask again then"
-            );
-            return Vec::new();
+            words.count_missed();
+            return Manual::Missed(Missed::WindowOpen);
         }
         let me = std::process::id();
         let fired = Fired {
@@ -253,18 +342,33 @@ impl Controller {
         };
         let missed_before = words.missed();
         if words.take_spare() {
+            if !words.take_stopping() {
+                // A trigger is deciding a stop: this request comes after it. The spare goes
+                // back (the trigger may find a window open and not stop after all).
+                words.arm();
+                words.count_missed();
+                return Manual::Missed(Missed::Stopped);
+            }
             let old = words.active();
             let _ = words.flip(old);
-            return vec![self.snapshot_half(
-                old,
-                SnapshotKind::Manual,
-                Some((fired, Stacks::default())),
-                None,
-                Some(missed_before),
-            )];
+            words.release_stopping();
+            return self
+                .snapshot_half(
+                    old,
+                    SnapshotKind::Manual,
+                    Some((fired, Stacks::default())),
+                    None,
+                    Some(missed_before),
+                )
+                .map_or(Manual::Missed(Missed::Stopped), Manual::Taken);
         }
         words.count_missed();
         if self.session.rules().on_no_spare == NoSparePolicy::Stop && words.take_stopping() {
+            if words.window_open() {
+                // A window opened meanwhile: the request belongs to it.
+                words.release_stopping();
+                return Manual::Missed(Missed::WindowOpen);
+            }
             words.stop();
             self.stopped = true;
             let live = words.active();
@@ -276,20 +380,37 @@ impl Controller {
                 flags: EVENT_MARKER,
                 ..Event::default()
             };
-            return vec![self.snapshot_half(
+            if let Some(w) = self.snapshot_half(
                 live,
                 SnapshotKind::NoSpareStop,
                 Some((fired, Stacks::default())),
                 Some(marker),
                 None,
-            )];
+            ) {
+                return Manual::Taken(w);
+            }
         }
-        Vec::new()
+        Manual::Missed(Missed::NotArmed)
+    }
+
+    /// Counts the records of `half` since its base as discarded (a half frozen after
+    /// `--max-snapshots` was reached, or the live half at exit), with its losses.
+    fn discard_half(&mut self, half: usize) {
+        let b = self.session.buffers();
+        if !b.wait_writers(Duration::from_secs(1)) {
+            log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
+        }
+        let cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
+        self.bases[half] = b.heads(half);
+        self.totals.discarded_at_exit += self.scratch.len() as u64;
+        self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
+        self.totals.torn += cpus.iter().map(|a| a.torn).sum::<u64>();
     }
 
     /// Waits for writers, drains `half`, re-arms it as the spare when it was a trigger's or a
     /// manual snapshot (as soon as its records are copied out: symbolizing and writing the
-    /// file come after), then writes its snapshot file.
+    /// file come after) unless this was the last snapshot `--max-snapshots` allows, then
+    /// writes its snapshot file. Past the limit nothing is taken: the half is discarded.
     fn snapshot_half(
         &mut self,
         half: usize,
@@ -297,7 +418,16 @@ impl Controller {
         fired: Option<(Fired, Stacks)>,
         extra: Option<Event>,
         missed_at: Option<u64>,
-    ) -> Written {
+    ) -> Option<Written> {
+        if self.at_limit() {
+            self.discard_half(half);
+            return None;
+        }
+        self.taken += 1;
+        if self.at_limit() {
+            // The last snapshot allowed: nothing records, flips or stops any more.
+            self.session.buffers().control().stop();
+        }
         let b = self.session.buffers();
         let drain_start = std::time::Instant::now();
         if !b.wait_writers(Duration::from_secs(1)) {
@@ -306,7 +436,7 @@ impl Controller {
         let mut cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
         let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
-        if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) {
+        if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) && !self.at_limit() {
             self.arm();
         }
         let b = self.session.buffers();
@@ -325,9 +455,10 @@ impl Controller {
         let missed = missed_now - self.missed_seen;
         self.missed_seen = missed_now;
         self.scratch.extend(extra);
-        self.seq += 1;
+        let seq = self.out.next_seq();
+        let lost = self.pending.take_unreported();
         let header = Header {
-            seq: self.seq,
+            seq,
             kind,
             hostname: self.ctx.hostname.clone(),
             kernel_release: self.ctx.kernel_release.clone(),
@@ -339,17 +470,33 @@ impl Controller {
             ncpu: b.ncpu(),
             capacity: b.capacity(),
             cpus: cpus.clone(),
+            lost_snapshots: lost.snapshots,
+            lost_events: lost.events,
         };
         let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
         let fired_at = header.fired.as_ref().map(|f| f.ts_ns);
-        let mut written = Written {
-            trigger_to_file_ns: None,
+        let name = file_name(seq, kind);
+        let events = self.scratch.len() as u64;
+        let (prefix, records, suffix) = snapshot::encode_parts(&header, &self.scratch);
+        let (status, path) = self.pending.submit(
+            &mut self.out,
+            &name,
+            &[&prefix, records, &suffix],
+            events,
+            lost,
+        );
+        let written = Written {
+            trigger_to_file_ns: (kind != SnapshotKind::Manual && status == WriteStatus::Written)
+                .then_some(fired_at)
+                .flatten()
+                .map(|t| sys::boot_ns().saturating_sub(t)),
             drain_ns,
-            drained_bytes: (self.scratch.len() * size_of::<Event>()) as u64,
-            path: self.out.join(file_name(self.seq, kind)),
-            seq: self.seq,
+            drained_bytes: events * size_of::<Event>() as u64,
+            path,
+            status,
+            seq,
             kind,
-            events: self.scratch.len() as u64,
+            events,
             overwritten: sum(|a| a.overwritten),
             dropped: sum(|a| a.dropped),
             missed_triggers: missed,
@@ -359,25 +506,8 @@ impl Controller {
         self.totals.dropped += written.dropped;
         self.totals.torn += sum(|a| a.torn);
         self.totals.missed_triggers += missed;
-        let name = file_name(self.seq, kind);
-        let (prefix, records, suffix) = snapshot::encode_parts(&header, &self.scratch);
-        if let Err(e) = snapshot::write_atomic_parts(&self.out, &name, &[&prefix, records, &suffix])
-        {
-            log::error!(
-                "cannot write {}: {e}; keeping it in memory and retrying",
-                self.out.join(&name).display()
-            );
-            self.pending.push((
-                name,
-                [prefix.as_slice(), records, suffix.as_slice()].concat(),
-            ));
-        }
-        if kind != SnapshotKind::Manual {
-            written.trigger_to_file_ns = fired_at.map(|t| sys::boot_ns().saturating_sub(t));
-        }
-        self.flush();
         self.totals.snapshots += 1;
-        written
+        Some(written)
     }
 }
 

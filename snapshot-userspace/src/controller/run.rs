@@ -7,7 +7,7 @@
 
 use std::{
     fmt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{ExitStatus, Stdio},
 };
 
@@ -15,19 +15,21 @@ use anyhow::Context as _;
 use snapshot_common::Notice;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Controller, Live, Totals, Written};
+use super::{
+    Controller, Limits, Live, Manual, Totals, Written,
+    exit::Unwritten,
+    requests::{self, Request, Requests},
+};
 use crate::{
     probe::ProbeSpec,
     session::{
-        Rules, Session, SessionConfig,
+        Rules, Session, SessionConfig, SessionError,
         target::{TargetError, TargetSpec, Watch},
     },
+    snapshot::dir::OutDir,
     sys,
     trigger::{self, Trigger},
 };
-
-/// Name of the file in the output directory that holds the recorder's pid.
-pub const PID_FILE: &str = ".recorder.pid";
 
 /// Test switch: milliseconds to wait after attaching (widens the window in which a `--pid`
 /// target can exit during attach).
@@ -56,12 +58,14 @@ pub struct Recording {
     pub triggers: Vec<Trigger>,
     /// Output directory.
     pub out: PathBuf,
+    /// Accept an output directory other users can write to (`--allow-shared-out`).
+    pub allow_shared_out: bool,
     /// Events per CPU per half.
     pub capacity: u32,
     /// How triggers take snapshots.
     pub rules: Rules,
-    /// Stop after writing this many snapshots.
-    pub max_snapshots: Option<u64>,
+    /// `--max-snapshots`, `--max-pending`.
+    pub limits: Limits,
     /// At exit, also write the live half.
     pub dump_on_exit: bool,
     /// Send a started command's standard output to stderr (when stdout carries JSON lines).
@@ -104,7 +108,7 @@ pub struct Outcome {
     /// Totals over the whole recording.
     pub totals: Totals,
     /// Snapshots that could not be written.
-    pub unwritten: usize,
+    pub unwritten: Unwritten,
 }
 
 /// What the caller shows while recording.
@@ -126,30 +130,6 @@ fn parse_notice(bytes: &[u8]) -> Option<Notice> {
         .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Notice>()) })
 }
 
-/// Creates the output directory and checks it is writable, before anything is attached.
-fn prepare_out(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| {
-            format!(
-                "cannot create the output directory {}: choose another --out",
-                dir.display()
-            )
-        })?;
-    let probe = dir.join(format!(".write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| {
-        format!(
-            "the output directory {} is not writable: choose another --out or fix its permissions",
-            dir.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 /// Sleeps until a `--post DURATION` window ends (boot-time ns), or forever when none is open.
 async fn post_deadline(until: Option<u64>) {
     let Some(until) = until else {
@@ -160,8 +140,21 @@ async fn post_deadline(until: Option<u64>) {
     tokio::time::sleep(std::time::Duration::from_nanos(wait)).await;
 }
 
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Records until the target exits, a signal arrives or a limit is reached.
 pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result<Outcome> {
+    // Refused before anything is created.
+    crate::probe::spec::check_names(&rec.probes)?;
+    if !sys::is_root() {
+        return Err(SessionError::NotRoot.into());
+    }
     if let crate::session::Post::Events(n) = rec.rules.post
         && n >= u64::from(rec.capacity)
     {
@@ -170,7 +163,20 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             rec.capacity
         );
     }
-    prepare_out(&rec.out)?;
+    let out = OutDir::prepare(&rec.out, rec.allow_shared_out)?;
+    if out.cleaned() > 0 {
+        log::info!(
+            "removed {} temporary file(s) a killed recorder left in {}",
+            out.cleaned(),
+            rec.out.display()
+        );
+    }
+    // Every way to ask for a snapshot or to stop is in place before anything is recorded.
+    let mut requests = Requests::start(&out)?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let command_stdout = if rec.command_stdout_to_stderr {
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
             .try_clone_to_owned()
@@ -205,16 +211,19 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         return Err(TargetError::ExitedDuringAttach(*pid).into());
     }
     let trigger_text = trigger::describe(&rec.triggers);
-    let mut controller = Controller::new(session, &rec.out, &trigger_text);
+    let mut controller = Controller::new(session, out, &trigger_text, rec.limits);
     let ring = controller.session_mut().take_notify()?;
     // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
     // open until it is dropped (after deregistration).
     let mut ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
         .map_err(|e| e.into_parts().1)
         .context("cannot watch the notification ring buffer")?;
-    let pid_file = rec.out.join(PID_FILE);
-    std::fs::write(&pid_file, std::process::id().to_string())
-        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    if let Err(e) = controller.out().write_pid_file() {
+        log::warn!(
+            "cannot write the pid file into {}: {e} (`snapshot trigger` still works)",
+            rec.out.display()
+        );
+    }
     if let Some(h) = target.held.as_mut() {
         h.release().context("cannot release the held command")?;
     }
@@ -225,12 +234,6 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         rec.out.display()
     );
 
-    let mut sigint =
-        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let mut sigterm =
-        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut sigusr1 =
-        signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
     let keep_going = rec.keep_going;
     let watch = std::mem::replace(&mut target.watch, Watch::Never);
     let exited = async move {
@@ -248,10 +251,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         }
     };
     let reason = loop {
-        if rec
-            .max_snapshots
-            .is_some_and(|m| controller.totals().snapshots >= m)
-        {
+        if controller.at_limit() {
             break StopReason::MaxSnapshots;
         }
         if controller.stopped() {
@@ -273,7 +273,18 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
                 report(reporter, controller.close_window(false));
             }
             _ = refresh.tick(), if reporter.wants_status() => reporter.status(&controller.live()),
-            _ = sigusr1.recv() => report(reporter, controller.manual()),
+            () = sleep_until(controller.retry_at()) => controller.retry_pending(),
+            request = requests.next() => {
+                let outcome = controller.manual();
+                match &request {
+                    Request::Socket(stream) => requests::reply(stream, &outcome),
+                    Request::Signal => {}
+                }
+                match outcome {
+                    Manual::Taken(w) => report(reporter, vec![w]),
+                    Manual::Missed(why) => log::warn!("manual snapshot request counted as a missed trigger: {why}"),
+                }
+            }
             r = &mut exited => {
                 r.context("waiting for the target failed")?;
                 break StopReason::TargetExited(None);
@@ -293,14 +304,15 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     }
     // A stop policy seen only now still came first: recording stopped in the kernel before
     // the exit or the signal was noticed.
-    let reason = if controller.stopped() && reason != StopReason::MaxSnapshots {
+    let reason = if controller.at_limit() {
+        StopReason::MaxSnapshots
+    } else if controller.stopped() {
         StopReason::NoSpare
     } else {
         reason
     };
     let (totals, written, unwritten) = controller.finish(rec.dump_on_exit);
     report(reporter, written);
-    let _ = std::fs::remove_file(&pid_file);
     let reason = match (reason, target.held.as_mut()) {
         (StopReason::TargetExited(None), Some(h)) => StopReason::TargetExited(h.wait().ok()),
         (reason, _) => reason,

@@ -34,6 +34,27 @@ pub struct EventView {
     pub function: Option<String>,
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), for a line of text output:
+/// names come from the traced system (a task may name itself with an escape sequence) or from
+/// a file, and must neither break a line nor drive the terminal.
+#[must_use]
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// The name the marker record of `--on-no-spare stop` shows as its probe.
 pub const MARKER_NAME: &str = "no_spare_stop";
 
@@ -56,7 +77,7 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
     let nargs = if event.flags & EVENT_HAS_ARGS == 0 {
         0
     } else {
-        probe.map_or(MAX_ARGS, ProbeInfo::nargs)
+        probe.map_or(MAX_ARGS, ProbeInfo::nargs).min(MAX_ARGS)
     };
     EventView {
         ts_ns: event.ts_ns,
@@ -162,7 +183,7 @@ pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
     if probe.is_none() && v.probe == MARKER_NAME {
         line.push_str(" recording stopped: a trigger found no armed spare (--on-no-spare stop)");
     }
-    line
+    printable(&line).into_owned()
 }
 
 #[cfg(test)]
@@ -220,5 +241,11 @@ mod tests {
         };
         let line = text_line(&view(&ev, &probes), Some(&probes[0]));
         assert!(line.contains(" fd=-100 "), "an int shows signed: {line}");
+        // A task named with control characters cannot break the line or drive the terminal.
+        let mut comm = [0u8; 16];
+        comm[..6].copy_from_slice(b"a\x1b[2J\n");
+        let line = text_line(&view(&Event { comm, ..ev }, &probes), Some(&probes[0]));
+        assert!(line.contains("a\\u{1b}[2J\\n-9 "), "{line}");
+        assert!(!line.chars().any(char::is_control), "{line}");
     }
 }

@@ -7,7 +7,7 @@ pub mod perfetto;
 
 use serde_json::{Value, json};
 
-use self::event::EventView;
+use self::event::{EventView, printable as p};
 use crate::snapshot::{Snapshot, symbols::Frame};
 
 fn us(ns: u64) -> f64 {
@@ -79,27 +79,34 @@ pub fn text(s: &Snapshot) -> String {
     let h = &s.header;
     let mut out = format!(
         "# snapshot {} ({:?}) on {} ({}), trigger `{}`\n",
-        h.seq, h.kind, h.hostname, h.kernel_release, h.trigger
+        h.seq,
+        h.kind,
+        p(&h.hostname),
+        p(&h.kernel_release),
+        p(&h.trigger)
     );
     if let Some(f) = &h.fired {
         out.push_str(&format!(
             "# fired by {}-{} [{:03}] {}.{:06}: {} value={}\n",
-            f.comm,
+            p(&f.comm),
             f.tid,
             f.cpu,
             f.ts_ns / 1_000_000_000,
             (f.ts_ns % 1_000_000_000) / 1000,
-            f.probe,
+            p(&f.probe),
             f.value
         ));
         if let Some(post) = &f.post {
-            out.push_str(&format!("# then recorded {post} before the snapshot\n"));
+            out.push_str(&format!(
+                "# then recorded {} before the snapshot\n",
+                p(post)
+            ));
         }
         for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
             if !frames.is_empty() {
                 out.push_str(&format!("# {what} stack:\n"));
                 for line in stack_lines(frames) {
-                    out.push_str(&format!("#   {line}\n"));
+                    out.push_str(&format!("#   {}\n", p(&line)));
                 }
             }
         }
@@ -117,6 +124,12 @@ pub fn text(s: &Snapshot) -> String {
         h.total(|a| a.torn),
         h.missed_triggers
     ));
+    if h.lost_snapshots > 0 {
+        out.push_str(&format!(
+            "# lost before this snapshot: {} snapshot(s), {} events (the disk refused them and --max-pending was full)\n",
+            h.lost_snapshots, h.lost_events
+        ));
+    }
     for e in &s.events {
         if marker.is_some_and(|t| e.ts_ns > t) {
             out.push_str("# ---- trigger fired here; the events below came after it ----\n");
@@ -188,6 +201,8 @@ mod tests {
                     dropped: 1,
                     torn: 0,
                 }],
+                lost_snapshots: 0,
+                lost_events: 0,
             },
             events: vec![
                 ev(1000, 0, EVENT_HAS_ARGS, 0),
@@ -278,5 +293,27 @@ mod tests {
             .unwrap();
         assert_eq!(trig["args"]["kernel_stack"][0], "vfs_read+0x10");
         assert_eq!(trig["args"]["post"], "1 events");
+    }
+
+    /// Issue 11, finding 1: a header whose tracepoint lists more argument names than an event
+    /// carries (checksums right) is refused clearly or shown, never a panic, on every path.
+    #[test]
+    fn too_many_argument_names_are_no_panic() {
+        let mut s = crate::snapshot::tests::sample();
+        s.header.probes[0].arg_names = (0..7).map(|i| format!("f{i}")).collect();
+        s.header.probes[0].arg_formats = "ddddddd".into();
+        match crate::snapshot::decode(&crate::snapshot::encode(&s), std::path::Path::new("x.snap"))
+        {
+            Err(e) => assert!(e.to_string().contains("argument names"), "{e}"),
+            Ok(back) => {
+                let text = super::text(&back);
+                assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 5);
+                let _ = super::chrome_json(&back);
+                let _ = super::perfetto::encode(&back);
+                for e in &back.events {
+                    let _ = serde_json::to_string(&super::event::view(e, &back.header.probes));
+                }
+            }
+        }
     }
 }

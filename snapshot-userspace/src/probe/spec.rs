@@ -201,6 +201,24 @@ pub fn pairs(specs: &[ProbeSpec]) -> Vec<u32> {
     out
 }
 
+/// Checks that probes share a name only when they are the entry and the return probe of one
+/// pair (see [`pairs`]): a trigger names a probe by its name.
+pub fn check_names(specs: &[ProbeSpec]) -> Result<(), SpecError> {
+    let pair = pairs(specs);
+    for (i, a) in specs.iter().enumerate() {
+        for (j, b) in specs.iter().enumerate().skip(i + 1) {
+            if a.name() == b.name() && (pair[i] == 0 || pair[i] != pair[j]) {
+                return Err(SpecError::DuplicateName {
+                    name: a.name().to_owned(),
+                    first: a.text.clone(),
+                    second: b.text.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Why a probe spec could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
@@ -242,6 +260,18 @@ pub enum SpecError {
         "`{0}`: globs work with kprobe and kretprobe only (fentry/fexit programs are bound to one function each): write `kprobe:` or name each function"
     )]
     GlobKind(String),
+    /// Two probes share a name without being one entry/return pair.
+    #[error(
+        "two probes are named `{name}` (`{first}` and `{second}`): a trigger could not tell them apart; give each its own name with NAME=SPEC (only the entry and the return probe of one function share a name)"
+    )]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The first spec.
+        first: String,
+        /// The second spec.
+        second: String,
+    },
     /// Alias that is not an identifier.
     #[error(
         "bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit"
@@ -492,6 +522,34 @@ mod tests {
             [1, 0, 1, 2, 2, 0, 0, 0],
             "same function only; uprobes per binary"
         );
+    }
+
+    #[test]
+    fn names_are_shared_only_by_a_pair() {
+        let specs =
+            |v: &[&str]| -> Vec<ProbeSpec> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        check_names(&specs(&["uprobe:/bin/x:f", "uretprobe:/bin/x:f"])).unwrap();
+        check_names(&specs(&["a=uprobe:/bin/x:f", "a=uretprobe:/bin/x:f"])).unwrap();
+        for bad in [
+            &["x=kprobe:vfs_read", "x=tracepoint:syscalls:sys_enter_close"][..],
+            &[
+                "tracepoint:syscalls:sys_enter_close",
+                "tracepoint:syscalls:sys_enter_close",
+            ],
+            &["uprobe:/bin/a:main", "uprobe:/bin/b:main"],
+            &[
+                "sys_enter_close=kprobe:vfs_read",
+                "tracepoint:syscalls:sys_enter_close",
+            ],
+            &[
+                "uprobe:/bin/x:f",
+                "uretprobe:/bin/x:f",
+                "uretprobe:/bin/x:f",
+            ],
+        ] {
+            let e = check_names(&specs(bad)).unwrap_err();
+            assert!(e.to_string().contains("NAME=SPEC"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -10,9 +10,15 @@
 //!   one that reads 1 flips. It counts the flip in `flips` and publishes the new live half with
 //!   an exchange on `active` (a full barrier), so a writer that takes its CPU's `busy` after it
 //!   writes into the new half.
+//! * **One decider** (`stopping`): the winner of `armed` also takes `stopping` (exchange
+//!   0 → 1) before it flips (or opens a `--post` window) and releases it once its notice is
+//!   sent; it gives up, counting a missed trigger, if a stop holds it. So a flip and a stop are
+//!   never interleaved: a stop decided while a flip is in flight would freeze the half being
+//!   flipped.
 //! * **Missed**: a trigger that reads 0 adds 1 to `missed`. Under `--on-no-spare stop`, the one
-//!   that exchanges `stopping` 0 → 1 stops recording (`stopped` = 1) and the live half becomes
-//!   the final snapshot.
+//!   that exchanges `stopping` 0 → 1 (and then finds no `--post` window open) stops recording
+//!   (`stopped` = 1), keeps `stopping`, and the live half becomes the final snapshot; one that
+//!   finds `stopping` taken (a flip in flight, or the stop) does nothing more.
 //! * **`--post` window** (kernel): the winner keeps its notice in `PENDING`, stores the half to
 //!   freeze in `post_half` and the tickets in `post_left`, then sets `pending`. Each event
 //!   takes a ticket (atomic fetch-add of -1); the writer that takes the last one flips.
@@ -225,12 +231,27 @@ impl<'a> Words<'a> {
         self.word(index::MISSED).fetch_add(1, SeqCst);
     }
 
-    /// Takes the stop policy: true for the one trigger (or manual request) that applies it.
+    /// Takes the decision word: true for the one that may flip or stop now (see the module
+    /// documentation); a flip releases it with [`Self::release_stopping`], a stop keeps it.
     #[must_use]
     pub fn take_stopping(&self) -> bool {
         match self.tokens {
             Some(t) => Tokens::pop(&t.stop, "stop token").is_some(),
             None => self.word(index::STOPPING).swap(1, SeqCst) == 0,
+        }
+    }
+
+    /// Releases the decision word after a flip (its notice, or its snapshot, is out).
+    pub fn release_stopping(&self) {
+        match self.tokens {
+            Some(t) => {
+                if let Err(e) = bpf::queue_push(t.stop.as_fd(), 1) {
+                    log::error!("cannot give the stop token back: {e}");
+                }
+            }
+            None => {
+                self.word(index::STOPPING).swap(0, SeqCst);
+            }
         }
     }
 

@@ -123,6 +123,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
     for (name, n) in extra.max_entries {
         loader.map_max_entries(name, *n);
     }
+    anyhow::ensure!(
+        !EBPF_OBJECT.is_empty(),
+        "this build has no eBPF object (it was built with AYA_BUILD_SKIP=1, as the fuzz targets are): build it again without AYA_BUILD_SKIP"
+    );
     let poisoned;
     let object = if config.features & kfeature::ATOMICS == 0 {
         poisoned = poison::without_atomics(EBPF_OBJECT)?.0;

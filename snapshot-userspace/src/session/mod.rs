@@ -40,7 +40,7 @@ use crate::probe::{
 pub enum SessionError {
     /// Not root.
     #[error(
-        "loading eBPF programs needs root (CAP_BPF and CAP_PERFMON): run again with sudo, e.g. `sudo -E cargo xtask run -- …`"
+        "recording needs root (loading eBPF programs takes CAP_BPF and CAP_PERFMON): run the same command again as root, e.g. with `sudo`"
     )]
     NotRoot,
     /// Too many probes.

@@ -44,12 +44,18 @@ impl Post {
     }
 }
 
-/// A `--post` value that is neither an event count nor a duration.
+/// A `--post` value that cannot be a window.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "bad --post `{0}`: give a number of events (`100`) or a duration with ns, us, ms or s (`10ms`)"
-)]
-pub struct PostError(String);
+pub enum PostError {
+    /// Neither an event count nor a duration.
+    #[error(
+        "bad --post `{0}`: give a number of events (`100`) or a duration with ns, us, ms or s (`10ms`)"
+    )]
+    Syntax(String),
+    /// A duration too long to be a window.
+    #[error("--post `{0}` is too long: a window lasts at most 86400s (a day)")]
+    TooLong(String),
+}
 
 impl std::str::FromStr for Post {
     type Err = PostError;
@@ -64,7 +70,8 @@ impl std::str::FromStr for Post {
         match units::parse_duration(t) {
             Ok(0) => Ok(Self::None),
             Ok(ns) => Ok(Self::Nanos(ns)),
-            Err(_) => Err(PostError(text.to_owned())),
+            Err(units::UnitError::DurationRange(_)) => Err(PostError::TooLong(text.to_owned())),
+            Err(_) => Err(PostError::Syntax(text.to_owned())),
         }
     }
 }

@@ -14,19 +14,25 @@
 //! ```
 //!
 //! Files are written to a temporary name (`O_EXCL | O_NOFOLLOW`, mode 0600), synced, then
-//! renamed into place, so a reader never sees a partial snapshot.
+//! renamed into place without replacing anything ([`dir::OutDir`]), so a reader never sees a
+//! partial snapshot and no snapshot is ever overwritten.
+//!
+//! Reading checks every part before anything is shown: the checksums, and then what the
+//! display relies on in the header ([`Header::check`]); a file is opened only if it is a
+//! regular file. Later versions add a case to [`decode`] and keep reading version 1.
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{self, Read, Write},
+    fs::File,
+    io::{self, Read},
     os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
 };
 
-use snapshot_common::Event;
+use snapshot_common::{Event, MAX_ARGS};
 
 use crate::{probe::ProbeInfo, session::buffer::CpuAccount, sys::clock_ns};
 
+pub mod dir;
 pub mod symbols;
 
 use symbols::Frame;
@@ -137,13 +143,59 @@ pub struct Header {
     pub capacity: u32,
     /// Per-CPU accounting of this snapshot.
     pub cpus: Vec<CpuAccount>,
+    /// Snapshots taken since the previous one that could not be written and were dropped
+    /// (the disk refused them and more than `--max-pending` was waiting): absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_snapshots: u64,
+    /// The events those lost snapshots held.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_events: u64,
 }
 
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+const fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Most CPUs a header may describe.
+const MAX_CPUS: usize = 1 << 16;
+
 impl Header {
-    /// Sum over the CPUs of one accounting counter.
+    /// Sum over the CPUs of one accounting counter (saturating: a header is input).
     #[must_use]
     pub fn total(&self, counter: fn(&CpuAccount) -> u64) -> u64 {
-        self.cpus.iter().map(counter).sum()
+        self.cpus.iter().map(counter).fold(0, u64::saturating_add)
+    }
+
+    /// What a reader relies on beyond the JSON's shape: the probe table describes no more
+    /// argument words than an event carries, the CPU list is bounded. `Err` says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        for p in &self.probes {
+            if p.arg_names.len() > MAX_ARGS {
+                return Err(format!(
+                    "probe `{}` lists {} argument names; an event carries at most {MAX_ARGS}",
+                    p.name,
+                    p.arg_names.len()
+                ));
+            }
+            if p.arg_formats.chars().count() > MAX_ARGS {
+                return Err(format!(
+                    "probe `{}` lists {} argument formats; an event carries at most {MAX_ARGS}",
+                    p.name,
+                    p.arg_formats.chars().count()
+                ));
+            }
+        }
+        if self.cpus.len() > MAX_CPUS {
+            return Err(format!(
+                "{} per-CPU accounts, more than {MAX_CPUS}",
+                self.cpus.len()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -159,6 +211,14 @@ pub struct Snapshot {
 /// Why a file could not be read as a snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Not a regular file (a FIFO would block the reader, a device would be read forever).
+    #[error("{path} is not a regular file ({what}): snapshot files are regular files")]
+    NotRegular {
+        /// File.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// I/O error.
     #[error("cannot read {path}")]
     Io {
@@ -254,6 +314,19 @@ pub enum ReadError {
         /// File.
         path: PathBuf,
     },
+}
+
+/// A message about input, kept short: what the parser quotes of the file is clipped.
+fn clip(msg: &str) -> String {
+    const MOST: usize = 300;
+    if msg.len() <= MOST {
+        return msg.to_owned();
+    }
+    let mut end = MOST;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &msg[..end])
 }
 
 fn event_bytes(events: &[Event]) -> &[u8] {
@@ -362,7 +435,11 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     }
     let header: Header = serde_json::from_slice(header).map_err(|e| ReadError::HeaderInvalid {
         path: p(),
-        msg: e.to_string(),
+        msg: clip(&e.to_string()),
+    })?;
+    header.check().map_err(|msg| ReadError::HeaderInvalid {
+        path: p(),
+        msg: clip(&msg),
     })?;
     let record_size = c.u32("record size")?;
     if record_size as usize != size_of::<Event>() {
@@ -407,7 +484,8 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     Ok(Snapshot { header, events })
 }
 
-/// The snapshot files (`*.snap`) of `dir`, sorted by name (so by sequence number).
+/// The snapshot files (`*.snap`) of `dir`, sorted by name (so by sequence number). Any kind
+/// of entry with the name is listed: [`read`] says when one is not a regular file.
 pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
@@ -418,49 +496,29 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads and checks a snapshot file.
+/// Reads and checks a snapshot file; only a regular file is read (a link to one is
+/// followed: the user named it).
 pub fn read(path: &Path) -> Result<Snapshot, ReadError> {
-    let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(|source| ReadError::Io {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_err)?;
+    let kind = file.metadata().map_err(io_err)?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular {
             path: path.to_owned(),
-            source,
-        })?;
+            what: crate::sys::dir::describe(&kind),
+        });
+    }
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).map_err(io_err)?;
     decode(&data, path)
 }
 
-/// Writes `bytes` to `dir/name` atomically: a temporary file created with `O_EXCL |
-/// O_NOFOLLOW` and mode 0600, synced, renamed into place, then the directory synced.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    write_atomic_parts(dir, name, &[bytes])
-}
-
-/// As [`write_atomic`], with the content given in consecutive parts.
-pub fn write_atomic_parts(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<PathBuf> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        for part in parts {
-            f.write_all(part)?;
-        }
-        f.sync_all()?;
-        let dest = dir.join(name);
-        std::fs::rename(&tmp, &dest)?;
-        File::open(dir)?.sync_all()?;
-        Ok(dest)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::probe::ProbeSpec;
 
-fn sample() -> Snapshot {
+pub(crate) fn sample() -> Snapshot {
     let spec: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
     let events = (0..5u64)
         .map(|i| Event {
@@ -60,6 +60,8 @@ fn sample() -> Snapshot {
                 dropped: 1,
                 torn: 0,
             }],
+            lost_snapshots: 0,
+            lost_events: 0,
         },
         events,
     }
@@ -193,26 +195,50 @@ fn record_corruption() {
 }
 
 #[test]
-fn atomic_write_is_private_and_leaves_no_temporary() {
+fn out_dir_is_private_locked_numbered_and_never_overwritten() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = std::env::temp_dir().join(format!("snapfile-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = write_atomic(&dir, "a.snap", &encode(&sample())).unwrap();
+    let path = std::env::temp_dir().join(format!("snapfile-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    let mut out = dir::OutDir::prepare(&path.join("out"), false).unwrap();
+    let out_path = path.join("out");
     assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(out.next_seq(), 1);
+    let file = out
+        .write("snapshot-0001-condition.snap", &[&encode(&sample())])
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert_eq!(read(&path).unwrap(), sample());
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["a.snap"]);
-    // A symlink planted at the temporary name is not followed.
-    let target = dir.join("victim");
-    std::fs::write(&target, b"keep").unwrap();
-    std::os::unix::fs::symlink(&target, dir.join(".b.snap.tmp")).unwrap();
-    write_atomic(&dir, "b.snap", b"data").unwrap();
-    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(read(&file).unwrap(), sample());
+    let e = out
+        .write("snapshot-0001-condition.snap", &[b"other"])
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        std::io::ErrorKind::AlreadyExists,
+        "never replaced"
+    );
+    drop(out);
+    std::fs::write(out_path.join("snapshot-0041-manual.snap"), b"x").unwrap();
+    std::fs::write(out_path.join(".snapshot-0042-manual.snap.tmp"), b"half").unwrap();
+    let mut out = dir::OutDir::prepare(&out_path, false).unwrap();
+    assert_eq!(
+        out.next_seq(),
+        42,
+        "numbering continues after the highest file"
+    );
+    assert_eq!(out.cleaned(), 1);
+    assert!(!out_path.join(".snapshot-0042-manual.snap.tmp").exists());
+    // (A second recorder is refused by the lock: POSIX locks are per process, so that is
+    // tested with two processes, in tests/findings.rs.)
+    drop(out);
+    std::fs::set_permissions(&out_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = dir::OutDir::prepare(&out_path, false).unwrap_err();
+    assert!(e.to_string().contains("--allow-shared-out"), "{e}");
+    dir::OutDir::prepare(&out_path, true).unwrap();
+    std::fs::remove_dir_all(&path).unwrap();
 }

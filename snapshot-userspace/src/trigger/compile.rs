@@ -18,7 +18,7 @@ pub struct FieldRef {
     pub probe: u32,
 }
 
-fn resolve(
+pub(super) fn resolve(
     probes: &[ProbeInfo],
     expr: &str,
     pos: usize,
@@ -104,6 +104,8 @@ struct Compiler<'a> {
     max_depth: usize,
     consts: Vec<u64>,
     slots: usize,
+    /// The command name compared with, once one is.
+    comm: Option<[u8; snapshot_common::COMM_LEN]>,
 }
 
 impl Compiler<'_> {
@@ -213,8 +215,25 @@ impl Compiler<'_> {
                             "give the first 15 characters",
                         ));
                     }
-                    self.prog.comm = [0; snapshot_common::COMM_LEN];
-                    self.prog.comm[..s.len()].copy_from_slice(s.as_bytes());
+                    let mut comm = [0; snapshot_common::COMM_LEN];
+                    comm[..s.len()].copy_from_slice(s.as_bytes());
+                    // The kernel program holds one command name: a second, different one
+                    // would silently replace the first.
+                    match &self.comm {
+                        Some(first) if *first != comm => {
+                            return Err(ExprError::new(
+                                self.expr,
+                                *pos,
+                                format!(
+                                    "only one command name per trigger: `comm` is compared with \"{}\" already",
+                                    crate::sys::comm_str(first)
+                                ),
+                                "compare comm with one name in all --trigger options",
+                            ));
+                        }
+                        _ => self.comm = Some(comm),
+                    }
+                    self.prog.comm = comm;
                     self.emit(op::COMM_EQ, 0, 0, *pos, 1)?;
                     if *cmp == Some(CmpOp::Ne) {
                         self.emit(op::NOT, 0, 0, *pos, 0)?;
@@ -271,6 +290,7 @@ pub fn compile(triggers: &[Trigger], probes: &[ProbeInfo]) -> Result<TriggerProg
         max_depth: 0,
         consts: Vec::new(),
         slots: 0,
+        comm: None,
     };
     let conditions = triggers.iter().filter_map(|t| match t {
         Trigger::Manual => None,

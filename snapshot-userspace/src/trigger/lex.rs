@@ -197,7 +197,12 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                     })?
                 };
                 i = j;
-                out.push((Tok::Int(if neg { -value } else { value }), start));
+                // `-0x8000000000000000` is i64::MIN: negation in two's complement, as the
+                // comparison sees the word.
+                out.push((
+                    Tok::Int(if neg { value.wrapping_neg() } else { value }),
+                    start,
+                ));
                 continue;
             }
             _ if c.is_ascii_alphabetic() || c == b'_' => {

@@ -20,16 +20,18 @@ mod lex;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::{fmt, str::FromStr};
 
 pub use compile::{FieldRef, compile};
 pub use eval::{EventCtx, evaluate};
 pub use parse::{Ast, Operand, parse};
+pub use tree::evaluate_tree;
 
 /// A trigger expression that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{msg}\n    {expr}\n    {caret}^\n  hint: {hint}", caret = " ".repeat(*pos))]
+#[error("{}", self.render())]
 pub struct ExprError {
     /// The expression.
     pub expr: String,
@@ -41,7 +43,39 @@ pub struct ExprError {
     pub hint: String,
 }
 
+/// Longest expression quoted whole under an error; a longer one is shown around the fault.
+const QUOTED: usize = 100;
+
 impl ExprError {
+    /// The message, the expression (around the fault when it is long) with a caret under the
+    /// fault, and the hint.
+    fn render(&self) -> String {
+        let (mut start, mut end) = (0, self.expr.len());
+        if end > QUOTED {
+            start = self.pos.saturating_sub(QUOTED / 2).min(end);
+            end = (start + QUOTED).min(end);
+            while !self.expr.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !self.expr.is_char_boundary(end) {
+                end += 1;
+            }
+        }
+        let (before, after) = (
+            if start > 0 { "…" } else { "" },
+            if end < self.expr.len() { "…" } else { "" },
+        );
+        let caret =
+            self.expr[start..self.pos.clamp(start, end)].chars().count() + before.chars().count();
+        format!(
+            "{}\n    {before}{}{after}\n    {}^\n  hint: {}",
+            self.msg,
+            &self.expr[start..end],
+            " ".repeat(caret),
+            self.hint
+        )
+    }
+
     pub(crate) fn new(
         expr: &str,
         pos: usize,

@@ -51,10 +51,18 @@ pub enum Ast {
     Changed(Operand, usize),
 }
 
+/// Deepest nesting of `(` and `!` accepted (far more than the kernel program can hold; the
+/// parser recurses on each level).
+pub const MAX_DEPTH: usize = 64;
+
+/// Most tokens in one expression (the kernel program holds 32 instructions).
+pub const MAX_TOKENS: usize = 1024;
+
 struct Parser<'a> {
     expr: &'a str,
     toks: Vec<(Tok, usize)>,
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -95,15 +103,36 @@ impl Parser<'_> {
         Ok(l)
     }
 
-    fn unary(&mut self) -> Result<Ast, ExprError> {
-        if self.eat(&Tok::Not) {
-            return Ok(Ast::Not(Box::new(self.unary()?)));
+    /// One more level of `(` or `!`, refused past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(
+                format!(
+                    "the expression nests too deeply: more than {MAX_DEPTH} levels of `(` and `!`"
+                ),
+                "simplify it, or split it into several --trigger options",
+            ));
         }
-        if self.eat(&Tok::LParen) {
+        Ok(())
+    }
+
+    fn unary(&mut self) -> Result<Ast, ExprError> {
+        if matches!(self.peek(), Some(Tok::Not)) {
+            self.deeper()?;
+            self.i += 1;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Ast::Not(Box::new(inner)));
+        }
+        if matches!(self.peek(), Some(Tok::LParen)) {
+            self.deeper()?;
+            self.i += 1;
             let inner = self.or()?;
             if !self.eat(&Tok::RParen) {
                 return Err(self.err("missing `)`", "close the parenthesis"));
             }
+            self.depth -= 1;
             return Ok(inner);
         }
         let pos = self.pos();
@@ -203,7 +232,20 @@ pub fn parse(expr: &str) -> Result<Ast, ExprError> {
             "write `manual` or a condition such as `vfs_read.ret < 0`",
         ));
     }
-    let mut p = Parser { expr, toks, i: 0 };
+    if let Some((_, pos)) = toks.get(MAX_TOKENS) {
+        return Err(ExprError::new(
+            expr,
+            *pos,
+            format!("the expression is too long: more than {MAX_TOKENS} tokens"),
+            "split it into several --trigger options (any one firing takes the snapshot)",
+        ));
+    }
+    let mut p = Parser {
+        expr,
+        toks,
+        i: 0,
+        depth: 0,
+    };
     let ast = p.or()?;
     if p.i < p.toks.len() {
         return Err(p.err(

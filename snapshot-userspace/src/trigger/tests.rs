@@ -3,7 +3,7 @@ use crate::{
     probe::{ProbeInfo, ProbeSpec},
     testing::{Leaves, Rng, random_expr},
 };
-use snapshot_common::{CmpOp, MAX_SLOTS, TriggerProgram};
+use snapshot_common::{MAX_SLOTS, TriggerProgram};
 
 /// Parses each text as a `--trigger` and compiles them together.
 fn compile_texts(texts: &[&str], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
@@ -137,6 +137,13 @@ fn errors_point_at_the_fault() {
             .contains("expected a comparison operator")
     );
     assert!(error("(f.arg0 == 1").msg.contains("missing `)`"));
+    // The fuzzer found this: negating the most negative hex literal overflowed.
+    let min = compile_texts(&["f.arg0 == -0x8000000000000000"], &probes()).expect("parses");
+    assert_eq!(min.consts[0], 1 << 63);
+    // The property test found this: the kernel program holds one command name.
+    let e = error("comm == \"a\" || comm != \"b\"");
+    assert!(e.msg.contains("only one command name"), "{e}");
+    compile_texts(&["comm == \"a\" || comm != \"a\""], &probes()).expect("one name twice");
     assert!(
         error("f.arg0 == -EWHAT")
             .msg
@@ -161,89 +168,98 @@ fn errors_point_at_the_fault() {
     );
 }
 
-/// Reference semantics on the tree, for the property test.
-fn eval_ast(a: &Ast, c: &EventCtx) -> Option<bool> {
-    let value = |o: &Operand| -> Option<i64> {
-        match o {
-            Operand::Int(v) => Some(*v),
-            Operand::Field {
-                probe: Some(_),
-                name,
-            } => {
-                if c.probe != 1 {
-                    return None;
-                }
-                let i: usize = name.strip_prefix("arg")?.parse().ok()?;
-                Some(c.args[i] as i64)
-            }
-            Operand::Field { probe: None, name } => Some(match name.as_str() {
-                "pid" => c.pid as i64,
-                "tid" => c.tid as i64,
-                _ => c.cpu as i64,
-            }),
-            _ => None,
-        }
-    };
-    Some(match a {
-        Ast::Or(l, r) => eval_ast(l, c).unwrap_or(false) || eval_ast(r, c).unwrap_or(false),
-        Ast::And(l, r) => eval_ast(l, c).unwrap_or(false) && eval_ast(r, c).unwrap_or(false),
-        Ast::Not(x) => !eval_ast(x, c)?,
-        Ast::Cmp { lhs, op, rhs, .. } => {
-            let (l, r) = (value(lhs)?, value(rhs)?);
-            match op {
-                None => l & r != 0,
-                Some(CmpOp::Eq) => l == r,
-                Some(CmpOp::Ne) => l != r,
-                Some(CmpOp::Lt) => l < r,
-                Some(CmpOp::Le) => l <= r,
-                Some(CmpOp::Gt) => l > r,
-                Some(CmpOp::Ge) => l >= r,
-            }
-        }
-        Ast::Max(..) | Ast::Changed(..) => return None,
-    })
-}
-
+/// The compiled program (the kernel's bytecode, run by its userspace twin) agrees with the
+/// syntax-tree semantics on random expressions over every kind of field (arguments, `ret`,
+/// `latency`, `pid`/`tid`/`cpu`, `comm`), literals at every sign boundary, and `max()` /
+/// `changed()` whose state carries from event to event.
 #[test]
 fn property_compiled_programs_agree_with_the_tree() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut checked = 0;
+    let probes = probes();
+    let (mut checked, mut fired) = (0, 0);
     for _ in 0..3000 {
         let text = random_expr(
             &mut rng,
             Leaves {
-                fields: &["f.arg0", "f.arg1", "f.arg2", "pid", "tid", "cpu"],
-                values: (-2, 5),
+                fields: &[
+                    "f.arg0",
+                    "f.arg1",
+                    "f.arg2",
+                    "r.ret",
+                    "r.latency",
+                    "sys_exit_openat.ret",
+                    "pid",
+                    "tid",
+                    "cpu",
+                ],
+                values: &crate::testing::BOUNDARY_VALUES,
+                comms: &["work", "other"],
+                stateful: true,
             },
-            2,
+            3,
         );
-        let Ok(prog) = compile_texts(&[&text], &probes()) else {
+        let Ok(trigger) = text.parse::<Trigger>() else {
             continue;
         };
-        let ast = parse(&text).unwrap();
-        for _ in 0..4 {
-            let probe = u32::from(!rng.next_u64().is_multiple_of(4));
-            let args = [
-                rng.next_u64() % 6,
-                (rng.next_u64() % 6).wrapping_sub(2),
-                rng.next_u64() % 4,
-                0,
-                0,
-                0,
-            ];
+        let Ok(prog) = compile(std::slice::from_ref(&trigger), &probes) else {
+            continue;
+        };
+        let (mut tree_state, mut prog_state) = ([(0, false); MAX_SLOTS], [(0, false); MAX_SLOTS]);
+        for _ in 0..6 {
+            let arg = |rng: &mut Rng| crate::testing::BOUNDARY_ARGS[(rng.next_u64() % 12) as usize];
+            let probe = [0, 1, 3][(rng.next_u64() % 3) as usize];
             let c = EventCtx {
                 probe,
-                args,
+                args: [arg(&mut rng), arg(&mut rng), arg(&mut rng), 0, 0, 0],
+                ret: (probe != 1).then(|| arg(&mut rng)),
+                latency: (probe == 3).then(|| arg(&mut rng)),
                 pid: rng.next_u64() % 4,
                 tid: rng.next_u64() % 4,
                 cpu: rng.next_u64() % 2,
-                ..EventCtx::default()
+                comm: if rng.next_u64().is_multiple_of(2) {
+                    *b"work\0\0\0\0\0\0\0\0\0\0\0\0"
+                } else {
+                    *b"else\0\0\0\0\0\0\0\0\0\0\0\0"
+                },
             };
-            let want = eval_ast(&ast, &c).unwrap_or(false);
-            let got = evaluate(&prog, &c, &mut [(0, false); MAX_SLOTS]);
+            let want = evaluate_tree(std::slice::from_ref(&trigger), &probes, &c, &mut tree_state)
+                .expect("what compiles evaluates");
+            let got = evaluate(&prog, &c, &mut prog_state);
             assert_eq!(got, want, "`{text}` on {c:?}");
+            assert_eq!(prog_state, tree_state, "`{text}`: max()/changed() state");
             checked += 1;
+            fired += usize::from(got);
         }
     }
     assert!(checked > 5000, "only {checked} cases checked");
+    assert!(
+        fired > checked / 10 && fired < checked * 9 / 10,
+        "{fired} of {checked} fired"
+    );
+}
+
+#[test]
+fn deep_nesting_and_huge_expressions_are_clear_errors() {
+    // Issue 11, finding 2: these overflowed the parser's stack.
+    let cases = [
+        format!("{}f.arg1 == 1{}", "(".repeat(10_000), ")".repeat(10_000)),
+        format!("{}f.arg1 == 1", "!".repeat(20_000)),
+        vec!["f.arg1 == 1"; 100_000].join(" || "),
+        vec!["f.arg1 == 1"; 100_000].join(" && "),
+    ];
+    for text in cases {
+        let e = text.parse::<Trigger>().expect_err("refused");
+        assert!(
+            e.msg.contains("nests too deeply") || e.msg.contains("too long"),
+            "{}",
+            e.msg
+        );
+        assert!(
+            e.to_string().len() < 4096,
+            "the error quotes a bounded excerpt"
+        );
+    }
+    // The limits leave room for every expression the kernel program can hold.
+    let ok = format!("{}f.arg1 == 1{}", "(".repeat(30), ")".repeat(30));
+    compile_texts(&[&ok], &probes()).expect("30 parentheses are fine");
 }

@@ -12,8 +12,11 @@ use snapshot_userspace::{
     snapshot::{self, Snapshot, SnapshotKind},
 };
 
-/// The controller binary under test.
-pub const SNAPSHOT: &str = env!("CARGO_BIN_EXE_snapshot");
+/// The controller binary under test: this build's, or `SNAPSHOT_TEST_BIN` (to run the suite
+/// against another build, e.g. the code before a fix, to see a test fail).
+pub static SNAPSHOT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("SNAPSHOT_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_snapshot").into())
+});
 /// The workload binary.
 pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_snapshot-workload");
 
@@ -87,10 +90,10 @@ pub fn read_snapshots(dir: &Path) -> Vec<Snapshot> {
 
 /// Runs `snapshot ARGS`.
 pub fn snapshot(args: &[&str]) -> Output {
-    Command::new(SNAPSHOT)
+    Command::new(&*SNAPSHOT)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", *SNAPSHOT))
 }
 
 /// Runs `snapshot record --out DIR ARGS…` and reads the snapshots it wrote.
@@ -211,17 +214,19 @@ pub fn require_root() {
     );
 }
 
-/// Waits (up to 3 s) until the recorder writing into `out` has attached (its pid file exists).
+/// Waits (up to 20 s: a loaded machine) until the recorder writing into `out` has attached
+/// (its pid file exists).
 pub fn wait_until_recording(out: &OutDir) {
     let pid_file = out.0.join(".recorder.pid");
-    for _ in 0..300 {
-        if pid_file.exists() {
+    for _ in 0..2000 {
+        // A regular file: a link planted at the name (a test of that) is not the pid file.
+        if pid_file.symlink_metadata().is_ok_and(|m| m.is_file()) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
-        "the recorder did not start within 3 s (no {})",
+        "the recorder did not start within 20 s (no {})",
         pid_file.display()
     );
 }
@@ -229,13 +234,13 @@ pub fn wait_until_recording(out: &OutDir) {
 /// Starts `snapshot record --out DIR ARGS…` in the background (output captured) and waits
 /// until it records; finish it with a signal and [`collect`].
 pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
-    let child = Command::new(SNAPSHOT)
+    let child = Command::new(&*SNAPSHOT)
         .args(["record", "--out", &out.arg()])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {SNAPSHOT}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", *SNAPSHOT));
     wait_until_recording(out);
     child
 }
@@ -243,12 +248,12 @@ pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
 /// Runs `snapshot record --out DIR ARGS…` with extra environment variables.
 pub fn record_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = OutDir::new();
-    let output = Command::new(SNAPSHOT)
+    let output = Command::new(&*SNAPSHOT)
         .args(["record", "--out", &out.arg()])
         .args(args)
         .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", *SNAPSHOT));
     collect(&output, out)
 }
 
@@ -298,4 +303,258 @@ pub fn perfetto_summary(trace: &Path) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// The header of the snapshot `file` as `snapshot show --json` prints it.
+pub fn header_json(file: &Path) -> serde_json::Value {
+    let out = snapshot(&["show", "--json", &file.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON header")
+}
+
+/// The number after `key` in the summary line (`snapshot: stopped: …`) of a recorder's stderr.
+pub fn summary_number(stderr: &str, key: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("stopped:"))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"));
+    let rest = &line[line
+        .find(key)
+        .unwrap_or_else(|| panic!("no `{key}` in: {line}"))
+        + key.len()..];
+    rest.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{key}` in: {line}"))
+}
+
+/// A valid snapshot file (checksums right) whose tracepoint probe lists seven argument names,
+/// one more than an event carries.
+pub fn seven_arg_names_snapshot() -> Vec<u8> {
+    use snapshot_common::{EVENT_HAS_ARGS, Event};
+    use snapshot_userspace::{
+        probe::{ProbeInfo, ProbeSpec},
+        session::buffer::CpuAccount,
+        snapshot::{ClockRef, Header},
+    };
+    let spec: ProbeSpec = "tracepoint:syscalls:sys_enter_openat"
+        .parse()
+        .expect("spec");
+    let names = (0..7).map(|i| format!("field{i}")).collect();
+    let mut info = ProbeInfo::new(0, &spec, names);
+    info.arg_formats = "ddddddd".into();
+    let event = Event {
+        seq: 1,
+        ts_ns: 1000,
+        pid_tgid: (7 << 32) | 7,
+        args: [1, 2, 3, 4, 5, 6],
+        comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+        flags: EVENT_HAS_ARGS,
+        ..Event::default()
+    };
+    snapshot::encode(&Snapshot {
+        header: Header {
+            seq: 1,
+            kind: SnapshotKind::Condition,
+            hostname: "h".into(),
+            kernel_release: "k".into(),
+            clock: ClockRef::default(),
+            probes: vec![info],
+            trigger: "sys_enter_openat.field0 == 1".into(),
+            fired: None,
+            missed_triggers: 0,
+            ncpu: 1,
+            capacity: 16,
+            cpus: vec![CpuAccount {
+                cpu: 0,
+                recorded: 1,
+                ..CpuAccount::default()
+            }],
+            lost_snapshots: 0,
+            lost_events: 0,
+        },
+        events: vec![event],
+    })
+}
+
+/// The `slept_ns N` lines of `snapshot-workload timed-sleeps` in a recorder's stdout: each
+/// call's duration as the workload measured it around the call.
+pub fn slept_ns(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("slept_ns ")?.trim().parse().ok())
+        .collect()
+}
+
+/// How far a probe-measured call duration may be from the workload's own measurement around
+/// the call: never longer (plus 100 µs of clock granularity), at most 5 ms shorter (the
+/// workload's measurement also holds the probes' own cost and any preemption around them).
+pub fn assert_duration_close(recorded: u64, measured: u64, what: &str) {
+    assert!(
+        recorded <= measured + 100_000 && recorded + 5_000_000 >= measured,
+        "{what}: recorded {recorded} ns, the workload measured {measured} ns (tolerance: -5 ms .. +0.1 ms)"
+    );
+}
+
+/// `uprobe:WORKLOAD:snapshot_workload_sleep` (or another kind).
+pub fn sleep_probe(kind: &str) -> String {
+    format!("{kind}:{WORKLOAD}:snapshot_workload_sleep")
+}
+
+/// A BPF object: its kind (`prog`, `map`, `link`) and id.
+pub type BpfId = (&'static str, u32);
+
+/// Every BPF program, map and link in the kernel now (`BPF_*_GET_NEXT_ID`).
+pub fn bpf_ids() -> std::collections::BTreeSet<BpfId> {
+    let mut out = std::collections::BTreeSet::new();
+    for (kind, cmd) in [("prog", 11i64), ("map", 12), ("link", 31)] {
+        let mut start = 0u32;
+        loop {
+            // bpf_attr for the GET_NEXT_ID commands: start_id, next_id, open_flags.
+            let mut attr = [start, 0u32, 0u32];
+            // SAFETY: a valid, large enough bpf_attr for these commands.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    cmd,
+                    attr.as_mut_ptr(),
+                    std::mem::size_of_val(&attr),
+                )
+            };
+            if r != 0 {
+                break;
+            }
+            start = attr[1];
+            out.insert((kind, start));
+        }
+    }
+    out
+}
+
+/// The BPF objects some live process holds a descriptor of (from `/proc/*/fdinfo`: programs,
+/// maps, links, and the program of each link); with `pid`, only those of that process.
+pub fn held_bpf_ids(pid: Option<u32>) -> std::collections::BTreeSet<BpfId> {
+    let mut out = std::collections::BTreeSet::new();
+    let pids: Vec<String> = match pid {
+        Some(p) => vec![p.to_string()],
+        None => std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .collect(),
+    };
+    for p in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fdinfo")) else {
+            continue;
+        };
+        for fd in fds.filter_map(Result::ok) {
+            let Ok(text) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                for (key, kind) in [
+                    ("prog_id:", "prog"),
+                    ("map_id:", "map"),
+                    ("link_id:", "link"),
+                ] {
+                    if let Some(id) = line.strip_prefix(key).and_then(|v| v.trim().parse().ok()) {
+                        out.insert((kind, id));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that no BPF object created since `before` is left that no live process holds
+/// (others' recorders may be running: theirs are held). Objects are freed asynchronously, so
+/// this waits up to 5 s for them to go.
+pub fn assert_no_bpf_left(before: &std::collections::BTreeSet<BpfId>, what: &str) {
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        let held = held_bpf_ids(None);
+        left = bpf_ids()
+            .difference(before)
+            .filter(|id| !held.contains(id))
+            .copied()
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what}: BPF objects left behind, held by no process: {left:?}");
+}
+
+/// Asserts that the BPF objects `ids` (the ones a recorder held) are all gone, waiting up to
+/// 5 s (the kernel frees them after an RCU grace period).
+pub fn assert_gone(ids: &std::collections::BTreeSet<BpfId>, what: &str) {
+    let mut still = Vec::new();
+    for _ in 0..100 {
+        let now = bpf_ids();
+        still = ids.intersection(&now).copied().collect();
+        if still.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what}: the recorder's BPF objects are still loaded: {still:?}");
+}
+
+/// Runs `cmd` with its output captured, killing it after `secs` (`None` then: it hung).
+pub fn output_within(cmd: &mut Command, secs: u64) -> Option<Output> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if child.try_wait().ok().flatten().is_some() {
+            return child.wait_with_output().ok();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+/// Asserts that `o` exited 0, showing its stderr otherwise.
+pub fn assert_success(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// What `path` itself is (a link is not followed).
+pub fn file_type(path: impl AsRef<Path>) -> std::fs::FileType {
+    path.as_ref()
+        .symlink_metadata()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+        .file_type()
 }

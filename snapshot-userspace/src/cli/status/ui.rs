@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::{Mode, Rate, line};
 use crate::{
-    controller::{Live, Reporter, StopReason, Totals, Written},
+    controller::{Live, Reporter, StopReason, Totals, WriteStatus, Written},
     sys,
 };
 
@@ -189,9 +189,10 @@ impl Ui {
         let json = match json {
             None => None,
             Some(JsonOut::Stdout) => Some(JsonSink::Stdout),
-            Some(JsonOut::File(path)) => Some(JsonSink::File(
-                sys::open_append(&path).context("--json-out")?,
-            )),
+            Some(JsonOut::File(path)) => match sys::open_append(&path).context("--json-out")? {
+                sys::Output::Stream(f) => Some(JsonSink::File(f)),
+                sys::Output::Stdout | sys::Output::File(_) => Some(JsonSink::Stdout),
+            },
         };
         if quiet {
             log::set_max_level(log::max_level().min(log::LevelFilter::Error));
@@ -253,8 +254,13 @@ impl Ui {
             }
         } else if !self.quiet {
             around_status(|| {
+                let status = match w.status {
+                    WriteStatus::Written => "",
+                    WriteStatus::Pending => " [not written yet: kept in memory and retried]",
+                    WriteStatus::Lost => " [lost: the disk refused it and --max-pending is full]",
+                };
                 eprintln!(
-                    "snapshot {}: {} ({} events, {} overwritten, {} dropped, {} missed triggers)",
+                    "snapshot {}: {} ({} events, {} overwritten, {} dropped, {} missed triggers){status}",
                     w.seq,
                     w.path.display(),
                     w.events,
@@ -272,8 +278,16 @@ impl Ui {
         if self.quiet {
             return;
         }
+        let lost = if t.lost_snapshots == 0 {
+            String::new()
+        } else {
+            format!(
+                "; lost {} snapshot(s) ({} events) the disk refused",
+                t.lost_snapshots, t.lost_events
+            )
+        };
         eprintln!(
-            "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}",
+            "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}{lost}",
             t.snapshots,
             t.recorded,
             t.overwritten,
