@@ -510,7 +510,7 @@ fn check_reports_what_this_kernel_offers() {
     } else {
         ""
     };
-    let out = std::process::Command::new(common::SNAPSHOT)
+    let out = std::process::Command::new(&*common::SNAPSHOT)
         .args(["check", "--json"])
         .env("SNAPSHOT_HIDE_FEATURES", hide)
         .output()
