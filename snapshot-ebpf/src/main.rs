@@ -9,6 +9,7 @@
 
 mod atomic;
 mod bench;
+mod capture;
 mod comm;
 mod entry;
 mod filter;
@@ -17,6 +18,7 @@ mod follow;
 mod maps;
 mod pairs;
 mod record;
+mod strmatch;
 mod trigger;
 
 use aya_ebpf::{

@@ -27,18 +27,29 @@ impl Rng {
 }
 
 /// The leaves random expressions are made of: `FIELD OP VALUE` with a field from `fields`
-/// and a value in `values`.
+/// and a value in `values`, and string comparisons `STRING OP "TEXT"` (`==`, `!=`, `~`, `!~`)
+/// with a string field (or `comm`) from `strings` and a literal or glob from `texts`.
 #[derive(Clone, Copy, Debug)]
 pub struct Leaves<'a> {
     /// Field names (`f.arg0`, `pid`, …).
     pub fields: &'a [&'a str],
     /// Smallest and largest value compared with.
     pub values: (i64, i64),
+    /// String fields (`o.filename`, `comm`); none: numeric leaves only.
+    pub strings: &'a [&'a str],
+    /// Literals and globs they compare with (without quotes).
+    pub texts: &'a [&'a str],
 }
 
 /// A random expression of at most `depth` levels of `&&`, `||` and `!` over `leaves`.
 pub fn random_expr(rng: &mut Rng, leaves: Leaves<'_>, depth: u32) -> String {
     if depth == 0 || rng.next_u64().is_multiple_of(3) {
+        if !leaves.strings.is_empty() && !leaves.texts.is_empty() && rng.next_u64() % 2 == 0 {
+            let field = rng.pick(leaves.strings);
+            let op = rng.pick(&["==", "!=", "~", "!~"]);
+            let text = rng.pick(leaves.texts);
+            return format!("{field} {op} \"{text}\"");
+        }
         let field = rng.pick(leaves.fields);
         let op = rng.pick(&["==", "!=", "<", "<=", ">", ">=", "&"]);
         let v = rng.between(leaves.values.0, leaves.values.1);

@@ -20,12 +20,11 @@ pub struct ShowArgs {
 pub fn run(args: &ShowArgs) -> anyhow::Result<i32> {
     let snap = snapshot::read(&args.file)?;
     let mut out = std::io::stdout().lock();
-    let probes = &snap.header.probes;
     if args.json {
         serde_json::to_writer(&mut out, &snap.header)?;
         writeln!(out)?;
-        for ev in &snap.events {
-            serde_json::to_writer(&mut out, &export::event::view(ev, probes))?;
+        for view in export::decode::views(&snap) {
+            serde_json::to_writer(&mut out, &view)?;
             writeln!(out)?;
         }
     } else {

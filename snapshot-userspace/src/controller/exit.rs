@@ -54,7 +54,12 @@ impl Controller {
             if !b.wait_writers(Duration::from_secs(1)) {
                 log::warn!("a writer stayed busy for 1 s at exit");
             }
-            let cpus = b.drain_into(live, &self.bases[live], &mut self.scratch);
+            let cpus = b.drain_into(
+                live,
+                &self.bases[live],
+                &mut self.scratch,
+                &mut self.strings.data,
+            );
             self.totals.discarded_at_exit += self.scratch.len() as u64;
             self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
             for cpu in 0..b.ncpu() {

@@ -31,7 +31,7 @@ use crate::{
     probe::ProbeInfo,
     session::{Post, Session, buffer::CpuAccount},
     snapshot::{
-        self, ClockRef, Fired, Header, SnapshotKind,
+        self, ClockRef, Fired, Header, SnapshotKind, Strings,
         symbols::{Stacks, Symbolizer},
     },
     sys,
@@ -102,6 +102,8 @@ pub struct Controller {
     /// Drain buffer, one half's worth, allocated and touched up front (the
     /// `tracing_snapshot_alloc` of userspace): no page faults while draining.
     scratch: Vec<Event>,
+    /// The drained events' string slots (reused like `scratch`).
+    strings: Strings,
     totals: Totals,
     stopped: bool,
     /// `--post DURATION`: end (boot-time ns) of the open window, for userspace to close it
@@ -138,6 +140,10 @@ impl Controller {
             seq: 0,
             pending: Vec::new(),
             scratch: prefaulted(ncpu * b.capacity() as usize),
+            strings: Strings {
+                slot: b.layout().slot,
+                data: Vec::new(),
+            },
             totals: Totals::default(),
             stopped: false,
             window_until: None,
@@ -301,7 +307,12 @@ impl Controller {
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
         }
-        let mut cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
+        let mut cpus = b.drain_into(
+            half,
+            &self.bases[half],
+            &mut self.scratch,
+            &mut self.strings.data,
+        );
         let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
         if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) {
@@ -337,13 +348,15 @@ impl Controller {
             ncpu: b.ncpu(),
             capacity: b.capacity(),
             cpus: cpus.clone(),
+            string_size: b.layout().string_size,
         };
         let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
         let fired_at = header.fired.as_ref().map(|f| f.ts_ns);
         let mut written = Written {
             trigger_to_file_ns: None,
             drain_ns,
-            drained_bytes: (self.scratch.len() * size_of::<Event>()) as u64,
+            drained_bytes: (self.scratch.len() * size_of::<Event>() + self.strings.data.len())
+                as u64,
             path: self.out.join(file_name(self.seq, kind)),
             seq: self.seq,
             kind,
@@ -358,17 +371,13 @@ impl Controller {
         self.totals.torn += sum(|a| a.torn);
         self.totals.missed_triggers += missed;
         let name = file_name(self.seq, kind);
-        let (prefix, records, suffix) = snapshot::encode_parts(&header, &self.scratch);
-        if let Err(e) = snapshot::write_atomic_parts(&self.out, &name, &[&prefix, records, &suffix])
-        {
+        let parts = snapshot::encode_parts(&header, &self.scratch, &self.strings);
+        if let Err(e) = snapshot::write_atomic_parts(&self.out, &name, &parts.slices()) {
             log::error!(
                 "cannot write {}: {e}; keeping it in memory and retrying",
                 self.out.join(&name).display()
             );
-            self.pending.push((
-                name,
-                [prefix.as_slice(), records, suffix.as_slice()].concat(),
-            ));
+            self.pending.push((name, parts.concat()));
         }
         if kind != SnapshotKind::Manual {
             written.trigger_to_file_ns = fired_at.map(|t| sys::boot_ns().saturating_sub(t));

@@ -1,10 +1,14 @@
-//! What can be probed: `--probe` specs ([`spec`]), what the running kernel offers
-//! ([`kernel`]), tracepoint formats ([`tracefs`]), names and the closest ones for errors
-//! ([`lookup`]), and the probe table every snapshot carries ([`ProbeInfo`]).
+//! What can be probed: `--probe` specs ([`spec`]) and the strings they capture ([`capture`]),
+//! what the running kernel offers ([`kernel`]), tracepoint formats ([`tracefs`]), kernel
+//! function prototypes ([`btf`]), names and the closest ones for errors ([`lookup`]), and the
+//! probe table every snapshot carries ([`ProbeInfo`]).
 
+pub mod btf;
+pub mod capture;
 pub mod info;
 pub mod kernel;
 pub mod lookup;
+pub mod plan;
 pub mod spec;
 pub mod tracefs;
 

@@ -5,15 +5,18 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{FilterMode, ProbeConfig, TriggerProgram, names};
+use snapshot_common::{
+    FilterMode, MAX_PROBES, MAX_STRINGS, PayloadHeader, ProbeConfig, StringSpec, TriggerProgram,
+    names, strings::payload_size,
+};
 
-use super::{Post, Rules};
+use super::{Post, Rules, patch};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
 
 /// Load-time configuration.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct LoadConfig {
     /// Possible CPUs (`aya::util::nr_cpus`).
     pub ncpu: u32,
@@ -33,6 +36,49 @@ pub struct LoadConfig {
     pub fork_child_offset: u32,
     /// How triggers take snapshots (`--count`, `--holdoff`, `--post`, `--on-no-spare`).
     pub rules: Rules,
+    /// What each probe slot captures (`MAX_STRINGS` per slot, unused ones `kind::NONE`).
+    pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
+    /// `--string-size`.
+    pub string_size: u32,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            ncpu: 0,
+            capacity: 0,
+            filter: FilterMode::default(),
+            target_tgid: 0,
+            pairs: [0; MAX_PROBES],
+            func_ip: 0,
+            target_comm: [0; snapshot_common::COMM_LEN],
+            fork_child_offset: 0,
+            rules: Rules::default(),
+            strings: [StringSpec::default(); MAX_PROBES * MAX_STRINGS],
+            string_size: 0,
+        }
+    }
+}
+
+impl LoadConfig {
+    /// The most strings one probe captures (the payload slots hold that many).
+    #[must_use]
+    pub fn strings_per_event(&self) -> u32 {
+        self.strings
+            .chunks(MAX_STRINGS)
+            .map(|c| c.iter().filter(|s| s.kind != 0).count() as u32)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of a payload slot (0: no probe captures strings).
+    #[must_use]
+    pub fn payload_size(&self) -> u32 {
+        match self.strings_per_event() {
+            0 => 0,
+            n => payload_size(self.string_size, n),
+        }
+    }
 }
 
 /// Additions to what [`load`] patches in (the benchmark's own programs): 64-bit globals and
@@ -65,6 +111,11 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         config.rules.on_no_spare as u32,
         std::process::id(),
     );
+    // Payload slots: one per event slot when a probe captures strings, one otherwise.
+    let payload = config.payload_size();
+    let header = size_of::<PayloadHeader>() as u32;
+    let mut object = EBPF_OBJECT.to_vec();
+    patch::set_value_size(&mut object, names::PAYLOADS, header, payload.max(header))?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
@@ -85,7 +136,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
             &config.fork_child_offset,
             true,
         )
+        .override_global(names::GLOBAL_STRINGS, &config.strings, true)
+        .override_global(names::GLOBAL_STRING_SIZE, &config.string_size, true)
         .map_max_entries(names::EVENTS, events)
+        .map_max_entries(names::PAYLOADS, if payload == 0 { 1 } else { events })
         .map_max_entries(names::CPU_STATE, config.ncpu);
     for (name, value) in extra.globals {
         loader.override_global(name, value, true);
@@ -93,7 +147,7 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
     for (name, n) in extra.max_entries {
         loader.map_max_entries(name, *n);
     }
-    loader.load(EBPF_OBJECT).context(
+    loader.load(&object).context(
         "loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled",
     )
 }
@@ -206,6 +260,9 @@ mod tests {
             names::GLOBAL_POLICY,
             names::GLOBAL_POST_EVENTS,
             names::GLOBAL_POST_NS,
+            names::PAYLOADS,
+            names::GLOBAL_STRINGS,
+            names::GLOBAL_STRING_SIZE,
             names::PROG_COMM_CHANGED,
             names::PROG_FOLLOW_FORK,
             names::PROG_FOLLOW_EXIT,

@@ -3,10 +3,15 @@
 
 use snapshot_common::{
     ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, Insn, MAX_CONSTS,
-    MAX_INSNS, MAX_SLOTS, STACK_DEPTH, TriggerProgram, op,
+    MAX_INSNS, MAX_SLOTS, MAX_STR_OPS, STACK_DEPTH, StrOp, TriggerProgram, op,
+    strings::{PATTERN_MAX, STRING_SIZE_DEFAULT},
 };
 
-use super::{Ast, ExprError, Operand, Trigger};
+pub use super::strings::glob_pattern;
+use super::{
+    Ast, ExprError, Operand, Trigger,
+    strings::{self, PatTok},
+};
 use crate::probe::{ProbeInfo, ProbeKind};
 
 /// A field resolved against the probe table.
@@ -104,6 +109,7 @@ struct Compiler<'a> {
     max_depth: usize,
     consts: Vec<u64>,
     slots: usize,
+    string_size: u32,
 }
 
 impl Compiler<'_> {
@@ -158,6 +164,15 @@ impl Compiler<'_> {
     fn operand(&mut self, o: &Operand, pos: usize) -> Result<(), ExprError> {
         match o {
             Operand::Field { probe, name } => {
+                if strings::resolve(self.probes, self.expr, pos, probe.as_deref(), name)?.is_some()
+                {
+                    return Err(ExprError::new(
+                        self.expr,
+                        pos,
+                        format!("`{name}` is a string: it does not compare with a number"),
+                        "compare it with a string (`== \"/etc/hostname\"`, `~ \"/tmp/*\"`), or its address with PROBE.argN",
+                    ));
+                }
                 let f = resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
                 self.emit(op::FIELD, f.code, f.probe, pos, 1)
             }
@@ -172,6 +187,93 @@ impl Compiler<'_> {
                 "write comm == \"name\" or comm != \"name\"",
             )),
         }
+    }
+
+    /// The string an operand names (`comm` or a captured string), or an error for a number.
+    fn string_of(&self, o: &Operand, pos: usize, what: &str) -> Result<StrOp, ExprError> {
+        match o {
+            Operand::Comm => Ok(strings::op_of_comm()),
+            Operand::Field { probe, name } => {
+                if let Some(op) =
+                    strings::resolve(self.probes, self.expr, pos, probe.as_deref(), name)?
+                {
+                    return Ok(op);
+                }
+                // Unknown names get the numeric resolution's error (it lists the fields).
+                resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
+                Err(ExprError::new(
+                    self.expr,
+                    pos,
+                    format!("`{name}` is a number: {what}"),
+                    "compare numbers with == != < <= > >= or &; strings are captured fields (`sys_enter_openat.filename`, `PROBE(argN:str)`) and comm",
+                ))
+            }
+            _ => Err(ExprError::new(
+                self.expr,
+                pos,
+                "a string comparison needs a string field or comm on its left",
+                "write e.g. sys_enter_openat.filename ~ \"/tmp/*\"",
+            )),
+        }
+    }
+
+    /// A string comparison: `op` against the pattern of `text` (a glob or a literal).
+    fn string_cmp(
+        &mut self,
+        mut sop: StrOp,
+        text: &str,
+        glob: bool,
+        negate: bool,
+        pos: usize,
+    ) -> Result<(), ExprError> {
+        let toks = strings::tokens(text, glob).ok_or_else(|| {
+            ExprError::new(
+                self.expr,
+                pos,
+                format!("bad escape in \"{text}\""),
+                "escapes are \\\\ \\\" \\* \\? \\n \\t \\0 \\xNN",
+            )
+        })?;
+        if toks.len() > PATTERN_MAX {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("\"{text}\" is longer than {PATTERN_MAX} characters"),
+                "shorten it: a glob such as \"*/name\" matches the end of a long path",
+            ));
+        }
+        let literal = toks.iter().filter(|t| !matches!(t, PatTok::Star)).count();
+        let limit = if sop.src == snapshot_common::strings::STR_SRC_COMM {
+            snapshot_common::COMM_LEN as u32 - 1
+        } else {
+            self.string_size
+        };
+        if literal > limit as usize {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("\"{text}\" can never match: the string holds at most {limit} bytes"),
+                "raise --string-size, or match a shorter part with a glob",
+            ));
+        }
+        let k = self.prog.nstr as usize;
+        if k >= MAX_STR_OPS {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("more than {MAX_STR_OPS} string comparisons"),
+                "split the expression into several --trigger options",
+            ));
+        }
+        sop.pad = [0; 2];
+        self.prog.str_ops[k] = sop;
+        self.prog.patterns[k] = glob_pattern(&toks);
+        self.prog.nstr += 1;
+        self.emit(op::STR, 0, k as u32, pos, 1)?;
+        if negate {
+            self.emit(op::NOT, 0, 0, pos, 0)?;
+        }
+        Ok(())
     }
 
     fn ast(&mut self, a: &Ast) -> Result<(), ExprError> {
@@ -201,32 +303,57 @@ impl Compiler<'_> {
                         return Err(ExprError::new(
                             self.expr,
                             *pos,
-                            "`comm` only compares with == or !=",
-                            "write comm == \"name\"",
+                            "`comm` only compares with ==, != or ~",
+                            "write comm == \"name\" or comm ~ \"worker-*\"",
                         ));
                     }
+                    let s = strings::unescape(s).ok_or_else(|| {
+                        ExprError::new(
+                            self.expr,
+                            *pos,
+                            format!("bad escape in \"{s}\""),
+                            "escapes are \\\\ \\\" \\n \\t \\xNN",
+                        )
+                    })?;
                     if s.len() >= self.prog.comm.len() {
                         return Err(ExprError::new(
                             self.expr,
                             *pos,
-                            format!("\"{s}\" is longer than a command name (15 characters)"),
+                            format!(
+                                "\"{}\" is longer than a command name (15 characters)",
+                                String::from_utf8_lossy(&s)
+                            ),
                             "give the first 15 characters",
                         ));
                     }
                     self.prog.comm = [0; snapshot_common::COMM_LEN];
-                    self.prog.comm[..s.len()].copy_from_slice(s.as_bytes());
+                    self.prog.comm[..s.len()].copy_from_slice(&s);
                     self.emit(op::COMM_EQ, 0, 0, *pos, 1)?;
                     if *cmp == Some(CmpOp::Ne) {
                         self.emit(op::NOT, 0, 0, *pos, 0)?;
                     }
                     Ok(())
                 }
+                (field @ Operand::Field { .. }, Operand::Str(s))
+                | (Operand::Str(s), field @ Operand::Field { .. }) => {
+                    let what = "it does not compare with a string";
+                    let sop = self.string_of(field, *pos, what)?;
+                    if !matches!(cmp, Some(CmpOp::Eq | CmpOp::Ne)) {
+                        return Err(ExprError::new(
+                            self.expr,
+                            *pos,
+                            "strings compare with ==, != and ~ (glob) only",
+                            "write e.g. PROBE.filename == \"/etc/hostname\", or ~ \"/tmp/*\" for a prefix",
+                        ));
+                    }
+                    self.string_cmp(sop, s, false, *cmp == Some(CmpOp::Ne), *pos)
+                }
                 (Operand::Comm | Operand::Str(_), _) | (_, Operand::Comm | Operand::Str(_)) => {
                     Err(ExprError::new(
                         self.expr,
                         *pos,
-                        "incompatible types: a string compares only with `comm`",
-                        "compare numbers with numbers, and comm with \"name\"",
+                        "incompatible types: a string compares only with a string field or `comm`",
+                        "compare numbers with numbers, and strings (captured fields, comm) with \"text\"",
                     ))
                 }
                 _ => {
@@ -238,6 +365,15 @@ impl Compiler<'_> {
                     }
                 }
             },
+            Ast::Glob {
+                lhs,
+                pattern,
+                negate,
+                pos,
+            } => {
+                let sop = self.string_of(lhs, *pos, "`~` matches strings only")?;
+                self.string_cmp(sop, pattern, true, *negate, *pos)
+            }
             Ast::Max(o, pos) | Ast::Changed(o, pos) => {
                 if self.slots >= MAX_SLOTS {
                     return Err(ExprError::new(
@@ -261,9 +397,19 @@ impl Compiler<'_> {
 }
 
 /// Compiles the triggers (any one firing takes the snapshot) into one program; `manual` alone
-/// gives the empty program.
+/// gives the empty program. Strings are checked against the default `--string-size`.
 pub fn compile(triggers: &[Trigger], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
+    compile_sized(triggers, probes, STRING_SIZE_DEFAULT)
+}
+
+/// As [`compile`], for strings of `string_size` bytes (`--string-size`).
+pub fn compile_sized(
+    triggers: &[Trigger],
+    probes: &[ProbeInfo],
+    string_size: u32,
+) -> Result<TriggerProgram, ExprError> {
     let mut c = Compiler {
+        string_size,
         expr: "",
         probes,
         prog: TriggerProgram::default(),

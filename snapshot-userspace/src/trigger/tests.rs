@@ -1,6 +1,9 @@
 use super::*;
 use crate::{
-    probe::{ProbeInfo, ProbeSpec},
+    probe::{
+        ProbeInfo, ProbeSpec,
+        capture::{Capture, CaptureKind, Memory},
+    },
     testing::{Leaves, Rng, random_expr},
 };
 use snapshot_common::{CmpOp, MAX_SLOTS, TriggerProgram};
@@ -19,12 +22,46 @@ fn probes() -> Vec<ProbeInfo> {
     let up: ProbeSpec = "f=uprobe:/bin/x:work".parse().unwrap();
     let close: ProbeSpec = "tracepoint:syscalls:sys_enter_close".parse().unwrap();
     let ret: ProbeSpec = "r=uretprobe:/bin/x:work".parse().unwrap();
+    let open: ProbeSpec = "tracepoint:syscalls:sys_enter_openat".parse().unwrap();
+    let mut open = ProbeInfo::new(4, &open, vec!["dfd".into(), "filename".into()]);
+    open.captures = vec![capture("filename", 1, CaptureKind::Str)];
+    let s: ProbeSpec = "s=uprobe:/bin/x:s(arg0:str, arg1:buf(arg2))"
+        .parse()
+        .unwrap();
+    let mut s = ProbeInfo::new(5, &s, vec![]);
+    s.captures = vec![
+        capture("arg0", 0, CaptureKind::Str),
+        capture("arg1", 1, CaptureKind::Buf),
+    ];
     vec![
         ProbeInfo::new(0, &tp, vec![]),
         ProbeInfo::new(1, &up, vec![]),
         ProbeInfo::new(2, &close, vec!["fd".into()]),
         ProbeInfo::new(3, &ret, vec![]),
+        open,
+        s,
     ]
+}
+
+fn capture(name: &str, word: u8, kind: CaptureKind) -> Capture {
+    Capture {
+        name: name.into(),
+        word,
+        kind,
+        len_word: (kind == CaptureKind::Buf).then_some(2),
+        len: None,
+        memory: Memory::Auto,
+        rel_offset: None,
+    }
+}
+
+/// An event of probe `probe` carrying the strings `strings`.
+fn with_strings(probe: u32, strings: &[Option<&[u8]>]) -> EventCtx {
+    let mut c = ctx(probe, [0; 6], None);
+    for (slot, s) in c.strings.iter_mut().zip(strings) {
+        *slot = s.map(<[u8]>::to_vec);
+    }
+    c
 }
 
 fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
@@ -37,6 +74,7 @@ fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
         tid: 11,
         cpu: 1,
         comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+        strings: Default::default(),
     }
 }
 
@@ -75,6 +113,88 @@ fn operators_and_literals() {
     slow.latency = Some(50_000_000);
     assert!(fires("r.latency > 40ms", &slow));
     assert!(!fires("r.latency > 60ms", &slow));
+}
+
+#[test]
+fn string_comparisons() {
+    let lock = with_strings(4, &[Some(b"/tmp/a.lock")]);
+    assert!(fires("sys_enter_openat.filename == \"/tmp/a.lock\"", &lock));
+    assert!(!fires(
+        "sys_enter_openat.filename != \"/tmp/a.lock\"",
+        &lock
+    ));
+    assert!(
+        fires("filename ~ \"/tmp/*.lock\"", &lock),
+        "a bare name of one probe"
+    );
+    assert!(fires("filename ~ \"/tmp/*\"", &lock), "a prefix");
+    assert!(!fires("filename ~ \"/etc/*\"", &lock));
+    assert!(fires("filename !~ \"/etc/*\"", &lock));
+    assert!(fires("filename ~ \"/tmp/?.lock\" && comm ~ \"w*k\"", &lock));
+    assert!(!fires("comm !~ \"wor*\"", &lock));
+    let unreadable = with_strings(4, &[None]);
+    assert!(
+        !fires("filename == \"x\"", &unreadable) && !fires("filename != \"x\"", &unreadable),
+        "a NULL or unreadable string compares false both ways"
+    );
+    assert!(
+        !fires(
+            "filename ~ \"*\"",
+            &with_strings(5, &[Some(b"/tmp/a.lock")])
+        ),
+        "another probe's string"
+    );
+    let s = with_strings(5, &[Some("café".as_bytes()), Some(b"a\0b")]);
+    assert!(fires("s.arg0 == \"café\"", &s), "UTF-8 literals");
+    assert!(
+        fires("s.arg0 ~ \"caf\\xc3?\"", &s),
+        "byte escapes, ? is one byte"
+    );
+    assert!(fires("s.arg1 == \"a\\0b\"", &s), "buffers hold any byte");
+    let prog = compile_texts(&["filename ~ \"*.lock\""], &probes()).unwrap();
+    assert_eq!(prog.nstr, 1);
+}
+
+#[test]
+fn string_errors_say_which_type_is_wrong() {
+    let e = error("sys_enter_close.fd == \"3\"");
+    assert!(e.msg.contains("`fd` is a number"), "{e}");
+    let e = error("sys_enter_close.fd ~ \"3*\"");
+    assert!(
+        e.msg.contains("`fd` is a number") && e.msg.contains('~'),
+        "{e}"
+    );
+    let e = error("filename < \"a\"");
+    assert!(e.msg.contains("strings compare with ==, != and ~"), "{e}");
+    let e = error("filename == 3");
+    assert!(e.msg.contains("`filename` is a string"), "{e}");
+    let e = error("filename > 0");
+    assert!(e.msg.contains("`filename` is a string"), "{e}");
+    let e = error("filename ~ 3");
+    assert!(e.msg.contains("takes a string pattern"), "{e}");
+    let long = format!("filename == \"{}\"", "x".repeat(64));
+    assert!(
+        error(&long).msg.contains("longer than 63"),
+        "{}",
+        error(&long)
+    );
+    let wide = format!("filename == \"{}\"", "x".repeat(60));
+    let e = compile_texts(&[&wide], &probes()).map(|_| ());
+    assert!(e.is_ok(), "60 bytes fit the default --string-size 64");
+    let triggers = [wide.parse::<Trigger>().unwrap()];
+    let e = compile_sized(&triggers, &probes(), 32).unwrap_err();
+    assert!(e.msg.contains("can never match"), "{e}");
+    let five = ["filename == \"a\""; 5].join(" || ");
+    assert!(error(&five).msg.contains("more than 4 string comparisons"));
+    assert!(error("filename == \"bad\\q\"").msg.contains("bad escape"));
+    assert!(error("\"x\" == \"y\"").msg.contains("incompatible types"));
+    let mut two = probes();
+    two[5].captures[0].name = "filename".into();
+    let e = compile_texts(&["filename == \"x\""], &two).unwrap_err();
+    assert!(
+        e.msg.contains("several probes") && e.hint.contains("s.filename"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -128,9 +248,9 @@ fn errors_point_at_the_fault() {
         "{e}"
     );
     let e = error("comm < \"x\"");
-    assert!(e.msg.contains("only compares with == or !="), "{e}");
+    assert!(e.msg.contains("only compares with ==, != or ~"), "{e}");
     let e = error("f.arg0 == \"x\"");
-    assert!(e.msg.contains("incompatible types"), "{e}");
+    assert!(e.msg.contains("`arg0` is a number"), "{e}");
     assert!(
         error("f.arg0")
             .msg
@@ -161,8 +281,54 @@ fn errors_point_at_the_fault() {
     );
 }
 
+/// The tree's meaning of a glob, the slow, obvious way (bytes; `*` any run, `?` one byte).
+fn glob(p: &[u8], t: &[u8]) -> bool {
+    match p.split_first() {
+        None => t.is_empty(),
+        Some((b'*', rest)) => (0..=t.len()).any(|i| glob(rest, &t[i..])),
+        Some((b'?', rest)) => !t.is_empty() && glob(rest, &t[1..]),
+        Some((b, rest)) => t.first() == Some(b) && glob(rest, &t[1..]),
+    }
+}
+
+/// A string operand's text on the event (`None`: not this event's, or unreadable).
+fn text_of(o: &Operand, c: &EventCtx) -> Option<Vec<u8>> {
+    match o {
+        Operand::Comm => {
+            let n = c.comm.iter().position(|&b| b == 0).unwrap_or(15);
+            Some(c.comm[..n].to_vec())
+        }
+        Operand::Field { name, .. } if name == "filename" && c.probe == 4 => c.strings[0].clone(),
+        Operand::Field { name, .. } if name == "arg0" && c.probe == 5 => c.strings[0].clone(),
+        _ => None,
+    }
+}
+
 /// Reference semantics on the tree, for the property test.
 fn eval_ast(a: &Ast, c: &EventCtx) -> Option<bool> {
+    if let Ast::Glob {
+        lhs,
+        pattern,
+        negate,
+        ..
+    } = a
+    {
+        return Some(glob(pattern.as_bytes(), &text_of(lhs, c)?) != *negate);
+    }
+    if let Ast::Cmp {
+        lhs,
+        op,
+        rhs: Operand::Str(lit),
+        ..
+    } = a
+    {
+        let equal = text_of(lhs, c)? == lit.as_bytes();
+        return Some(if *op == Some(CmpOp::Eq) {
+            equal
+        } else {
+            !equal
+        });
+    }
     let value = |o: &Operand| -> Option<i64> {
         match o {
             Operand::Int(v) => Some(*v),
@@ -200,7 +366,7 @@ fn eval_ast(a: &Ast, c: &EventCtx) -> Option<bool> {
                 Some(CmpOp::Ge) => l >= r,
             }
         }
-        Ast::Max(..) | Ast::Changed(..) => return None,
+        Ast::Max(..) | Ast::Changed(..) | Ast::Glob { .. } => return None,
     })
 }
 
@@ -214,6 +380,17 @@ fn property_compiled_programs_agree_with_the_tree() {
             Leaves {
                 fields: &["f.arg0", "f.arg1", "f.arg2", "pid", "tid", "cpu"],
                 values: (-2, 5),
+                strings: &["filename", "s.arg0", "comm"],
+                texts: &[
+                    "/tmp/a.lock",
+                    "/tmp/*",
+                    "*.lock",
+                    "*",
+                    "",
+                    "wo?k",
+                    "/t*a*",
+                    "work",
+                ],
             },
             2,
         );
@@ -221,8 +398,23 @@ fn property_compiled_programs_agree_with_the_tree() {
             continue;
         };
         let ast = parse(&text).unwrap();
+        let texts: [&[u8]; 6] = [
+            b"/tmp/a.lock",
+            b"/tmp/",
+            b"",
+            b"work",
+            b"x.lock",
+            b"/tmp/aa",
+        ];
         for _ in 0..4 {
-            let probe = u32::from(!rng.next_u64().is_multiple_of(4));
+            let probe = match rng.next_u64() % 8 {
+                0 => 0,
+                1 | 2 => 4,
+                3 | 4 => 5,
+                _ => 1,
+            };
+            let chosen = texts[(rng.next_u64() % 6) as usize];
+            let string = (!rng.next_u64().is_multiple_of(5)).then(|| chosen.to_vec());
             let args = [
                 rng.next_u64() % 6,
                 (rng.next_u64() % 6).wrapping_sub(2),
@@ -237,6 +429,12 @@ fn property_compiled_programs_agree_with_the_tree() {
                 pid: rng.next_u64() % 4,
                 tid: rng.next_u64() % 4,
                 cpu: rng.next_u64() % 2,
+                comm: if rng.next_u64() % 2 == 0 {
+                    *b"work\0\0\0\0\0\0\0\0\0\0\0\0"
+                } else {
+                    *b"other\0\0\0\0\0\0\0\0\0\0\0"
+                },
+                strings: [string, None, None, None],
                 ..EventCtx::default()
             };
             let want = eval_ast(&ast, &c).unwrap_or(false);

@@ -105,6 +105,7 @@ fn recorder(pid: u32, trigger: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         strict: false,
         max_glob: DEFAULT_MAX_GLOB,
         rules: Rules::default(),
+        string_size: snapshot_common::strings::STRING_SIZE_DEFAULT,
     })?;
     let program = trigger::compile(&[trigger.parse()?], session.probes())?;
     session.set_trigger(&program)?;
