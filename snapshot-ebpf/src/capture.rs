@@ -189,11 +189,13 @@ pub unsafe fn capture(id: u32, p: &Payload, base: u64, slot: *mut PayloadHeader)
     // the header plus `MAX_STRINGS` (at most) strides, as the load sized it.
     unsafe {
         let strings = slot.cast::<u8>().add(size_of::<PayloadHeader>());
-        for s in 0..MAX_STRINGS {
+        // A loop LLVM keeps as one (its trip count is read at run time): one copy of the reads
+        // per program, not `MAX_STRINGS`; the verifier walks it once per string with `s`
+        // known, so each spec is still a constant to it.
+        let n = count(id);
+        let mut s = 0;
+        while s < n {
             let sp = spec(id, s);
-            if sp.kind == kind::NONE {
-                break;
-            }
             let dst = strings.add(s * stride);
             let src = word(p, sp.src);
             let status = match sp.kind {
@@ -216,7 +218,8 @@ pub unsafe fn capture(id: u32, p: &Payload, base: u64, slot: *mut PayloadHeader)
                     read_str(dst, size + 2, base + rel + (src & 0xffff), mem::KERNEL)
                 }
             };
-            wr(&raw mut (*slot).status[s], status);
+            wr(&raw mut (*slot).status[s & (MAX_STRINGS - 1)], status);
+            s += 1;
         }
     }
 }

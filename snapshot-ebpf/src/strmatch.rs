@@ -169,12 +169,12 @@ pub unsafe fn evaluate(prog: *const TriggerProgram, probe_id: u32, slot: u64) {
     };
     // SAFETY: guaranteed by the caller; `sc` is this CPU's scratch; indices are masked.
     unsafe {
-        let n = rd(&raw const (*prog).nstr) as usize;
-        for k in 0..MAX_STR_OPS {
-            if k >= n {
-                break;
-            }
-            let op = &raw const (*prog).str_ops[k];
+        // A loop LLVM cannot unroll (its trip count is read at run time): one copy of the
+        // matcher per program, not four.
+        let n = (rd(&raw const (*prog).nstr) as usize).min(MAX_STR_OPS);
+        let mut k = 0;
+        while k < n {
+            let op = &raw const (*prog).str_ops[k & (MAX_STR_OPS - 1)];
             let probe = rd(&raw const (*op).probe);
             let src = rd(&raw const (*op).src);
             let mut res = 0;
@@ -185,10 +185,12 @@ pub unsafe fn evaluate(prog: *const TriggerProgram, probe_id: u32, slot: u64) {
                     captured(sc, probe_id, slot, src, rd(&raw const (*op).kind))
                 };
                 if have {
-                    res = 2 | u64::from(matches(sc, &raw const (*prog).patterns[k]));
+                    let pattern = &raw const (*prog).patterns[k & (MAX_STR_OPS - 1)];
+                    res = 2 | u64::from(matches(sc, pattern));
                 }
             }
-            wr(&raw mut (*sc).res[k], res);
+            wr(&raw mut (*sc).res[k & (MAX_STR_OPS - 1)], res);
+            k += 1;
         }
     }
 }

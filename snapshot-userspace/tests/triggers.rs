@@ -131,6 +131,8 @@ fn property_kernel_and_userspace_evaluators_agree() {
                     "snapshot_workload_fn.arg2",
                 ],
                 values: (0, 5),
+                strings: &[],
+                texts: &[],
             },
             2,
         );

@@ -58,7 +58,7 @@ fn host_layer() -> Result<(), String> {
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
 /// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
-pub const HOST_TARGETS: [&str; 5] = ["host", "engine", "probes", "triggers", "post"];
+pub const HOST_TARGETS: [&str; 6] = ["host", "engine", "probes", "triggers", "post", "strings"];
 
 fn vm_layer(series: &str) -> Result<(), String> {
     let exe = build::test_binary("vm").map_err(|e| format!("{e:#}"))?;

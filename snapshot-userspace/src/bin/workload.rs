@@ -21,6 +21,13 @@
 //! `snapshot-workload call A B C`: one call with those arguments.
 //! `snapshot-workload naps MS…`: sleeps (`clock_nanosleep`) for each duration in turn.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
+//! `snapshot-workload strings SIZE`: for each of the strings `""`, `SIZE` bytes (`/xxx…`),
+//! `SIZE + 1` bytes (`/yyy…`), non-ASCII bytes ([`NON_ASCII`]) and a NULL pointer: calls
+//! `snapshot_workload_str(s, s, len)` (a uprobe target), then `openat(AT_FDCWD, s, O_RDONLY)`
+//! (which fails); then writes [`WRITTEN`] to /dev/null.
+//! `snapshot-workload str TEXT`: one `snapshot_workload_str(TEXT, TEXT, len)`.
+//! `snapshot-workload str-threads TOTAL PERIOD`: two pinned threads call
+//! `snapshot_workload_str(SEQ, SEQ, SEQ)` for distinct SEQs, every PERIOD-th text ending in `!`.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -29,6 +36,72 @@ use std::{io::Write as _, process::ExitCode};
 #[inline(never)]
 pub extern "C" fn snapshot_workload_fn(a: u64, b: u64, c: u64) -> u64 {
     std::hint::black_box(a + b + c)
+}
+
+/// The uprobe target of `strings`: a string, the same bytes as a buffer, and their length.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn snapshot_workload_str(s: *const libc::c_char, buf: *const u8, len: u64) -> u64 {
+    std::hint::black_box((s, buf));
+    std::hint::black_box(len)
+}
+
+/// The non-ASCII string of `strings`: UTF-8 (`é`) and a byte that is not UTF-8.
+pub const NON_ASCII: &[u8] = b"/tmp/caf\xc3\xa9-\xff";
+/// What `strings` writes to /dev/null: a NUL and a newline inside.
+pub const WRITTEN: &[u8] = b"hello\n\0world";
+
+/// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_str(seq as text, …, seq)` for
+/// `total` distinct sequence numbers; every `period`-th text ends in `!` (a trigger).
+fn str_threads(total: u64, period: u64) -> anyhow::Result<()> {
+    let period = period.max(1);
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                pin(t as usize)?;
+                for seq in (t..total).step_by(2) {
+                    let bang = if seq % period == period - 1 { "!" } else { "" };
+                    let text = std::ffi::CString::new(format!("{seq}{bang}"))?;
+                    snapshot_workload_str(text.as_ptr(), text.as_ptr().cast(), seq);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    Ok(())
+}
+
+/// `strings SIZE`: the strings of the capture tests, through a uprobe target and `openat`.
+fn strings(size: usize) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let exact = format!("/{}", "x".repeat(size.saturating_sub(1)));
+    let longer = format!("/{}", "y".repeat(size));
+    let cases: [Option<&[u8]>; 5] = [
+        Some(b""),
+        Some(exact.as_bytes()),
+        Some(longer.as_bytes()),
+        Some(NON_ASCII),
+        None,
+    ];
+    for case in cases {
+        let owned = case.map(std::ffi::CString::new).transpose()?;
+        let ptr = owned.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        let len = case.map_or(0, <[u8]>::len) as u64;
+        snapshot_workload_str(ptr, ptr.cast(), len);
+        // SAFETY: `ptr` is NULL or a NUL-terminated string that outlives the call; opening a
+        // path that does not exist (or NULL) only fails.
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, ptr, libc::O_RDONLY) };
+        if fd >= 0 {
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+        }
+    }
+    let mut null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    null.write_all(WRITTEN)?;
+    Ok(())
 }
 
 fn arg(args: &[String], i: usize, default: u64) -> anyhow::Result<u64> {
@@ -281,9 +354,16 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 null.write_all(&buf[..1000 + i as usize])?;
             }
         }
+        Some("strings") => strings(arg(args, 2, 64)? as usize)?,
+        Some("str-threads") => str_threads(arg(args, 2, 100_000)?, arg(args, 3, 1000)?)?,
+        Some("str") => {
+            let text = args.get(2).map_or("", String::as_str);
+            let owned = std::ffi::CString::new(text)?;
+            snapshot_workload_str(owned.as_ptr(), owned.as_ptr().cast(), text.len() as u64);
+        }
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD"
             );
         }
     }

@@ -101,6 +101,10 @@ pub fn captured(
             let area = slot.get(at..at + stride)?;
             let status = h.status[i];
             let addr = word(event, c.word);
+            if addr == 0 && c.kind == CaptureKind::Buf {
+                // A NULL buffer reads nothing even when its length is 0.
+                return Some(Captured::Null);
+            }
             if status < 0 {
                 let null = addr == 0 && matches!(c.kind, CaptureKind::Str | CaptureKind::Buf);
                 return Some(if null {

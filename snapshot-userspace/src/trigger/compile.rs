@@ -164,8 +164,7 @@ impl Compiler<'_> {
     fn operand(&mut self, o: &Operand, pos: usize) -> Result<(), ExprError> {
         match o {
             Operand::Field { probe, name } => {
-                if strings::resolve(self.probes, self.expr, pos, probe.as_deref(), name)?.is_some()
-                {
+                if !strings::resolve(self.probes, probe.as_deref(), name).is_empty() {
                     return Err(ExprError::new(
                         self.expr,
                         pos,
@@ -189,15 +188,15 @@ impl Compiler<'_> {
         }
     }
 
-    /// The string an operand names (`comm` or a captured string), or an error for a number.
-    fn string_of(&self, o: &Operand, pos: usize, what: &str) -> Result<StrOp, ExprError> {
+    /// The strings an operand names (`comm`, or a captured string of one or more probes), or
+    /// an error for a number.
+    fn string_of(&self, o: &Operand, pos: usize, what: &str) -> Result<Vec<StrOp>, ExprError> {
         match o {
-            Operand::Comm => Ok(strings::op_of_comm()),
+            Operand::Comm => Ok(vec![strings::op_of_comm()]),
             Operand::Field { probe, name } => {
-                if let Some(op) =
-                    strings::resolve(self.probes, self.expr, pos, probe.as_deref(), name)?
-                {
-                    return Ok(op);
+                let ops = strings::resolve(self.probes, probe.as_deref(), name);
+                if !ops.is_empty() {
+                    return Ok(ops);
                 }
                 // Unknown names get the numeric resolution's error (it lists the fields).
                 resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
@@ -217,7 +216,26 @@ impl Compiler<'_> {
         }
     }
 
-    /// A string comparison: `op` against the pattern of `text` (a glob or a literal).
+    /// String comparisons of each of `sops` (one per probe that has the string) against the
+    /// pattern of `text` (a glob or a literal), or-ed: an event has at most one of them.
+    fn string_cmps(
+        &mut self,
+        sops: &[StrOp],
+        text: &str,
+        glob: bool,
+        negate: bool,
+        pos: usize,
+    ) -> Result<(), ExprError> {
+        for (n, sop) in sops.iter().enumerate() {
+            self.string_cmp(*sop, text, glob, negate, pos)?;
+            if n > 0 {
+                self.emit(op::OR, 0, 0, pos, -1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One string comparison: `sop` against the pattern of `text`.
     fn string_cmp(
         &mut self,
         mut sop: StrOp,
@@ -346,7 +364,7 @@ impl Compiler<'_> {
                             "write e.g. PROBE.filename == \"/etc/hostname\", or ~ \"/tmp/*\" for a prefix",
                         ));
                     }
-                    self.string_cmp(sop, s, false, *cmp == Some(CmpOp::Ne), *pos)
+                    self.string_cmps(&sop, s, false, *cmp == Some(CmpOp::Ne), *pos)
                 }
                 (Operand::Comm | Operand::Str(_), _) | (_, Operand::Comm | Operand::Str(_)) => {
                     Err(ExprError::new(
@@ -372,7 +390,7 @@ impl Compiler<'_> {
                 pos,
             } => {
                 let sop = self.string_of(lhs, *pos, "`~` matches strings only")?;
-                self.string_cmp(sop, pattern, true, *negate, *pos)
+                self.string_cmps(&sop, pattern, true, *negate, *pos)
             }
             Ast::Max(o, pos) | Ast::Changed(o, pos) => {
                 if self.slots >= MAX_SLOTS {

@@ -6,7 +6,6 @@ use snapshot_common::{
     strings::{PATTERN_MAX, STR_SRC_COMM, kind},
 };
 
-use super::ExprError;
 use crate::probe::{ProbeInfo, capture::CaptureKind};
 
 /// One pattern position.
@@ -107,52 +106,29 @@ pub fn op_of_comm() -> StrOp {
     }
 }
 
-/// The captured string `name` of `probe` (or of the one probe that has it when no probe is
-/// named): `Ok(None)` when it is not a captured string (a number, or unknown: the numeric
-/// resolution reports that).
-pub fn resolve(
-    probes: &[ProbeInfo],
-    expr: &str,
-    pos: usize,
-    probe: Option<&str>,
-    name: &str,
-) -> Result<Option<StrOp>, ExprError> {
-    let have: Vec<(&ProbeInfo, usize)> = probes
+/// The captured strings `name` of `probe` (of every probe so named), or of every probe that
+/// has one when no probe is named: empty when it is not a captured string (a number, or
+/// unknown: the numeric resolution reports that). A comparison on several is true when it is
+/// true on the event's own.
+#[must_use]
+pub fn resolve(probes: &[ProbeInfo], probe: Option<&str>, name: &str) -> Vec<StrOp> {
+    probes
         .iter()
         .filter(|p| probe.is_none_or(|n| p.name == n))
         .filter_map(|p| {
-            p.captures
-                .iter()
-                .position(|c| c.name == name)
-                .map(|i| (p, i))
+            let i = p.captures.iter().position(|c| c.name == name)?;
+            Some(StrOp {
+                probe: p.id,
+                src: i as u8,
+                kind: if p.captures[i].kind == CaptureKind::Buf {
+                    kind::BUF
+                } else {
+                    kind::STR
+                },
+                pad: [0; 2],
+            })
         })
-        .collect();
-    match have.as_slice() {
-        [] => Ok(None),
-        [(p, i)] => Ok(Some(StrOp {
-            probe: p.id,
-            src: *i as u8,
-            kind: if p.captures[*i].kind == CaptureKind::Buf {
-                kind::BUF
-            } else {
-                kind::STR
-            },
-            pad: [0; 2],
-        })),
-        several => Err(ExprError::new(
-            expr,
-            pos,
-            format!("`{name}` is a string of several probes"),
-            format!(
-                "name the probe: {}",
-                several
-                    .iter()
-                    .map(|(p, _)| format!("{}.{name}", p.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    }
+        .collect()
 }
 
 #[cfg(test)]

@@ -190,11 +190,22 @@ fn string_errors_say_which_type_is_wrong() {
     assert!(error("\"x\" == \"y\"").msg.contains("incompatible types"));
     let mut two = probes();
     two[5].captures[0].name = "filename".into();
-    let e = compile_texts(&["filename == \"x\""], &two).unwrap_err();
+    let prog = compile_texts(&["filename == \"x\""], &two).unwrap();
+    let mut state = [(0, false); MAX_SLOTS];
+    let x: &[u8] = b"x";
     assert!(
-        e.msg.contains("several probes") && e.hint.contains("s.filename"),
-        "{e}"
+        evaluate(&prog, &with_strings(4, &[Some(x)]), &mut state)
+            && evaluate(&prog, &with_strings(5, &[Some(x)]), &mut state),
+        "a string several probes have: either one's event"
     );
+    assert!(!evaluate(
+        &prog,
+        &with_strings(5, &[Some(b"y")]),
+        &mut state
+    ));
+    let prog = compile_texts(&["filename != \"x\""], &two).unwrap();
+    assert!(evaluate(&prog, &with_strings(4, &[Some(b"y")]), &mut state));
+    assert!(!evaluate(&prog, &with_strings(5, &[Some(x)]), &mut state));
 }
 
 #[test]
