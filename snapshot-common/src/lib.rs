@@ -109,6 +109,10 @@ pub mod names {
     pub const PROG_BENCH_EMPTY: &str = "bench_empty";
     /// Benchmark program: the same record written into a BPF ring buffer.
     pub const PROG_BENCH_RINGBUF: &str = "bench_ringbuf";
+    /// Benchmark program: the helper calls every event makes, nothing else.
+    pub const PROG_BENCH_FLOOR: &str = "bench_floor";
+    /// Benchmark program (`syscalls:sys_enter_openat`): the floor plus one string's read.
+    pub const PROG_BENCH_FLOOR_STR: &str = "bench_floor_str";
     /// Benchmark map: the ring buffer of [`PROG_BENCH_RINGBUF`].
     pub const BENCH_RING: &str = "BENCH_RING";
     /// Benchmark global: flags of `bpf_ringbuf_submit` in [`PROG_BENCH_RINGBUF`].

@@ -14,6 +14,8 @@
 //! reads from a write-only file (fails with EBADF). The demo's workload.
 //! `snapshot-workload getpid N [EVERY]`: N getpid syscalls (and a getppid every EVERY), prints
 //! the ns per call. `getpid-threads N`: the same on two pinned threads, prints events/s.
+//! `snapshot-workload openat N`: N `openat` of a 64-byte path that does not exist, prints the
+//! ns per call.
 //! `snapshot-workload threads-calls MS N`: two threads each sleep MS then call N times.
 //! `snapshot-workload named NAME MS N`: renames itself NAME, sleeps MS, calls N times.
 //! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
@@ -219,6 +221,24 @@ fn getpid_loop(n: u64, every: u64) {
     println!("ns_per_op {:.1}", elapsed as f64 / n.max(1) as f64);
 }
 
+/// The 64-byte path of `openat`: it does not exist (the walk stops at its first component).
+pub const OPENAT_PATH: &str = "/snapshot-bench-nonexistent/0123456789abcdef0123456789abcdef.txt";
+const _: () = assert!(OPENAT_PATH.len() == 64);
+
+/// `n` `openat(AT_FDCWD, OPENAT_PATH, O_RDONLY)` calls (each fails with ENOENT); prints
+/// `ns_per_op X`.
+fn openat_loop(n: u64) -> anyhow::Result<()> {
+    let path = std::ffi::CString::new(OPENAT_PATH)?;
+    let start = now_ns();
+    for _ in 0..n {
+        // SAFETY: a NUL-terminated path; the call fails (no such file) and opens nothing.
+        unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY) };
+    }
+    let elapsed = now_ns() - start;
+    println!("ns_per_op {:.1}", elapsed as f64 / n.max(1) as f64);
+    Ok(())
+}
+
 /// Two threads pinned to CPUs 0 and 1, `n` getpid syscalls each; prints `events_per_s X`.
 fn getpid_threads(n: u64) -> anyhow::Result<()> {
     let start = now_ns();
@@ -316,6 +336,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("fileio") => fileio(arg(args, 2, 2000)?, arg(args, 3, 500)?)?,
         Some("getpid") => getpid_loop(arg(args, 2, 1_000_000)?, arg(args, 3, 0)?),
         Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
+        Some("openat") => openat_loop(arg(args, 2, 100_000)?)?,
         Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
         Some("named") => {
             let name = args
@@ -363,7 +384,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         }
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD"
+                "usage: snapshot-workload calls N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N"
             );
         }
     }
