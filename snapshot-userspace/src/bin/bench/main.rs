@@ -91,8 +91,10 @@ fn run() -> anyhow::Result<()> {
         "getpid-threads",
         &per_thread.to_string(),
     ])?;
+    // With --json the command's own output goes to stderr (stdout carries JSON lines only).
     let rate: f64 = stdout
         .lines()
+        .chain(stderr.lines())
         .find_map(|l| l.strip_prefix("events_per_s ")?.trim().parse().ok())
         .unwrap_or(f64::NAN);
     let exit = lines
@@ -243,8 +245,10 @@ fn strings_table(workload: &std::path::Path, iterations: u64) -> anyhow::Result<
         return Ok(());
     }
     let n = (iterations / 4).max(1000);
-    eprintln!("one 64-byte string, tracepoint syscalls:sys_enter_openat, {n} openat calls, median of 3:");
-    let rows = peers::strings(workload, n, 3)?;
+    eprintln!(
+        "one 64-byte string, tracepoint syscalls:sys_enter_openat, {n} openat calls, median of 5 taken in turns:"
+    );
+    let rows = peers::strings(workload, n, 5)?;
     let ns = |name: &str| {
         rows.iter()
             .find(|r| r.name.starts_with(name))
@@ -283,9 +287,9 @@ fn strings_vm() -> anyhow::Result<()> {
     let n = std::env::var("SNAPSHOT_BENCH_VM_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    eprintln!("in the VM: one string on kprobe do_sys_openat2, {n} openat calls, median of 3:");
-    let rows = peers::strings_vm(&workload, n, 3)?;
+        .unwrap_or(100_000);
+    eprintln!("in the VM: one string on kprobe do_sys_openat2, {n} openat calls, median of 5:");
+    let rows = peers::strings_vm(&workload, n, 5)?;
     table("configuration (VM, kprobe do_sys_openat2, openat loop)", &rows);
     let added = |i: usize| rows[i].ns - rows[0].ns;
     println!();

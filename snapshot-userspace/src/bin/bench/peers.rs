@@ -363,6 +363,29 @@ pub fn per_event(workload: &Path, iterations: u64, runs: usize) -> anyhow::Resul
     Ok(rows)
 }
 
+/// Measures every configuration `runs` times in turns (one sample of each, then again), so
+/// that a slow moment of a loaded machine falls on all of them alike; the median of each.
+fn interleaved(load: Load<'_>, configs: &mut [(&str, Setup<'_>)]) -> anyhow::Result<Vec<Row>> {
+    let mut samples = vec![Vec::with_capacity(load.runs); configs.len()];
+    for _ in 0..load.runs {
+        for (i, (_, setup)) in configs.iter_mut().enumerate() {
+            samples[i].push(workload_ns(load, *setup)?);
+        }
+    }
+    Ok(configs
+        .iter()
+        .zip(samples)
+        .map(|((name, _), s)| {
+            let ns = median(s);
+            eprintln!("  {name:<52} {ns:>8.1} ns/{}", load.mode);
+            Row {
+                name: (*name).to_owned(),
+                ns,
+            }
+        })
+        .collect())
+}
+
 /// bpftrace running `program` (`PID` replaced by the target's), its output into a file;
 /// started once bpftrace says it attached.
 fn bpftrace(pid: u32, program: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
@@ -407,35 +430,39 @@ pub fn strings(workload: &Path, iterations: u64, runs: usize) -> anyhow::Result<
         runs,
     };
     let tp = "tracepoint:syscalls:sys_enter_openat";
-    Ok(vec![
-        measure("no program", load, &mut nothing)?,
-        measure(
-            "floor: pid + timestamp + the string's read, nothing else",
-            load,
-            &mut string_floor,
-        )?,
-        measure("snapshot: recording, no string (--string-size 0)", load, &mut |pid| {
-            recorder_on(pid, tp, "manual", 0)
-        })?,
-        measure("snapshot: recording + one 64-byte user string", load, &mut |pid| {
-            recorder_on(pid, tp, "manual", STRING_SIZE_DEFAULT)
-        })?,
-        measure("ftrace event (the pointer only)", load, &mut |pid| {
-            ftrace_event(pid, "syscalls/sys_enter_openat")
-        })?,
-        measure("bpftrace: count()", load, &mut |pid| {
-            bpftrace(
-                pid,
-                "tracepoint:syscalls:sys_enter_openat /pid == PID/ { @c = count(); }",
-            )
-        })?,
-        measure("bpftrace: printf(\"%s\", str(filename))", load, &mut |pid| {
-            bpftrace(
-                pid,
-                "tracepoint:syscalls:sys_enter_openat /pid == PID/ { printf(\"%s\\n\", str(args->filename)); }",
-            )
-        })?,
-    ])
+    interleaved(
+        load,
+        &mut [
+            ("no program", &mut nothing),
+            (
+                "floor: pid + timestamp + the string's read, nothing else",
+                &mut string_floor,
+            ),
+            (
+                "snapshot: recording, no string (--string-size 0)",
+                &mut |pid| recorder_on(pid, tp, "manual", 0),
+            ),
+            (
+                "snapshot: recording + one 64-byte user string",
+                &mut |pid| recorder_on(pid, tp, "manual", STRING_SIZE_DEFAULT),
+            ),
+            ("ftrace event (the pointer only)", &mut |pid| {
+                ftrace_event(pid, "syscalls/sys_enter_openat")
+            }),
+            ("bpftrace: count()", &mut |pid| {
+                bpftrace(
+                    pid,
+                    "tracepoint:syscalls:sys_enter_openat /pid == PID/ { @c = count(); }",
+                )
+            }),
+            ("bpftrace: printf(\"%s\", str(filename))", &mut |pid| {
+                bpftrace(
+                    pid,
+                    "tracepoint:syscalls:sys_enter_openat /pid == PID/ { printf(\"%s\\n\", str(args->filename)); }",
+                )
+            }),
+        ],
+    )
 }
 
 /// A kprobe event of ftrace on `do_sys_openat2` fetching the filename (`+0(%si):ustring`).
@@ -468,17 +495,17 @@ pub fn strings_vm(workload: &Path, iterations: u64, runs: usize) -> anyhow::Resu
         iterations,
         runs,
     };
-    Ok(vec![
-        measure("no program", load, &mut nothing)?,
-        measure(
-            "snapshot: kprobe do_sys_openat2(arg1:str)",
-            load,
-            &mut |pid| recorder_on(pid, "kprobe:do_sys_openat2(arg1:str)", "manual", 64),
-        )?,
-        measure(
-            "ftrace kprobe event, +0(%si):ustring",
-            load,
-            &mut ftrace_kprobe_string,
-        )?,
-    ])
+    interleaved(
+        load,
+        &mut [
+            ("no program", &mut nothing),
+            ("snapshot: kprobe do_sys_openat2(arg1:str)", &mut |pid| {
+                recorder_on(pid, "kprobe:do_sys_openat2(arg1:str)", "manual", 64)
+            }),
+            (
+                "ftrace kprobe event, +0(%si):ustring",
+                &mut ftrace_kprobe_string,
+            ),
+        ],
+    )
 }
