@@ -156,7 +156,7 @@ impl Default for Pattern {
 impl Pattern {
     /// One NFA step over byte `c` (the kernel's and the userspace reference's step).
     #[must_use]
-    #[inline(always)]
+    #[inline]
     pub const fn step(&self, s: u64, c: u8) -> u64 {
         let s = ((s & self.lit[c as usize]) << 1) | (s & self.star);
         s | ((s & self.star) << 1)

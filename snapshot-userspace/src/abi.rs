@@ -190,15 +190,15 @@ const OPEN_FLAGS: [(&str, u64); 19] = [
     ("O_DSYNC", 0o10000),
     ("O_ASYNC", 0o20000),
     ("O_DIRECT", 0o40000),
-    ("O_LARGEFILE", 0o100000),
-    ("O_DIRECTORY", 0o200000),
-    ("O_NOFOLLOW", 0o400000),
-    ("O_NOATIME", 0o1000000),
-    ("O_CLOEXEC", 0o2000000),
+    ("O_LARGEFILE", 0o100_000),
+    ("O_DIRECTORY", 0o200_000),
+    ("O_NOFOLLOW", 0o400_000),
+    ("O_NOATIME", 0o1_000_000),
+    ("O_CLOEXEC", 0o2_000_000),
     // O_SYNC is __O_SYNC | O_DSYNC: shown when both bits are there.
-    ("O_SYNC", 0o4010000),
-    ("O_PATH", 0o10000000),
-    ("O_TMPFILE", 0o20200000),
+    ("O_SYNC", 0o4_010_000),
+    ("O_PATH", 0o10_000_000),
+    ("O_TMPFILE", 0o20_200_000),
     ("O_RDWR", 2),
     ("O_WRONLY", 1),
 ];
@@ -343,11 +343,11 @@ mod tests {
         assert_eq!(errno_of_ret(-5000), None);
         assert_eq!(errno_value("EWOULDBLOCK"), Some(11));
         assert_eq!(
-            open_flags(0o1 | 0o100 | 0o1000 | 0o2000000),
+            open_flags(0o1 | 0o100 | 0o1000 | 0o2_000_000),
             "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC"
         );
-        assert_eq!(open_flags(0o2000000), "O_RDONLY|O_CLOEXEC");
-        assert_eq!(open_flags(0o4010002), "O_RDWR|O_SYNC");
+        assert_eq!(open_flags(0o2_000_000), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open_flags(0o4_010_002), "O_RDWR|O_SYNC");
         assert_eq!(open_flags(0x8000_0000), "O_RDONLY|0x80000000");
         assert_eq!(mmap_prot(3), "PROT_READ|PROT_WRITE");
         assert_eq!(mmap_prot(0), "PROT_NONE");

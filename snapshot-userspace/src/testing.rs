@@ -44,7 +44,10 @@ pub struct Leaves<'a> {
 /// A random expression of at most `depth` levels of `&&`, `||` and `!` over `leaves`.
 pub fn random_expr(rng: &mut Rng, leaves: Leaves<'_>, depth: u32) -> String {
     if depth == 0 || rng.next_u64().is_multiple_of(3) {
-        if !leaves.strings.is_empty() && !leaves.texts.is_empty() && rng.next_u64() % 2 == 0 {
+        if !leaves.strings.is_empty()
+            && !leaves.texts.is_empty()
+            && rng.next_u64().is_multiple_of(2)
+        {
             let field = rng.pick(leaves.strings);
             let op = rng.pick(&["==", "!=", "~", "!~"]);
             let text = rng.pick(leaves.texts);

@@ -199,7 +199,7 @@ fn a_uprobe_captures_declared_strings_and_buffers() {
     );
 }
 
-/// Records the workload's `strings` through sys_enter_openat with `trigger`; the flips.
+/// Records the workload's `strings` through `sys_enter_openat` with `trigger`; the flips.
 fn flips_on_openat(trigger: &str) -> usize {
     let size = SIZE.to_string();
     let run = record(&[

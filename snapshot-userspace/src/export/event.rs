@@ -47,7 +47,7 @@ pub struct EventView {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unreadable: BTreeMap<String, String>,
     /// Values decoded from the raw numbers (which stay in `args` and `ret`): `ret` an errno
-    /// name, `flags` open or mmap flags, `dfd` AT_FDCWD, `mode` octal, `sig` a signal, `fd`
+    /// name, `flags` open or mmap flags, `dfd` `AT_FDCWD`, `mode` octal, `sig` a signal, `fd`
     /// the path it was opened with in this snapshot.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub decoded: BTreeMap<String, String>,

@@ -316,6 +316,10 @@ pub enum Known<'a> {
     Nothing,
 }
 
+/// A field resolved: its event word, the name shown, and when its type is known whether it is
+/// a pointer and the type in words.
+type Resolved = (u8, String, Option<(bool, String)>);
+
 /// A field's type in words, for errors.
 fn type_text(t: &Type) -> &'static str {
     match t {
@@ -347,10 +351,8 @@ pub fn plan(
         field: field.to_string(),
         known,
     };
-    // (word, name, declared type when known: Some(true) pointer, Some(false) not)
-    let resolve =
-        |field: &FieldName| -> Result<(u8, String, Option<(bool, String)>), CaptureError> {
-            match (field, known) {
+    let resolve = |field: &FieldName| -> Result<Resolved, CaptureError> {
+        match (field, known) {
             (FieldName::Ret, _) if !(spec.kind.is_return() || spec.kind == ProbeKind::Tracepoint) => {
                 Err(CaptureError::NoRet { spec: text.clone() })
             }
@@ -431,7 +433,7 @@ pub fn plan(
                     .to_owned(),
             )),
         }
-        };
+    };
     let mut out: Vec<Capture> = Vec::new();
     for d in &spec.captures {
         let (word, name, ty) = resolve(&d.field)?;

@@ -55,7 +55,7 @@ impl Strings {
         let header = size_of::<PayloadHeader>() as u32;
         slot >= header
             && slot <= header + MAX_STRINGS as u32 * string_stride(STRING_SIZE_MAX)
-            && slot % 8 == 0
+            && slot.is_multiple_of(8)
     }
 
     /// The slots, by the (CPU, commit word) of their event.

@@ -440,7 +440,7 @@ fn property_compiled_programs_agree_with_the_tree() {
                 pid: rng.next_u64() % 4,
                 tid: rng.next_u64() % 4,
                 cpu: rng.next_u64() % 2,
-                comm: if rng.next_u64() % 2 == 0 {
+                comm: if rng.next_u64().is_multiple_of(2) {
                     *b"work\0\0\0\0\0\0\0\0\0\0\0\0"
                 } else {
                     *b"other\0\0\0\0\0\0\0\0\0\0\0"

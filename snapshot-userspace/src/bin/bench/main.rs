@@ -267,7 +267,10 @@ fn strings_table(workload: &std::path::Path, iterations: u64) -> anyhow::Result<
     println!();
     println!("| measure | value |");
     println!("|---|---:|");
-    println!("| the string's own cost (recording with it − without) | {:+.1} ns |", with - plain);
+    println!(
+        "| the string's own cost (recording with it − without) | {:+.1} ns |",
+        with - plain
+    );
     println!(
         "| our added cost / the floor's (recording + string) | {:.2} |",
         (with - base) / (floor - base)
@@ -290,7 +293,10 @@ fn strings_vm() -> anyhow::Result<()> {
         .unwrap_or(100_000);
     eprintln!("in the VM: one string on kprobe do_sys_openat2, {n} openat calls, median of 5:");
     let rows = peers::strings_vm(&workload, n, 5)?;
-    table("configuration (VM, kprobe do_sys_openat2, openat loop)", &rows);
+    table(
+        "configuration (VM, kprobe do_sys_openat2, openat loop)",
+        &rows,
+    );
     let added = |i: usize| rows[i].ns - rows[0].ns;
     println!();
     println!(

@@ -139,7 +139,7 @@ fn recorder_on(
     }))
 }
 
-/// A benchmark program of the object on raw_tp `sys_enter`, filtering on `pid`.
+/// A benchmark program of the object on `raw_tp` `sys_enter`, filtering on `pid`.
 fn bench_program(pid: u32, name: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let mut ebpf = load::load(&LoadConfig {
         ncpu: ncpu()?,

@@ -72,9 +72,9 @@ fn snapshot() -> Snapshot {
             ..Event::default()
         }
     };
-    let at_fdcwd = (-100i64) as u64 & 0xffff_ffff;
+    let at_fdcwd = u64::from((-100i32).cast_unsigned());
     let events = vec![
-        ev(0, [at_fdcwd, 0x7ff0, 0o2000000, 0, 0, 0], None, true),
+        ev(0, [at_fdcwd, 0x7ff0, 0o2_000_000, 0, 0, 0], None, true),
         ev(1, [0; 6], Some(3), false),
         ev(2, [3, 0x7ff8, 16, 0, 0, 0], None, false),
         ev(3, [0; 6], Some(-9), false),
@@ -140,7 +140,7 @@ fn events_read_like_strace() {
     let json = serde_json::to_value(&views[0]).unwrap();
     assert_eq!(json["strings"]["filename"], "/etc/hostname");
     assert_eq!(json["decoded"]["flags"], "O_RDONLY|O_CLOEXEC");
-    assert_eq!(json["args"][2], 0o2000000);
+    assert_eq!(json["args"][2], 0o2_000_000);
     let json = serde_json::to_value(&views[6]).unwrap();
     assert!(json["strings"]["filename"].is_null());
     assert_eq!(json["unreadable"]["filename"], "NULL");
