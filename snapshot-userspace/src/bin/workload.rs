@@ -53,18 +53,15 @@ pub const NON_ASCII: &[u8] = b"/tmp/caf\xc3\xa9-\xff";
 /// What `strings` writes to /dev/null: a NUL and a newline inside.
 pub const WRITTEN: &[u8] = b"hello\n\0world";
 
-/// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_str(seq as text, …, seq)` for
-/// `total` distinct sequence numbers; every `period`-th text ends in `!` (a trigger).
-fn str_threads(total: u64, period: u64) -> anyhow::Result<()> {
-    let period = period.max(1);
+/// Runs `each(thread, seq)` on two threads pinned to CPUs 0 and 1 for `total` distinct
+/// sequence numbers (even on thread 0, odd on thread 1).
+fn on_two_cpus(total: u64, each: fn(u64, u64) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
             std::thread::spawn(move || -> anyhow::Result<()> {
                 pin(t as usize)?;
                 for seq in (t..total).step_by(2) {
-                    let bang = if seq % period == period - 1 { "!" } else { "" };
-                    let text = std::ffi::CString::new(format!("{seq}{bang}"))?;
-                    snapshot_workload_str(text.as_ptr(), text.as_ptr().cast(), seq);
+                    each(t, seq)?;
                 }
                 Ok(())
             })
@@ -74,6 +71,22 @@ fn str_threads(total: u64, period: u64) -> anyhow::Result<()> {
         t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     Ok(())
+}
+
+/// The trigger period of `seq-threads` and `str-threads` (read by their worker threads).
+static STR_PERIOD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+/// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_str(seq as text, …, seq)` for
+/// `total` distinct sequence numbers; every `period`-th text ends in `!` (a trigger).
+fn str_threads(total: u64, period: u64) -> anyhow::Result<()> {
+    STR_PERIOD.store(period.max(1), std::sync::atomic::Ordering::Relaxed);
+    on_two_cpus(total, |_, seq| {
+        let period = STR_PERIOD.load(std::sync::atomic::Ordering::Relaxed);
+        let bang = if seq % period == period - 1 { "!" } else { "" };
+        let text = std::ffi::CString::new(format!("{seq}{bang}"))?;
+        snapshot_workload_str(text.as_ptr(), text.as_ptr().cast(), seq);
+        Ok(())
+    })
 }
 
 /// `strings SIZE`: the strings of the capture tests, through a uprobe target and `openat`.
@@ -133,22 +146,12 @@ fn pin(cpu: usize) -> anyhow::Result<()> {
 /// `total` distinct sequence numbers (even on thread 0, odd on thread 1); `fire` is 1 when
 /// `seq % period == period - 1`.
 fn seq_threads(total: u64, period: u64) -> anyhow::Result<()> {
-    let period = period.max(1);
-    let threads: Vec<_> = (0..2u64)
-        .map(|t| {
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                pin(t as usize)?;
-                for seq in (t..total).step_by(2) {
-                    snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
-    }
-    Ok(())
+    STR_PERIOD.store(period.max(1), std::sync::atomic::Ordering::Relaxed);
+    on_two_cpus(total, |t, seq| {
+        let period = STR_PERIOD.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
+        Ok(())
+    })
 }
 
 /// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a barrier and call

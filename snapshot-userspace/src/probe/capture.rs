@@ -275,6 +275,21 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// A capture of event word `word` shown as `name`, read by address (a buffer's length is
+    /// then to be set).
+    #[must_use]
+    pub fn new(name: impl Into<String>, word: u8, kind: CaptureKind) -> Self {
+        Self {
+            name: name.into(),
+            word,
+            kind,
+            len_word: None,
+            len: None,
+            memory: Memory::Auto,
+            rel_offset: None,
+        }
+    }
+
     /// The kernel's description of it.
     #[must_use]
     pub fn spec(&self) -> StringSpec {
@@ -539,15 +554,7 @@ fn automatic(spec: &ProbeSpec, known: Known<'_>) -> Vec<Capture> {
                 if c_type != "constchar*" && !loc {
                     continue;
                 }
-                let mut c = Capture {
-                    name: name.clone(),
-                    word: i as u8,
-                    kind: CaptureKind::Str,
-                    len_word: None,
-                    len: None,
-                    memory: Memory::Auto,
-                    rel_offset: None,
-                };
+                let mut c = Capture::new(name.clone(), i as u8, CaptureKind::Str);
                 if name == "buf"
                     && let Some(count) = args.iter().position(|a| a == "count")
                 {

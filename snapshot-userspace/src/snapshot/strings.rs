@@ -140,18 +140,11 @@ pub fn captured(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::capture::Memory;
 
     fn capture(word: u8, kind: CaptureKind) -> Capture {
-        Capture {
-            name: format!("arg{word}"),
-            word,
-            kind,
-            len_word: (kind == CaptureKind::Buf).then_some(2),
-            len: None,
-            memory: Memory::Auto,
-            rel_offset: None,
-        }
+        let mut c = Capture::new(format!("arg{word}"), word, kind);
+        c.len_word = (kind == CaptureKind::Buf).then_some(2);
+        c
     }
 
     fn slot(size: u32, status: [i32; 4], strings: &[&[u8]]) -> Vec<u8> {
@@ -203,7 +196,7 @@ mod tests {
         );
         assert_eq!(got[3], Some(Captured::Unreadable(14)));
         let buf = slot(8, [8, 0, 0, 0], &[b"12345678"]);
-        let got = captured(Some(&buf), &[capture(1, CaptureKind::Buf)], &ev, 8);
+        let got = captured(Some(&buf), &[capture(3, CaptureKind::Buf)], &ev, 8);
         assert_eq!(
             got[0],
             Some(Captured::Bytes {

@@ -2,7 +2,7 @@ use super::*;
 use crate::{
     probe::{
         ProbeInfo, ProbeSpec,
-        capture::{Capture, CaptureKind, Memory},
+        capture::{Capture, CaptureKind},
     },
     testing::{Leaves, Rng, random_expr},
 };
@@ -44,15 +44,9 @@ fn probes() -> Vec<ProbeInfo> {
 }
 
 fn capture(name: &str, word: u8, kind: CaptureKind) -> Capture {
-    Capture {
-        name: name.into(),
-        word,
-        kind,
-        len_word: (kind == CaptureKind::Buf).then_some(2),
-        len: None,
-        memory: Memory::Auto,
-        rel_offset: None,
-    }
+    let mut c = Capture::new(name, word, kind);
+    c.len_word = (kind == CaptureKind::Buf).then_some(2);
+    c
 }
 
 /// An event of probe `probe` carrying the strings `strings`.

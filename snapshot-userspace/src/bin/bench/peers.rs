@@ -300,13 +300,16 @@ fn perf_overwrite(pid: u32) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result
     if let Some(status) = perf.try_wait()? {
         bail!("perf record exited early ({status})");
     }
-    Ok(Box::new(move || {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
-        perf.wait()?;
-        let _ = std::fs::remove_file(&data);
-        Ok(())
-    }))
+    Ok(Box::new(move || interrupt(perf, &data)))
+}
+
+/// Stops a peer (`perf`, `bpftrace`) as Ctrl-C would, waits for it and removes its output.
+fn interrupt(mut child: std::process::Child, output: &Path) -> anyhow::Result<()> {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait()?;
+    let _ = std::fs::remove_file(output);
+    Ok(())
 }
 
 /// Runs every configuration on the `getpid` hook; `runs` samples each, `iterations` calls per
@@ -410,13 +413,7 @@ fn bpftrace(pid: u32, program: &str) -> anyhow::Result<Box<dyn FnOnce() -> anyho
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Box::new(move || {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        child.wait()?;
-        let _ = std::fs::remove_file(&out);
-        Ok(())
-    }))
+    Ok(Box::new(move || interrupt(child, &out)))
 }
 
 /// One 64-byte user string per event: `syscalls:sys_enter_openat` in an `openat` loop.

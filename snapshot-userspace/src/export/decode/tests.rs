@@ -18,15 +18,9 @@ fn tp(id: u32, name: &str, args: &[&str], formats: &str) -> ProbeInfo {
 }
 
 fn filename() -> Capture {
-    Capture {
-        name: "filename".into(),
-        word: 1,
-        kind: CaptureKind::Str,
-        len_word: None,
-        len: None,
-        memory: Memory::User,
-        rel_offset: None,
-    }
+    let mut c = Capture::new("filename", 1, CaptureKind::Str);
+    c.memory = Memory::User;
+    c
 }
 
 /// A string slot for the event (cpu 0, `seq`) with one string: `status` and its bytes.
