@@ -259,7 +259,12 @@ impl Buffers {
                     // while the drain runs (see `ring`).
                     unsafe { payloads.slice::<u8>(index as usize * size, size) }
                 };
-                strings::take_all(self.layout, &mut out[taken..], slot_of, strings);
+                let lost = strings::take_all(self.layout, &mut out[taken..], slot_of, strings);
+                if lost > 0 {
+                    log::warn!(
+                        "CPU {cpu}: the strings of {lost} event(s) were not theirs at the drain; they are kept without them"
+                    );
+                }
             }
             accounts.push(CpuAccount {
                 cpu,

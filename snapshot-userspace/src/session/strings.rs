@@ -66,26 +66,24 @@ pub fn take(layout: Layout, event: &Event, slot: &[u8], out: &mut Vec<u8>) -> bo
 }
 
 /// Takes the strings of every event of `events` that has them; `slot_of` gives an event's
-/// slot bytes.
+/// slot bytes. Returns how many had a slot that was not theirs (kept without strings).
 pub fn take_all<'a>(
     layout: Layout,
     events: &mut [Event],
     slot_of: impl Fn(&Event) -> &'a [u8],
     out: &mut Vec<u8>,
-) {
+) -> u64 {
+    let mut lost = 0;
     for e in events
         .iter_mut()
         .filter(|e| e.flags & EVENT_HAS_STRINGS != 0)
     {
         if !take(layout, e, slot_of(e), out) {
-            log::warn!(
-                "the strings of event {} on CPU {} were overwritten before the drain; it is kept without them",
-                e.seq,
-                e.cpu
-            );
             e.flags &= !EVENT_HAS_STRINGS;
+            lost += 1;
         }
     }
+    lost
 }
 
 #[cfg(test)]
@@ -131,7 +129,10 @@ mod tests {
         assert_eq!(&out[48..50], b"ab");
         let mut other = vec![Event { seq: 6, ..ev }, ev];
         let mut out = Vec::new();
-        take_all(layout, &mut other, |_| bytes.as_slice(), &mut out);
+        assert_eq!(
+            take_all(layout, &mut other, |_| bytes.as_slice(), &mut out),
+            1
+        );
         assert_eq!(other[0].flags, 0, "a slot of another event is not taken");
         assert_eq!(other[1].flags, EVENT_HAS_STRINGS);
         assert_eq!(out.len(), layout.slot as usize);
