@@ -103,6 +103,11 @@ pub const fn payload_size(size: u32, strings: u32) -> u32 {
     size_of::<PayloadHeader>() as u32 + strings * string_stride(size)
 }
 
+/// String comparisons look at the first this-many bytes of a string (all of it up to
+/// `--string-size`): the verifier walks the matcher once per 8 bytes, and 6.1 gives a program
+/// a million instructions in all.
+pub const MATCH_MAX: u32 = 256;
+
 /// Most string comparisons in a trigger program.
 pub const MAX_STR_OPS: usize = 4;
 /// Longest string pattern (after `**` collapses to `*`): one state bit per character.

@@ -4,9 +4,11 @@
 //! Each pattern is a bit-parallel NFA compiled by userspace ([`Pattern`]): one table lookup and
 //! a few shifts per text byte, no backtracking. The text is copied out of the event's payload
 //! slot (or taken from `bpf_get_current_comm`) into this CPU's scratch buffer, then walked
-//! eight bytes per iteration, so the verifier walks at most `--string-size / 8 + 1`
-//! iterations per comparison (kernels before 5.17 have no `bpf_loop`). Lengths are laundered
-//! through the scratch map so that every path reaches the matcher in the same state.
+//! eight bytes per iteration, so the verifier walks at most `MATCH_MAX / 8 + 1` iterations per
+//! comparison (kernels before 5.17 have no `bpf_loop`), each once (see [`matches`]): a
+//! comparison sees the first `MATCH_MAX` (256) bytes of a string. Lengths
+//! are laundered through the scratch map so that every path reaches the matcher in the same
+//! state.
 //!
 //! The payload slot is read after the writer released `busy`: only `capacity` more events on
 //! this CPU could overwrite it first, and then only the trigger's decision would be wrong.
@@ -18,8 +20,8 @@ use aya_ebpf::{
 };
 use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
-    ANY_PROBE, COMM_LEN, MAX_STR_OPS, Pattern, PayloadHeader, TriggerProgram,
-    strings::{STR_SRC_COMM, STRING_SIZE_MAX, kind},
+    ANY_PROBE, COMM_LEN, MAX_STR_OPS, MAX_STRINGS, Pattern, PayloadHeader, TriggerProgram,
+    strings::{MATCH_MAX, STR_SRC_COMM, STRING_SIZE_MAX, kind},
 };
 
 use crate::{capture, record::NO_SLOT};
@@ -35,6 +37,10 @@ pub struct StrScratch {
     pub res: [u64; MAX_STR_OPS],
     /// The text's length (kept in memory: see the module comment).
     pub len: u64,
+    /// Whole words of the text, and the bytes after them (the matcher's loop guards).
+    pub words: u64,
+    /// See `words`.
+    pub rest: u64,
 }
 
 /// This CPU's string scratch.
@@ -79,9 +85,16 @@ unsafe fn captured(sc: *mut StrScratch, probe_id: u32, slot: u64, src: u8, kind_
     // SAFETY: `text` holds `STRING_SIZE_MAX` bytes and `len` is at most that; the source is
     // inside the slot (the helper checks it anyway).
     unsafe {
-        let from = p
-            .cast::<u8>()
-            .add(size_of::<PayloadHeader>() + src * capture::stride() as usize);
+        // `src` strides past the header, by additions of a known stride: older verifiers
+        // (6.1) lose the bounds of a product and refuse the pointer.
+        let stride = capture::stride() as usize;
+        let mut at = size_of::<PayloadHeader>();
+        for n in 1..MAX_STRINGS {
+            if src >= n {
+                at += stride;
+            }
+        }
+        let from = p.cast::<u8>().add(at);
         if bpf_probe_read_kernel((&raw mut (*sc).text).cast(), len as u32, from.cast()) < 0 {
             return false;
         }
@@ -114,46 +127,66 @@ unsafe fn comm(sc: *mut StrScratch) -> bool {
     true
 }
 
-/// Runs `pattern` over the scratch text.
+/// Runs `pattern` over the scratch text: its whole words (eight NFA steps each), then the
+/// last `len % 8` bytes.
+///
+/// No `break`: every iteration up to the bound runs, the ones past the text doing nothing. An
+/// early exit would leave the loop with a different text index at each iteration, and the
+/// verifier would then walk the rest of the program once per exit (1M instructions at a
+/// `--string-size` of 1024); a guard that rejoins keeps one state per iteration, so the walk
+/// grows with `--string-size / 8`, not with its square. The guards read their bound from
+/// memory so that LLVM does not turn them back into an exit.
 ///
 /// # Safety
 /// `sc` is this CPU's scratch, `pat` a pattern of the trigger program.
 #[inline(always)]
 unsafe fn matches(sc: *mut StrScratch, pat: *const Pattern) -> bool {
     // SAFETY: guaranteed by the caller; text indices are masked into the buffer and byte
-    // values index the 256-entry table.
+    // values index the 256-entry table. Few values stay in registers (the pattern's words are
+    // read where they are used): spilled registers would take stack the recorder lacks.
     unsafe {
         let len = rd(&raw const (*sc).len) & 0x1fff;
-        let star = rd(&raw const (*pat).star);
-        let lit = (&raw const (*pat).lit).cast::<u64>();
-        let text = (&raw const (*sc).text).cast::<u8>();
+        let len = if len > u64::from(MATCH_MAX) {
+            u64::from(MATCH_MAX)
+        } else {
+            len
+        };
+        wr(&raw mut (*sc).words, len / 8);
+        wr(&raw mut (*sc).rest, len & 7);
         let mut s = rd(&raw const (*pat).init);
-        let mut k = 0u64;
-        let words = u64::from(capture::string_size().max(COMM_LEN as u32)) / 8 + 1;
-        for _ in 0..words {
-            if k + 8 > len || s == 0 {
-                break;
+        let words = u64::from(capture::string_size().clamp(COMM_LEN as u32, MATCH_MAX)) / 8 + 1;
+        for w in 0..words {
+            if w < rd(&raw const (*sc).words) {
+                let at = ((w * 8) & (STRING_SIZE_MAX as u64 - 8)) as usize;
+                let word = rd((&raw const (*sc).text).cast::<u8>().add(at).cast::<u64>());
+                for i in 0..8 {
+                    s = step(pat, s, (word >> (8 * i)) & 0xff);
+                }
             }
-            let w = rd(text
-                .add((k & (STRING_SIZE_MAX as u64 - 8)) as usize)
-                .cast::<u64>());
-            for i in 0..8 {
-                let c = (w >> (8 * i)) & 0xff;
-                s = ((s & rd(lit.add(c as usize))) << 1) | (s & star);
-                s |= (s & star) << 1;
-            }
-            k += 8;
         }
-        for _ in 0..8 {
-            if k >= len {
-                break;
+        for i in 0..8u64 {
+            if i < rd(&raw const (*sc).rest) {
+                let at = ((rd(&raw const (*sc).words) * 8 + i) & (STRING_SIZE_MAX as u64 - 1))
+                    as usize;
+                let c = rd((&raw const (*sc).text).cast::<u8>().add(at));
+                s = step(pat, s, u64::from(c));
             }
-            let c = u64::from(rd(text.add((k & (STRING_SIZE_MAX as u64 - 1)) as usize)));
-            s = ((s & rd(lit.add(c as usize))) << 1) | (s & star);
-            s |= (s & star) << 1;
-            k += 1;
         }
         s & rd(&raw const (*pat).accept) != 0
+    }
+}
+
+/// One NFA step (see [`Pattern`]) over byte `c` (below 256).
+///
+/// # Safety
+/// `pat` is a pattern of the trigger program.
+#[inline(always)]
+unsafe fn step(pat: *const Pattern, s: u64, c: u64) -> u64 {
+    // SAFETY: guaranteed by the caller; `c` is masked into the table.
+    unsafe {
+        let star = rd(&raw const (*pat).star);
+        let s = ((s & rd(&raw const (*pat).lit[(c & 0xff) as usize])) << 1) | (s & star);
+        s | ((s & star) << 1)
     }
 }
 

@@ -3,7 +3,8 @@
 
 use snapshot_common::{
     ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, MAX_SLOTS,
-    MAX_STR_OPS, MAX_STRINGS, TriggerProgram, op, strings::STR_SRC_COMM,
+    MAX_STR_OPS, MAX_STRINGS, TriggerProgram, op,
+    strings::{MATCH_MAX, STR_SRC_COMM},
 };
 
 use super::strings::run;
@@ -48,6 +49,8 @@ fn string_results(prog: &TriggerProgram, ctx: &EventCtx) -> [u64; MAX_STR_OPS] {
             ctx.strings.get(sop.src as usize).and_then(|s| s.as_deref())
         };
         if let Some(text) = text {
+            // The kernel compares the first MATCH_MAX bytes.
+            let text = &text[..text.len().min(MATCH_MAX as usize)];
             *r = 2 | u64::from(run(&prog.patterns[k], text));
         }
     }

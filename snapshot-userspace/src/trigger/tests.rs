@@ -147,6 +147,18 @@ fn string_comparisons() {
     assert!(fires("s.arg1 == \"a\\0b\"", &s), "buffers hold any byte");
     let prog = compile_texts(&["filename ~ \"*.lock\""], &probes()).unwrap();
     assert_eq!(prog.nstr, 1);
+    // Comparisons see the first 256 bytes of longer strings (--string-size 4096).
+    let long = format!("/tmp/{}.lock{}", "x".repeat(240), "y".repeat(100));
+    let long = with_strings(4, &[Some(long.as_bytes())]);
+    let triggers = ["filename ~ \"/tmp/x*\"".parse::<Trigger>().unwrap()];
+    let prog = compile_sized(&triggers, &probes(), 4096).unwrap();
+    assert!(evaluate(&prog, &long, &mut [(0, false); MAX_SLOTS]));
+    let triggers = ["filename ~ \"*y\"".parse::<Trigger>().unwrap()];
+    let prog = compile_sized(&triggers, &probes(), 4096).unwrap();
+    assert!(
+        !evaluate(&prog, &long, &mut [(0, false); MAX_SLOTS]),
+        "the end of a 350-byte string is past what comparisons see"
+    );
 }
 
 #[test]
