@@ -10,6 +10,12 @@ extern crate alloc;
 
 use core::mem::size_of;
 
+pub mod strings;
+
+pub use strings::{
+    EVENT_HAS_STRINGS, MAX_STR_OPS, MAX_STRINGS, Pattern, PayloadHeader, StrOp, StringSpec,
+};
+
 /// Number of probe slots: each slot is one program per probe kind in the eBPF object, and the
 /// slot number is the probe id carried by every event.
 pub const MAX_PROBES: usize = 16;
@@ -39,6 +45,13 @@ pub mod names {
     pub const TARGETS: &str = "TARGETS";
     /// Per-probe decoding configuration ([`super::ProbeConfig`]), indexed by probe id.
     pub const PROBES: &str = "PROBES";
+    /// Captured strings: one payload slot per event slot (see [`super::strings`]),
+    /// `BPF_F_MMAPABLE`; its value size is set at load.
+    pub const PAYLOADS: &str = "PAYLOADS";
+    /// Read-only global: [`super::StringSpec`]s, `MAX_STRINGS` per probe slot.
+    pub const GLOBAL_STRINGS: &str = "SNAPSHOT_STRINGS";
+    /// Read-only global: `--string-size` (bytes kept per string).
+    pub const GLOBAL_STRING_SIZE: &str = "SNAPSHOT_STRING_SIZE";
     /// Read-only global: number of possible CPUs (sizes the buffer).
     pub const GLOBAL_NCPU: &str = "SNAPSHOT_NCPU";
     /// Read-only global: events per CPU per half.
@@ -96,6 +109,10 @@ pub mod names {
     pub const PROG_BENCH_EMPTY: &str = "bench_empty";
     /// Benchmark program: the same record written into a BPF ring buffer.
     pub const PROG_BENCH_RINGBUF: &str = "bench_ringbuf";
+    /// Benchmark program: the helper calls every event makes, nothing else.
+    pub const PROG_BENCH_FLOOR: &str = "bench_floor";
+    /// Benchmark program (`syscalls:sys_enter_openat`): the floor plus one string's read.
+    pub const PROG_BENCH_FLOOR_STR: &str = "bench_floor_str";
     /// Benchmark map: the ring buffer of [`PROG_BENCH_RINGBUF`].
     pub const BENCH_RING: &str = "BENCH_RING";
     /// Benchmark global: flags of `bpf_ringbuf_submit` in [`PROG_BENCH_RINGBUF`].
@@ -364,6 +381,9 @@ pub mod op {
     pub const MAX: u8 = 9;
     /// Pop v; push true when v differs from the last value seen in slot `b`.
     pub const CHANGED: u8 = 10;
+    /// Push the result of string comparison `b` (`TriggerProgram::str_ops`), computed before
+    /// the program runs.
+    pub const STR: u8 = 11;
 }
 
 /// `Insn::b` of a field that any probe's events have (pid, tid, cpu).
@@ -400,14 +420,18 @@ pub struct Insn {
 pub struct TriggerProgram {
     /// Instructions used.
     pub len: u32,
-    /// Explicit padding.
-    pub pad: u32,
+    /// String comparisons used (`str_ops`, `patterns`).
+    pub nstr: u32,
     /// Constants.
     pub consts: [u64; MAX_CONSTS],
     /// The command name `op::COMM_EQ` compares with, NUL padded.
     pub comm: [u8; COMM_LEN],
     /// Instructions.
     pub insns: [Insn; MAX_INSNS],
+    /// String comparisons: which string of which probe.
+    pub str_ops: [StrOp; MAX_STR_OPS],
+    /// The pattern of each string comparison.
+    pub patterns: [Pattern; MAX_STR_OPS],
 }
 
 /// State of `max()` / `changed()` slots: per slot the last value and whether one was seen.
@@ -511,7 +535,13 @@ const _: () = assert!(size_of::<Event>().is_multiple_of(8));
 const _: () = assert!(size_of::<CpuState>() == 128);
 const _: () = assert!(size_of::<Control>() == 128);
 const _: () = assert!(size_of::<Insn>() == 8);
-const _: () = assert!(size_of::<TriggerProgram>() == 8 + 8 * MAX_CONSTS + COMM_LEN + 8 * MAX_INSNS);
+const _: () = assert!(
+    size_of::<TriggerProgram>()
+        == 8 + 8 * MAX_CONSTS
+            + COMM_LEN
+            + 8 * MAX_INSNS
+            + (size_of::<StrOp>() + size_of::<Pattern>()) * MAX_STR_OPS
+);
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
 const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16);
 const _: () = assert!(size_of::<FieldLoc>() == 4);
@@ -534,4 +564,8 @@ mod pod {
     unsafe impl aya::Pod for super::TriggerState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Notice {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StringSpec {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PayloadHeader {}
 }

@@ -15,7 +15,7 @@ use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, FieldLoc, MAX_ARGS};
 use crate::{
     funcs,
     maps::PROBES,
-    record::{Payload, Role, record},
+    record::{Payload, Role, record, record_from},
 };
 
 const fn payload(args: [u64; MAX_ARGS], ret: u64, flags: u32, role: Role) -> Payload {
@@ -59,15 +59,17 @@ pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
 /// branch at all: branches per field would multiply the verifier's paths (6.1 gives up). It
 /// reads 8 bytes and keeps `size` of them; the record lives in the kernel's per-CPU perf trace
 /// buffer (8 KiB), so reading past a short last field stays inside it. An absent field
-/// (size 0) reads as 0; a failed read leaves 0.
+/// (size 0) reads as 0; a failed read leaves 0. `raw` is the caller's one stack word for every
+/// field (LLVM gives each inlined call a slot of its own otherwise: 56 bytes of a 512-byte
+/// stack).
 #[inline(always)]
-fn read_field(ctx: &TracePointContext, loc: FieldLoc) -> u64 {
-    let mut raw = 0u64;
+fn read_field(ctx: &TracePointContext, loc: FieldLoc, raw: &mut u64) -> u64 {
     // SAFETY: pointer arithmetic on the context only; the helper checks the source, and a bad
     // offset makes it fail (zeroing `raw`), never fault.
-    let _ = unsafe {
+    let raw = unsafe {
         let src = ctx.as_ptr().cast::<u8>().add(usize::from(loc.offset));
-        bpf_probe_read_kernel((&raw mut raw).cast(), 8, src.cast())
+        let _ = bpf_probe_read_kernel(core::ptr::from_mut(raw).cast(), 8, src.cast());
+        core::ptr::read_volatile(raw)
     };
     let size = u64::from(loc.size) & 15;
     let present = 0u64.wrapping_sub(size) >> 63; // 1 when size > 0
@@ -88,15 +90,18 @@ pub fn tracepoint(ctx: &TracePointContext, probe_id: u32) -> u32 {
     };
     // Unconfigured fields have size 0 and read as 0: no branch per field (see `read_field`).
     let mut args = [0u64; MAX_ARGS];
+    let mut raw = 0u64;
     for (arg, loc) in args.iter_mut().zip(config.args) {
-        *arg = read_field(ctx, loc);
+        *arg = read_field(ctx, loc, &mut raw);
     }
-    let ret = read_field(ctx, config.ret);
+    let ret = read_field(ctx, config.ret, &mut raw);
     let has_ret = (0u32.wrapping_sub(u32::from(config.ret.size)) >> 31) * EVENT_HAS_RET;
-    record(
+    // The record's address: `__data_loc` strings are inside it.
+    record_from(
         ctx,
         probe_id,
         &payload(args, ret, EVENT_HAS_ARGS | has_ret, Role::Plain),
+        ctx.as_ptr() as u64,
     );
     0
 }

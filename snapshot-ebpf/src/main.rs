@@ -9,6 +9,7 @@
 
 mod atomic;
 mod bench;
+mod capture;
 mod comm;
 mod diag;
 mod entry;
@@ -19,6 +20,7 @@ mod funcs;
 mod maps;
 mod pairs;
 mod record;
+mod strmatch;
 mod trigger;
 
 use aya_ebpf::{

@@ -21,6 +21,10 @@
 //! ticket instead (see [`Control::post_left`](snapshot_common::Control)); the writer that
 //! takes the last ticket closes the window with the flip once its record is published.
 //!
+//! Strings (`capture.rs`): a probe that captures strings writes them into the payload slot of
+//! the same index, still under `busy` and before the commit word, so they are published with
+//! the record (and the event flag `EVENT_HAS_STRINGS` says they are there).
+//!
 //! Publication: `seq` (position + 1) is written after every other field and before the head
 //! moves; the release exchange on `busy` is a full barrier. A reader that waited for `busy == 0`
 //! (or for `generation` to move) after the half stopped being live sees complete records, and
@@ -34,10 +38,12 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use core::ptr::{read_volatile as rd, write_volatile as wr};
-use snapshot_common::{COMM_LEN, Control, CpuState, EVENT_HAS_DURATION, MAX_ARGS};
+use snapshot_common::{
+    COMM_LEN, Control, CpuState, EVENT_HAS_DURATION, EVENT_HAS_STRINGS, MAX_ARGS,
+};
 
 use crate::{
-    atomic, filter, flip,
+    atomic, capture, filter, flip,
     maps::{CONTROL, CPU_STATE, EVENTS, capacity, ncpu},
     pairs, trigger,
 };
@@ -98,6 +104,13 @@ unsafe fn cached_comm(state: *mut CpuState, pid_tgid: u64, epoch: u64) -> [u64; 
 /// then checks the trigger condition on it (`ctx` gives the stacks if it fires).
 #[inline(always)]
 pub fn record<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload) {
+    record_from(ctx, probe_id, payload, 0);
+}
+
+/// As [`record`], for an event read from the tracepoint record at `base` (where its
+/// `__data_loc` strings are).
+#[inline(always)]
+pub fn record_from<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload, base: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !filter::wanted(pid_tgid) {
         return;
@@ -105,10 +118,13 @@ pub fn record<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload) {
     // SAFETY: helper without preconditions.
     let ts = unsafe { bpf_ktime_get_boot_ns() };
     let duration = pairs::track(probe_id, payload.role, pid_tgid, ts);
-    if write(probe_id, payload, pid_tgid, ts, duration) {
-        trigger::check(ctx, probe_id, payload, pid_tgid, ts, duration);
+    if let Some(slot) = write_at(probe_id, payload, base, pid_tgid, ts, duration) {
+        trigger::check(ctx, probe_id, payload, pid_tgid, ts, duration, slot);
     }
 }
+
+/// No event slot was written (the CPU's writer was busy): `write_at`'s slot.
+pub const NO_SLOT: u64 = u64::MAX;
 
 /// The half this record goes into, and whether it closes a `--post` window.
 ///
@@ -146,24 +162,39 @@ pub fn write(
     ts: u64,
     duration: Option<u64>,
 ) -> bool {
+    write_at(probe_id, payload, 0, pid_tgid, ts, duration).is_some()
+}
+
+/// As [`write`], with the tracepoint record `base` for `__data_loc` strings (or 0). Returns
+/// `Some(slot)` when the trigger is to be checked, `slot` being the event's index in
+/// `EVENTS` and `PAYLOADS` ([`NO_SLOT`] when nothing was written).
+#[inline(always)]
+pub fn write_at(
+    probe_id: u32,
+    payload: &Payload,
+    base: u64,
+    pid_tgid: u64,
+    ts: u64,
+    duration: Option<u64>,
+) -> Option<u64> {
     let Some(control) = CONTROL.get_ptr_mut(0) else {
-        return false;
+        return None;
     };
     // SAFETY: `control` points at the single CONTROL value, valid while the program runs;
     // volatile because userspace changes it concurrently.
     if unsafe { rd(&raw const (*control).stopped) } != 0 {
-        return false;
+        return None;
     }
     // SAFETY: BPF helper without preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let Some(state) = CPU_STATE.get_ptr_mut(cpu) else {
-        return false;
+        return None;
     };
     // SAFETY: `state` is this CPU's CpuState map value; `busy` is 8-byte aligned.
     if !unsafe { atomic::take_busy(&raw mut (*state).busy) } {
         // SAFETY: as above.
         unsafe { atomic::add(&raw mut (*state).dropped, 1) };
-        return true;
+        return Some(NO_SLOT);
     }
     // SAFETY: `control` as above. Recording may have stopped since the check above; checked
     // again under `busy`, so that once userspace has set `stopped` and waited for the writers,
@@ -171,7 +202,7 @@ pub fn write(
     if unsafe { rd(&raw const (*control).stopped) } != 0 {
         // SAFETY: as above; we own `busy`.
         unsafe { atomic::release_busy(&raw mut (*state).busy) };
-        return false;
+        return None;
     }
     // SAFETY: `control` as above; we hold `busy` (the half is read after taking it).
     let (half, closes, comm_epoch) = unsafe {
@@ -181,6 +212,7 @@ pub fn write(
     let cap = u64::from(capacity());
     // SAFETY: we hold `busy`, so no other writer on this CPU touches the head.
     let (head, pos) = unsafe { ((*state).head[half], (*state).slot[half]) };
+    let mut written = NO_SLOT;
     if cap != 0 && pos < cap {
         let slot = (half as u64 * u64::from(ncpu()) + u64::from(cpu)) * cap + pos;
         if let Some(event) = EVENTS.get_ptr_mut(slot as u32) {
@@ -203,11 +235,20 @@ pub fn write(
                 wr(dst.add(1), comm[1]);
                 wr(&raw mut (*event).cpu, cpu);
                 wr(&raw mut (*event).probe_id, probe_id);
-                let flags = if duration.is_some() {
+                let mut flags = if duration.is_some() {
                     payload.flags | EVENT_HAS_DURATION
                 } else {
                     payload.flags
                 };
+                // A load-time constant per program: probes without strings keep none of this.
+                if capture::wanted(probe_id)
+                    && let Some(strings) = capture::PAYLOADS.get_ptr_mut(slot as u32)
+                {
+                    wr(&raw mut (*strings).seq, head + 1);
+                    wr(&raw mut (*strings).cpu, cpu);
+                    capture::capture(probe_id, payload, base, strings);
+                    flags |= EVENT_HAS_STRINGS;
+                }
                 wr(&raw mut (*event).flags, flags);
                 wr(&raw mut (*event).pad, 0);
                 core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
@@ -216,6 +257,7 @@ pub fn write(
                 // `slot` tracks `head % capacity` without a division on the hot path.
                 (*state).slot[half] = if pos + 1 >= cap { 0 } else { pos + 1 };
             }
+            written = slot;
         }
     }
     if closes {
@@ -228,5 +270,5 @@ pub fn write(
         // The release is a full barrier: it publishes every store above.
         atomic::release_busy(&raw mut (*state).busy);
     }
-    !closes
+    (!closes).then_some(written)
 }

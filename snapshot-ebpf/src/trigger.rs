@@ -1,6 +1,7 @@
 //! The trigger condition, checked on every recorded event: a small stack machine compiled by
-//! userspace (`snapshot-userspace/src/expr.rs`) and kept in the `TRIGGERS` map, so no
-//! expression needs an eBPF rebuild.
+//! userspace (`snapshot-userspace/src/trigger/`) and kept in the `TRIGGERS` map, so no
+//! expression needs an eBPF rebuild. String comparisons are evaluated first (`strmatch.rs`)
+//! and pushed as booleans by `op::STR`.
 //!
 //! Verifier-friendliness: the loop is bounded by `MAX_INSNS`, every index is masked, and the
 //! machine's state lives in this CPU's `SCRATCH` value, read and written through volatile
@@ -22,6 +23,7 @@ use crate::{
     flip,
     maps::{SCRATCH, Scratch, TRIGGER_STATE, TRIGGERS},
     record::Payload,
+    strmatch,
 };
 
 const MASK: u64 = STACK_DEPTH as u64 - 1;
@@ -103,7 +105,8 @@ unsafe fn pop(s: *mut Scratch) -> (u64, bool) {
     }
 }
 
-/// Evaluates the trigger program on the event and fires the flip when it holds.
+/// Evaluates the trigger program on the event (`slot`: its payload slot, for string
+/// comparisons) and fires the flip when it holds.
 #[inline(always)]
 pub fn check<C: StackIdContext>(
     ctx: &C,
@@ -112,6 +115,7 @@ pub fn check<C: StackIdContext>(
     pid_tgid: u64,
     ts: u64,
     duration: Option<u64>,
+    slot: u64,
 ) {
     let Some(prog) = TRIGGERS.get_ptr(0) else {
         return;
@@ -126,6 +130,9 @@ pub fn check<C: StackIdContext>(
         let len = rd(&raw const (*prog).len) as usize;
         if len == 0 {
             return;
+        }
+        if rd(&raw const (*prog).nstr) != 0 {
+            strmatch::evaluate(prog, probe_id, slot);
         }
         wr(&raw mut (*s).sp, 0);
         wr(&raw mut (*s).have, 0);
@@ -149,6 +156,10 @@ pub fn check<C: StackIdContext>(
                     rd(&raw const (*prog).consts[(insn.b as usize) & (MAX_CONSTS - 1)]),
                     true,
                 ),
+                op::STR => {
+                    let r = strmatch::result(insn.b);
+                    push(s, r & 1, r & 2 != 0);
+                }
                 op::COMM_EQ => {
                     let comm = bpf_get_current_comm().unwrap_or_default();
                     push(s, u64::from(comm == rd(&raw const (*prog).comm)), true);

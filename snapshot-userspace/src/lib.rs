@@ -2,8 +2,9 @@
 //!
 //! The modules follow the data, and each imports only the ones above it in this list:
 //!
-//! 1. [`units`] and [`sys`]: sizes, durations and times as people write them; the few facts
-//!    read from the running system (root, clocks).
+//! 1. [`units`], [`sys`] and [`abi`]: sizes, durations and times as people write them; the few
+//!    facts read from the running system (root, clocks); the names of the kernel ABI's numbers
+//!    (errno, flags, signals).
 //! 2. [`probe`]: what can be probed: the `--probe` specs, what the kernel offers, tracepoint
 //!    formats, names and the closest ones, and the probe table every snapshot carries.
 //! 3. [`session`]: one loaded eBPF object: load, attach, the target filter, and the buffers
@@ -19,6 +20,7 @@
 //!
 //! [`testing`] holds what the unit and integration tests share (random expressions).
 
+pub mod abi;
 pub mod sys;
 pub mod units;
 
@@ -47,7 +49,7 @@ mod layering {
 
     /// The layers, from the bottom; modules of one layer may use each other.
     const LAYERS: [&[&str]; 8] = [
-        &["units", "sys", "testing"],
+        &["units", "sys", "abi", "testing"],
         &["probe"],
         &["session"],
         &["trigger"],

@@ -28,7 +28,9 @@ impl Rng {
 
 /// The leaves random expressions are made of: `FIELD OP VALUE` with a field from `fields`
 /// and a literal from `values`; `comm == "NAME"` / `comm != "NAME"` with a name from `comms`;
-/// with `stateful`, `max(FIELD)` and `changed(FIELD)`.
+/// with `stateful`, `max(FIELD)` and `changed(FIELD)`; string comparisons `STRING OP "TEXT"`
+/// (`==`, `!=`, `~`, `!~`) with a string field (or `comm`) from `strings` and a literal or glob
+/// from `texts`.
 #[derive(Clone, Copy, Debug)]
 pub struct Leaves<'a> {
     /// Field names (`f.arg0`, `f.ret`, `pid`, …).
@@ -39,6 +41,10 @@ pub struct Leaves<'a> {
     pub comms: &'a [&'a str],
     /// Whether `max()` and `changed()` leaves are drawn.
     pub stateful: bool,
+    /// String fields (`o.filename`, `comm`); none: no string comparisons.
+    pub strings: &'a [&'a str],
+    /// Literals and globs they compare with (without quotes).
+    pub texts: &'a [&'a str],
 }
 
 /// Literals around every sign boundary of a signed 64-bit comparison, small values, and
@@ -82,6 +88,12 @@ pub const BOUNDARY_ARGS: [u64; 12] = [
 pub fn random_expr(rng: &mut Rng, leaves: Leaves<'_>, depth: u32) -> String {
     if depth == 0 || rng.next_u64().is_multiple_of(3) {
         let kind = rng.next_u64() % 10;
+        if kind >= 7 && !leaves.strings.is_empty() && !leaves.texts.is_empty() {
+            let field = rng.pick(leaves.strings);
+            let op = rng.pick(&["==", "!=", "~", "!~"]);
+            let text = rng.pick(leaves.texts);
+            return format!("{field} {op} \"{text}\"");
+        }
         if kind == 0 && !leaves.comms.is_empty() {
             let op = rng.pick(&["==", "!="]);
             return format!("comm {op} \"{}\"", rng.pick(leaves.comms));

@@ -155,6 +155,7 @@ fn ctx_of(e: &Event) -> EventCtx {
         tid: u64::from(e.tid()),
         cpu: u64::from(e.cpu),
         comm: e.comm,
+        strings: Default::default(),
     }
 }
 
@@ -204,6 +205,8 @@ fn property_kernel_and_tree_agree_on_every_kind_of_field() {
                 values: &BOUNDARY_VALUES,
                 comms: &["snapshot-worklo", "other"],
                 stateful: true,
+                strings: &[],
+                texts: &[],
             },
             2,
         );

@@ -571,3 +571,103 @@ fn check_reports_what_this_kernel_offers() {
         std::fs::write(dir.join("check.txt"), &text.stdout).expect("write check.txt");
     }
 }
+
+/// `do_sys_openat2`, where every `openat` goes, or with `SNAPSHOT_TEST_BREAK` one the
+/// workload never calls.
+fn opener() -> &'static str {
+    if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_fsync"
+    } else {
+        "do_sys_openat2"
+    }
+}
+
+/// The workload's `strings 16` cases as a probe of `do_sys_openat2` saw them: the strings of
+/// the five calls that start with the empty path.
+fn openat2_cases(spec: &str, name: &str) {
+    let kernel = require_vm();
+    let run = common::record(&[
+        "--probe",
+        spec,
+        "--string-size",
+        "16",
+        "--trigger",
+        "manual",
+        "--dump-on-exit",
+        "--",
+        common::WORKLOAD,
+        "strings",
+        "16",
+    ]);
+    assert_eq!(run.code, Some(0), "{spec} on {kernel}: {}", run.stderr);
+    let calls = of(&run, opener());
+    let shown: Vec<(Option<&str>, bool, Option<&str>)> = calls
+        .iter()
+        .map(|e| {
+            (
+                e.strings.get(name).and_then(|s| s.as_deref()),
+                e.truncated.iter().any(|t| t == name),
+                e.unreadable.get(name).map(String::as_str),
+            )
+        })
+        .collect();
+    let start = shown
+        .iter()
+        .position(|s| s.0 == Some(""))
+        .unwrap_or_else(|| panic!("{spec} on {kernel}: no empty path in {shown:?}"));
+    assert_eq!(
+        shown[start..start + 5],
+        [
+            (Some(""), false, None),
+            (Some("/xxxxxxxxxxxxxxx"), false, None),
+            (Some("/yyyyyyyyyyyyyyy"), true, None),
+            (Some("/tmp/café-\\xff"), false, None),
+            (None, false, Some("NULL")),
+        ],
+        "{spec} on {kernel}"
+    );
+    let dfd = calls[start].decoded.get("dfd").map(String::as_str);
+    assert_eq!(dfd, Some("AT_FDCWD"), "BTF names the arguments on {kernel}");
+}
+
+#[test]
+fn a_kprobe_on_do_sys_openat2_shows_the_path() {
+    openat2_cases(&format!("kprobe:{}(arg1:str)", opener()), "filename");
+}
+
+#[test]
+fn fentry_captures_char_pointer_arguments_by_itself() {
+    openat2_cases(&format!("fentry:{}", opener()), "filename");
+}
+
+#[test]
+fn fexit_captures_a_read_s_buffer_sized_by_its_return() {
+    let kernel = require_vm();
+    let f = if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_fsync"
+    } else {
+        "vfs_read"
+    };
+    let spec = format!("fexit:{f}(buf:buf(ret))");
+    let run = record_workload(&[&spec], &["fileio", "1", "0"]);
+    let reads = of(&run, f);
+    // `fileio` writes "round 0\n" 16 times (128 bytes) and reads it back: 64 kept, cut.
+    let full = reads
+        .iter()
+        .find(|e| e.ret == Some(128))
+        .unwrap_or_else(|| panic!("no 128-byte read on {kernel}"));
+    assert_eq!(
+        full.strings.get("buf").cloned().flatten(),
+        Some("round 0\\n".repeat(8)),
+        "the buffer's first --string-size bytes on {kernel}"
+    );
+    assert!(full.truncated.iter().any(|t| t == "buf"));
+    let eof = reads
+        .iter()
+        .find(|e| e.ret == Some(0))
+        .unwrap_or_else(|| panic!("no read at the end of the file on {kernel}"));
+    assert_eq!(
+        eof.strings.get("buf").cloned().flatten(),
+        Some(String::new())
+    );
+}

@@ -12,14 +12,15 @@ use crate::{
 
 /// Debian packages from bookworm: LLVM 22 for bpf-linker, busybox for the VM's initramfs,
 /// decompressors for kernel modules, bpftool to inspect loaded programs (the leak test),
-/// linux-perf for the benchmark's peer.
-const PACKAGES: [&str; 6] = [
+/// linux-perf and bpftrace for the benchmark's peers.
+const PACKAGES: [&str; 7] = [
     "llvm-22-dev",
     "busybox-static",
     "xz-utils",
     "zstd",
     "bpftool",
     "linux-perf",
+    "bpftrace",
 ];
 /// From bookworm-backports: bookworm's QEMU would replace the image's qemu-utils 10.0.2.
 const BACKPORTS: [&str; 2] = ["qemu-system-x86", "qemu-utils"];

@@ -14,6 +14,8 @@
 //! reads from a write-only file (fails with EBADF). The demo's workload.
 //! `snapshot-workload getpid N [EVERY]`: N getpid syscalls (and a getppid every EVERY), prints
 //! the ns per call. `getpid-threads N`: the same on two pinned threads, prints events/s.
+//! `snapshot-workload openat N`: N `openat` of a 64-byte path that does not exist, prints the
+//! ns per call.
 //! `snapshot-workload threads-calls MS N`: two threads each sleep MS then call N times.
 //! `snapshot-workload named NAME MS N`: renames itself NAME, sleeps MS, calls N times.
 //! `snapshot-workload fork-tree`: a parent, child and grandchild each call once (arg0 = depth).
@@ -27,6 +29,13 @@
 //! EAGAIN).
 //! `snapshot-workload naps MS…`: sleeps (`clock_nanosleep`) for each duration in turn.
 //! `snapshot-workload write N`: writes `1000 + i` bytes to /dev/null for i in 0..N.
+//! `snapshot-workload strings SIZE`: for each of the strings `""`, `SIZE` bytes (`/xxx…`),
+//! `SIZE + 1` bytes (`/yyy…`), non-ASCII bytes ([`NON_ASCII`]) and a NULL pointer: calls
+//! `snapshot_workload_str(s, s, len)` (a uprobe target), then `openat(AT_FDCWD, s, O_RDONLY)`
+//! (which fails); then writes [`WRITTEN`] to /dev/null.
+//! `snapshot-workload str TEXT`: one `snapshot_workload_str(TEXT, TEXT, len)`.
+//! `snapshot-workload str-threads TOTAL PERIOD`: two pinned threads call
+//! `snapshot_workload_str(SEQ, SEQ, SEQ)` for distinct SEQs, every PERIOD-th text ending in `!`.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -67,6 +76,85 @@ fn triple(text: &str) -> anyhow::Result<[u64; 3]> {
         .map_err(|_| anyhow::anyhow!("`{text}` is not A,B,C with three numbers"))
 }
 
+/// The uprobe target of `strings`: a string, the same bytes as a buffer, and their length.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn snapshot_workload_str(s: *const libc::c_char, buf: *const u8, len: u64) -> u64 {
+    std::hint::black_box((s, buf));
+    std::hint::black_box(len)
+}
+
+/// The non-ASCII string of `strings`: UTF-8 (`é`) and a byte that is not UTF-8.
+pub const NON_ASCII: &[u8] = b"/tmp/caf\xc3\xa9-\xff";
+/// What `strings` writes to /dev/null: a NUL and a newline inside.
+pub const WRITTEN: &[u8] = b"hello\n\0world";
+
+/// Runs `each(thread, seq)` on two threads pinned to CPUs 0 and 1 for `total` distinct
+/// sequence numbers (even on thread 0, odd on thread 1).
+fn on_two_cpus(total: u64, each: fn(u64, u64) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                pin(t as usize)?;
+                for seq in (t..total).step_by(2) {
+                    each(t, seq)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    Ok(())
+}
+
+/// The trigger period of `seq-threads` and `str-threads` (read by their worker threads).
+static STR_PERIOD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+/// Two threads pinned to CPUs 0 and 1 call `snapshot_workload_str(seq as text, …, seq)` for
+/// `total` distinct sequence numbers; every `period`-th text ends in `!` (a trigger).
+fn str_threads(total: u64, period: u64) -> anyhow::Result<()> {
+    STR_PERIOD.store(period.max(1), std::sync::atomic::Ordering::Relaxed);
+    on_two_cpus(total, |_, seq| {
+        let period = STR_PERIOD.load(std::sync::atomic::Ordering::Relaxed);
+        let bang = if seq % period == period - 1 { "!" } else { "" };
+        let text = std::ffi::CString::new(format!("{seq}{bang}"))?;
+        snapshot_workload_str(text.as_ptr(), text.as_ptr().cast(), seq);
+        Ok(())
+    })
+}
+
+/// `strings SIZE`: the strings of the capture tests, through a uprobe target and `openat`.
+fn strings(size: usize) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let exact = format!("/{}", "x".repeat(size.saturating_sub(1)));
+    let longer = format!("/{}", "y".repeat(size));
+    let cases: [Option<&[u8]>; 5] = [
+        Some(b""),
+        Some(exact.as_bytes()),
+        Some(longer.as_bytes()),
+        Some(NON_ASCII),
+        None,
+    ];
+    for case in cases {
+        let owned = case.map(std::ffi::CString::new).transpose()?;
+        let ptr = owned.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        let len = case.map_or(0, <[u8]>::len) as u64;
+        snapshot_workload_str(ptr, ptr.cast(), len);
+        // SAFETY: `ptr` is NULL or a NUL-terminated string that outlives the call; opening a
+        // path that does not exist (or NULL) only fails.
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, ptr, libc::O_RDONLY) };
+        if fd >= 0 {
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+        }
+    }
+    let mut null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    null.write_all(WRITTEN)?;
+    Ok(())
+}
+
 fn arg(args: &[String], i: usize, default: u64) -> anyhow::Result<u64> {
     args.get(i).map_or(Ok(default), |s| {
         s.parse()
@@ -94,22 +182,12 @@ fn pin(cpu: usize) -> anyhow::Result<()> {
 /// `total` distinct sequence numbers (even on thread 0, odd on thread 1); `fire` is 1 when
 /// `seq % period == period - 1`.
 fn seq_threads(total: u64, period: u64) -> anyhow::Result<()> {
-    let period = period.max(1);
-    let threads: Vec<_> = (0..2u64)
-        .map(|t| {
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                pin(t as usize)?;
-                for seq in (t..total).step_by(2) {
-                    snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
-    }
-    Ok(())
+    STR_PERIOD.store(period.max(1), std::sync::atomic::Ordering::Relaxed);
+    on_two_cpus(total, |t, seq| {
+        let period = STR_PERIOD.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot_workload_fn(seq, u64::from(seq % period == period - 1), t);
+        Ok(())
+    })
 }
 
 /// `rounds` times: two threads pinned to CPUs 0 and 1 meet at a spinning barrier (both are
@@ -179,6 +257,24 @@ fn getpid_loop(n: u64, every: u64) {
     }
     let elapsed = now_ns() - start;
     println!("ns_per_op {:.1}", elapsed as f64 / n.max(1) as f64);
+}
+
+/// The 64-byte path of `openat`: it does not exist (the walk stops at its first component).
+pub const OPENAT_PATH: &str = "/snapshot-bench-nonexistent/0123456789abcdef0123456789abcdef.txt";
+const _: () = assert!(OPENAT_PATH.len() == 64);
+
+/// `n` `openat(AT_FDCWD, OPENAT_PATH, O_RDONLY)` calls (each fails with ENOENT); prints
+/// `ns_per_op X`.
+fn openat_loop(n: u64) -> anyhow::Result<()> {
+    let path = std::ffi::CString::new(OPENAT_PATH)?;
+    let start = now_ns();
+    for _ in 0..n {
+        // SAFETY: a NUL-terminated path; the call fails (no such file) and opens nothing.
+        unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY) };
+    }
+    let elapsed = now_ns() - start;
+    println!("ns_per_op {:.1}", elapsed as f64 / n.max(1) as f64);
+    Ok(())
 }
 
 /// Two threads pinned to CPUs 0 and 1, `n` getpid syscalls each; prints `events_per_s X`.
@@ -278,6 +374,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("fileio") => fileio(arg(args, 2, 2000)?, arg(args, 3, 500)?)?,
         Some("getpid") => getpid_loop(arg(args, 2, 1_000_000)?, arg(args, 3, 0)?),
         Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
+        Some("openat") => openat_loop(arg(args, 2, 100_000)?)?,
         Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
         Some("named") => {
             let name = args
@@ -353,9 +450,16 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 null.write_all(&buf[..1000 + i as usize])?;
             }
         }
+        Some("strings") => strings(arg(args, 2, 64)? as usize)?,
+        Some("str-threads") => str_threads(arg(args, 2, 100_000)?, arg(args, 3, 1000)?)?,
+        Some("str") => {
+            let text = args.get(2).map_or("", String::as_str);
+            let owned = std::ffi::CString::new(text)?;
+            snapshot_workload_str(owned.as_ptr(), owned.as_ptr().cast(), text.len() as u64);
+        }
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N"
+                "usage: snapshot-workload calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N"
             );
         }
     }

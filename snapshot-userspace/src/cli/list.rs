@@ -5,7 +5,7 @@ use std::{io::Write as _, path::PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::{snapshot, units::utc};
+use crate::{export, snapshot, units::utc};
 
 /// Arguments of `snapshot list`.
 #[derive(Debug, Args)]
@@ -24,7 +24,18 @@ pub fn line(name: &str, s: &snapshot::Snapshot) -> String {
     );
     let when = utc(h.clock.to_realtime(at));
     let why = match &h.fired {
-        Some(f) => format!("{:?} by {} ({}={})", h.kind, f.comm, f.probe, f.value),
+        // The triggering event as `show` prints it, when the snapshot has it.
+        Some(f) => {
+            let views = export::decode::views(s);
+            match export::trigger_event(s, &views) {
+                Some(v) => {
+                    let probe = h.probes.iter().find(|p| p.name == v.probe);
+                    let fields = export::event::fields_text(v, probe);
+                    format!("{:?} by {} ({}:{fields})", h.kind, f.comm, f.probe)
+                }
+                None => format!("{:?} by {} ({}={})", h.kind, f.comm, f.probe, f.value),
+            }
+        }
         None => format!("{:?}", h.kind),
     };
     let lost = if h.lost_snapshots == 0 {

@@ -4,7 +4,10 @@
 use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args, ValueEnum};
-use snapshot_common::NoSparePolicy;
+use snapshot_common::{
+    NoSparePolicy,
+    strings::{STRING_SIZE_DEFAULT, STRING_SIZE_MAX},
+};
 
 use super::status::ui::{JsonOut, Ui};
 use crate::{
@@ -39,7 +42,12 @@ impl From<OnNoSpare> for NoSparePolicy {
 pub struct RecordArgs {
     /// Probe to attach, bpftrace style: kprobe:FUNC[+OFF], kretprobe:FUNC, fentry:FUNC,
     /// fexit:FUNC, tracepoint:CAT:NAME, rawtp:NAME, uprobe:PATH:SYM[+OFF], uretprobe:PATH:SYM.
-    /// Prefix NAME= to name it. Repeatable.
+    /// Prefix NAME= to name it. Repeatable. Strings and buffers to capture follow in
+    /// parentheses: FIELD:str (NUL-terminated) or FIELD:buf(LEN) (LEN: a field or bytes),
+    /// FIELD being argN, ret or a field name, e.g. `kprobe:do_sys_openat2(arg1:str)`,
+    /// `uprobe:/bin/x:f(arg0:str, arg1:buf(arg2))`, `uretprobe:/bin/bash:readline(ret:str)`.
+    /// Tracepoint `const char *` and `__data_loc char[]` fields and fentry/fexit `char *`
+    /// arguments are captured without asking.
     #[arg(long = "probe", short = 'p', value_name = "SPEC", required = true)]
     pub probes: Vec<ProbeSpec>,
     /// Record this process (all its threads).
@@ -68,8 +76,10 @@ pub struct RecordArgs {
     /// firing takes it). `manual`, or conditions on fields: `PROBE.argN`, `PROBE.ret`,
     /// `PROBE.latency`, tracepoint fields by name, `pid`, `tid`, `cpu`, `comm`; operators
     /// `== != < <= > >= & && || !` and parentheses; literals 12, 0x1f, -3, -ENOENT, 10ms, 4K,
-    /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Example:
-    /// `sys_exit_read.ret < 0 && comm == "nginx"`.
+    /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Captured strings and `comm`
+    /// compare with `==`, `!=` and the globs `~` / `!~` (`*`, `?`; a prefix is `"/tmp/*"`).
+    /// Example: `sys_exit_read.ret < 0 && comm == "nginx"`,
+    /// `sys_enter_openat.filename ~ "/tmp/*.lock"`.
     #[arg(long, value_name = "EXPR", required = true, value_parser = TriggerParser)]
     pub trigger: Vec<Trigger>,
     /// Directory for the snapshot files (created with mode 0700 if missing). One recorder at
@@ -80,6 +90,10 @@ pub struct RecordArgs {
     /// without following links and never replace anything).
     #[arg(long)]
     pub allow_shared_out: bool,
+    /// Bytes kept per captured string or buffer (1 to 4096; 0 captures none). Longer ones are
+    /// shown truncated (`"…"...`).
+    #[arg(long, value_name = "BYTES", default_value_t = STRING_SIZE_DEFAULT, value_parser = parse_string_size)]
+    pub string_size: u32,
     /// Per-CPU size of each buffer half: bytes with K/M/G (`1M`) or events (`65536ev`).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = units::parse_events)]
     pub buffer_size: u32,
@@ -139,6 +153,16 @@ fn parse_comm(text: &str) -> Result<String, &'static str> {
         Err("--comm needs a command name (as in /proc/PID/comm)")
     } else {
         Ok(text.to_owned())
+    }
+}
+
+/// `--string-size`: 0 ..= `STRING_SIZE_MAX`.
+fn parse_string_size(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n <= STRING_SIZE_MAX => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a string size: give 1 to {STRING_SIZE_MAX} bytes (64 is the default; 0 captures no strings)"
+        )),
     }
 }
 
@@ -209,6 +233,7 @@ impl RecordArgs {
             out: self.out.clone(),
             allow_shared_out: self.allow_shared_out,
             capacity: self.buffer_size,
+            string_size: self.string_size,
             rules: Rules {
                 count: self.count.unwrap_or(0),
                 holdoff_ns: self.holdoff.unwrap_or(0),

@@ -32,7 +32,7 @@ use crate::{
     probe::ProbeInfo,
     session::{Post, Session, buffer::CpuAccount},
     snapshot::{
-        self, ClockRef, Fired, Header, SnapshotKind,
+        self, ClockRef, Fired, Header, SnapshotKind, Strings,
         dir::OutDir,
         symbols::{Stacks, Symbolizer},
     },
@@ -161,6 +161,8 @@ pub struct Controller {
     /// Drain buffer, one half's worth, allocated and touched up front (the
     /// `tracing_snapshot_alloc` of userspace): no page faults while draining.
     scratch: Vec<Event>,
+    /// The drained events' string slots (reused like `scratch`).
+    strings: Strings,
     totals: Totals,
     stopped: bool,
     /// `--post DURATION`: end (boot-time ns) of the open window, for userspace to close it
@@ -184,7 +186,9 @@ impl Controller {
     pub fn new(session: Session, out: OutDir, trigger: &str, limits: Limits) -> Self {
         let b = session.buffers();
         let ncpu = b.ncpu() as usize;
-        let half = ncpu as u64 * u64::from(b.capacity()) * size_of::<Event>() as u64;
+        let half = ncpu as u64
+            * u64::from(b.capacity())
+            * (size_of::<Event>() as u64 + u64::from(b.layout().slot));
         let max_pending = limits.max_pending.unwrap_or(DEFAULT_PENDING_HALVES * half);
         let mut c = Self {
             ctx: Context {
@@ -200,6 +204,10 @@ impl Controller {
             limits,
             pending: Pending::new(max_pending),
             scratch: prefaulted(ncpu * b.capacity() as usize),
+            strings: Strings {
+                slot: b.layout().slot,
+                data: Vec::new(),
+            },
             totals: Totals::default(),
             stopped: false,
             window_until: None,
@@ -400,7 +408,12 @@ impl Controller {
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
         }
-        let cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
+        let cpus = b.drain_into(
+            half,
+            &self.bases[half],
+            &mut self.scratch,
+            &mut self.strings.data,
+        );
         self.bases[half] = b.heads(half);
         self.totals.discarded_at_exit += self.scratch.len() as u64;
         self.totals.overwritten += cpus.iter().map(|a| a.overwritten).sum::<u64>();
@@ -433,7 +446,12 @@ impl Controller {
         if !b.wait_writers(Duration::from_secs(1)) {
             log::warn!("a writer stayed busy for 1 s; records it was writing are counted as torn");
         }
-        let mut cpus = b.drain_into(half, &self.bases[half], &mut self.scratch);
+        let mut cpus = b.drain_into(
+            half,
+            &self.bases[half],
+            &mut self.scratch,
+            &mut self.strings.data,
+        );
         let drain_ns = drain_start.elapsed().as_nanos() as u64;
         self.bases[half] = b.heads(half);
         if matches!(kind, SnapshotKind::Condition | SnapshotKind::Manual) && !self.at_limit() {
@@ -472,26 +490,24 @@ impl Controller {
             cpus: cpus.clone(),
             lost_snapshots: lost.snapshots,
             lost_events: lost.events,
+            string_size: b.layout().string_size,
         };
         let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
         let fired_at = header.fired.as_ref().map(|f| f.ts_ns);
         let name = file_name(seq, kind);
         let events = self.scratch.len() as u64;
-        let (prefix, records, suffix) = snapshot::encode_parts(&header, &self.scratch);
-        let (status, path) = self.pending.submit(
-            &mut self.out,
-            &name,
-            &[&prefix, records, &suffix],
-            events,
-            lost,
-        );
+        let parts = snapshot::encode_parts(&header, &self.scratch, &self.strings);
+        let (status, path) =
+            self.pending
+                .submit(&mut self.out, &name, &parts.slices(), events, lost);
         let written = Written {
             trigger_to_file_ns: (kind != SnapshotKind::Manual && status == WriteStatus::Written)
                 .then_some(fired_at)
                 .flatten()
                 .map(|t| sys::boot_ns().saturating_sub(t)),
             drain_ns,
-            drained_bytes: events * size_of::<Event>() as u64,
+            drained_bytes: (self.scratch.len() * size_of::<Event>() + self.strings.data.len())
+                as u64,
             path,
             status,
             seq,

@@ -62,6 +62,8 @@ pub struct Recording {
     pub allow_shared_out: bool,
     /// Events per CPU per half.
     pub capacity: u32,
+    /// `--string-size`: bytes kept per captured string (0: none captured).
+    pub string_size: u32,
     /// How triggers take snapshots.
     pub rules: Rules,
     /// `--max-snapshots`, `--max-pending`.
@@ -194,8 +196,9 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         strict: rec.strict,
         max_glob: rec.max_glob,
         rules: rec.rules,
+        string_size: rec.string_size,
     })?;
-    let program = trigger::compile(&rec.triggers, session.probes())?;
+    let program = trigger::compile_sized(&rec.triggers, session.probes(), rec.string_size)?;
     session.set_trigger(&program)?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)
         .ok()

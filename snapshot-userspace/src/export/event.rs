@@ -1,4 +1,8 @@
-//! Events as people and scripts read them: ftrace-like text and JSON objects.
+//! Events as people and scripts read them: ftrace-like text and JSON objects. Strings and
+//! decoded values (errno names, flags, file descriptors' paths) are added by
+//! [`super::decode`], which sees the whole snapshot.
+
+use std::collections::BTreeMap;
 
 use snapshot_common::{
     EVENT_HAS_ARGS, EVENT_HAS_DURATION, EVENT_HAS_RET, EVENT_MARKER, Event, MARKER_PROBE, MAX_ARGS,
@@ -32,6 +36,21 @@ pub struct EventView {
     /// The function a glob probe matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// Captured strings and buffers by field name (non-printable bytes escaped, `\xNN`);
+    /// null when the pointer was NULL or unreadable (see `unreadable`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub strings: BTreeMap<String, Option<String>>,
+    /// The strings cut at `--string-size`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
+    /// The strings that could not be read, and why (`NULL`, `EFAULT`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreadable: BTreeMap<String, String>,
+    /// Values decoded from the raw numbers (which stay in `args` and `ret`): `ret` an errno
+    /// name, `flags` open or mmap flags, `dfd` `AT_FDCWD`, `mode` octal, `sig` a signal, `fd`
+    /// the path it was opened with in this snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decoded: BTreeMap<String, String>,
 }
 
 /// `text` with its control characters escaped (`\n`, `\u{1b}`), for a line of text output:
@@ -92,6 +111,10 @@ pub fn view(event: &Event, probes: &[ProbeInfo]) -> EventView {
         function: probe
             .and_then(|p| function_at(&p.functions, event.ip))
             .map(str::to_owned),
+        strings: BTreeMap::new(),
+        truncated: Vec::new(),
+        unreadable: BTreeMap::new(),
+        decoded: BTreeMap::new(),
     }
 }
 
@@ -153,25 +176,41 @@ pub fn named_args(v: &EventView, probe: Option<&ProbeInfo>) -> Vec<(String, ArgV
         .collect()
 }
 
-/// ftrace-like line: `comm-tid [cpu] seconds: probe: fd=3 buf=0x7ff.. ret=..`; tracepoint
-/// fields are shown by their C type (`probe` gives names and formats), others in hex.
+/// A field as the text line shows it: a captured string (`"…"`, `"…"...` when cut, `NULL`), a
+/// decoded value (`fd=3</etc/hostname>`, `ret=-9 EBADF`, `flags=O_RDONLY|O_CLOEXEC`), or the
+/// number.
 #[must_use]
-pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
+pub fn shown(v: &EventView, name: &str, raw: &dyn std::fmt::Display) -> String {
+    if let Some(s) = v.strings.get(name) {
+        return match (s, v.unreadable.get(name)) {
+            (Some(s), _) if v.truncated.iter().any(|t| t == name) => format!("\"{s}\"..."),
+            (Some(s), _) => format!("\"{s}\""),
+            (None, Some(why)) if why == "NULL" => "NULL".to_owned(),
+            (None, why) => format!("{raw} (unreadable: {})", why.map_or("?", String::as_str)),
+        };
+    }
+    match (name, v.decoded.get(name)) {
+        ("fd" | "dfd", Some(path)) if path != "AT_FDCWD" => format!("{raw}<{path}>"),
+        ("ret", Some(errno)) => format!("{raw} {errno}"),
+        (_, Some(d)) => d.clone(),
+        (_, None) => raw.to_string(),
+    }
+}
+
+/// The fields of an event as the text line shows them: `fd=3</etc/hostname> count=16`,
+/// `ret=-9 EBADF duration=1.000us`; tracepoint fields by their C type (`probe` gives names
+/// and formats), others in hex; strings and decoded values as [`shown`] shows them.
+#[must_use]
+pub fn fields_text(v: &EventView, probe: Option<&ProbeInfo>) -> String {
     use std::fmt::Write as _;
-    let mut line = format!(
-        "{:>16}-{:<7} [{:03}] {}.{:06}: {}:",
-        v.comm,
-        v.tid,
-        v.cpu,
-        v.ts_ns / 1_000_000_000,
-        (v.ts_ns % 1_000_000_000) / 1000,
-        v.probe
-    );
+    let mut line = String::new();
     for (name, value) in named_args(v, probe) {
+        let value = shown(v, &name, &value);
         write!(line, " {name}={value}").expect("writing to a String cannot fail");
     }
     if let Some(r) = v.ret {
-        write!(line, " ret={r}").expect("writing to a String cannot fail");
+        let value = shown(v, "ret", &r);
+        write!(line, " ret={value}").expect("writing to a String cannot fail");
     }
     if let Some(d) = v.duration_ns {
         write!(line, " duration={}.{:03}us", d / 1000, d % 1000)
@@ -183,6 +222,24 @@ pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
     if probe.is_none() && v.probe == MARKER_NAME {
         line.push_str(" recording stopped: a trigger found no armed spare (--on-no-spare stop)");
     }
+    printable(&line).into_owned()
+}
+
+/// ftrace-like line: `comm-tid [cpu] seconds: probe: fd=3 buf=0x7ff.. ret=..` (the fields as
+/// [`fields_text`] shows them).
+#[must_use]
+pub fn text_line(v: &EventView, probe: Option<&ProbeInfo>) -> String {
+    let line = format!(
+        "{:>16}-{:<7} [{:03}] {}.{:06}: {}:{}",
+        v.comm,
+        v.tid,
+        v.cpu,
+        v.ts_ns / 1_000_000_000,
+        (v.ts_ns % 1_000_000_000) / 1000,
+        v.probe,
+        fields_text(v, probe)
+    );
+    // A task named with control characters cannot break the line or drive the terminal.
     printable(&line).into_owned()
 }
 

@@ -2,6 +2,7 @@
 //! Event Format (Chrome JSON, which the Perfetto UI and `chrome://tracing` open) and
 //! ftrace-like text.
 
+pub mod decode;
 pub mod event;
 pub mod perfetto;
 
@@ -22,7 +23,31 @@ fn start_ns(s: &Snapshot) -> u64 {
     )
 }
 
-fn args_of(v: &EventView) -> Value {
+/// The strings and decoded values of an event as `name: text` pairs, as the text line shows
+/// them (`filename: "/etc/hostname"`, `fd: 3</etc/hostname>`, `ret: -9 EBADF`).
+#[must_use]
+pub fn shown_fields(
+    v: &EventView,
+    probe: Option<&crate::probe::ProbeInfo>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = event::named_args(v, probe)
+        .into_iter()
+        .filter(|(name, _)| v.strings.contains_key(name) || v.decoded.contains_key(name))
+        .map(|(name, raw)| {
+            let text = event::shown(v, &name, &raw);
+            (name, text)
+        })
+        .collect();
+    if let Some(r) = v
+        .ret
+        .filter(|_| v.strings.contains_key("ret") || v.decoded.contains_key("ret"))
+    {
+        out.push(("ret".to_owned(), event::shown(v, "ret", &r)));
+    }
+    out
+}
+
+fn args_of(v: &EventView, probe: Option<&crate::probe::ProbeInfo>) -> Value {
     let mut args = serde_json::Map::new();
     for (i, a) in v.args.iter().enumerate() {
         args.insert(format!("arg{i}"), json!(format!("{a:#x}")));
@@ -33,7 +58,34 @@ fn args_of(v: &EventView) -> Value {
     if let Some(f) = &v.function {
         args.insert("function".into(), json!(f));
     }
+    for (name, text) in shown_fields(v, probe) {
+        args.insert(name, json!(text));
+    }
     Value::Object(args)
+}
+
+/// The event that fired the snapshot's trigger (same time, thread and probe), if it is in it.
+#[must_use]
+pub fn trigger_event<'a>(s: &Snapshot, views: &'a [EventView]) -> Option<&'a EventView> {
+    let f = s.header.fired.as_ref()?;
+    views
+        .iter()
+        .find(|v| v.ts_ns == f.ts_ns && v.tid == f.tid && v.probe == f.probe)
+}
+
+/// The trigger's value as shown: `-9 EBADF` when its probe's return is an errno.
+fn fired_value(s: &Snapshot, fired: &crate::snapshot::Fired) -> String {
+    let errno = s
+        .header
+        .probes
+        .iter()
+        .find(|p| p.name == fired.probe)
+        .filter(|p| p.ret_errno)
+        .and_then(|_| crate::abi::errno_of_ret(fired.value));
+    match errno {
+        Some(e) => format!("{} {e}", fired.value),
+        None => fired.value.to_string(),
+    }
 }
 
 /// The Trace Event Format: a track per thread (named by comm), an instant per event, a slice
@@ -44,23 +96,31 @@ pub fn chrome_json(s: &Snapshot) -> Value {
     let probes = &s.header.probes;
     let mut out = Vec::new();
     let mut named = std::collections::BTreeSet::new();
-    for e in &s.events {
-        let v = event::view(e, probes);
+    let views = decode::views(s);
+    for (e, v) in s.events.iter().zip(&views) {
+        let probe = probes.iter().find(|p| p.id == e.probe_id);
         if named.insert((v.pid, v.tid)) {
             out.push(json!({"ph": "M", "name": "thread_name", "pid": v.pid, "tid": v.tid, "args": {"name": v.comm}}));
             out.push(json!({"ph": "M", "name": "process_name", "pid": v.pid, "tid": v.tid, "args": {"name": format!("{} ({})", v.comm, v.pid)}}));
         }
         let name = v.function.clone().unwrap_or_else(|| v.probe.clone());
         match v.duration_ns {
-            Some(d) => out.push(json!({"ph": "X", "name": name, "cat": "probe", "ts": us(v.ts_ns.saturating_sub(d)), "dur": us(d), "pid": v.pid, "tid": v.tid, "args": args_of(&v)})),
-            None => out.push(json!({"ph": "i", "s": "t", "name": name, "cat": "probe", "ts": us(v.ts_ns), "pid": v.pid, "tid": v.tid, "args": args_of(&v)})),
+            Some(d) => out.push(json!({"ph": "X", "name": name, "cat": "probe", "ts": us(v.ts_ns.saturating_sub(d)), "dur": us(d), "pid": v.pid, "tid": v.tid, "args": args_of(v, probe)})),
+            None => out.push(json!({"ph": "i", "s": "t", "name": name, "cat": "probe", "ts": us(v.ts_ns), "pid": v.pid, "tid": v.tid, "args": args_of(v, probe)})),
         }
     }
     let h = &s.header;
     if let Some(f) = &h.fired {
+        let mut args = json!({"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind, "post": f.post,
+                "kernel_stack": stack_lines(&f.kernel_stack), "user_stack": stack_lines(&f.user_stack)});
+        if let Some(v) = trigger_event(s, &views) {
+            let probe = probes.iter().find(|p| p.name == v.probe);
+            for (name, text) in shown_fields(v, probe) {
+                args[name] = json!(text);
+            }
+        }
         out.push(json!({"ph": "i", "s": "g", "name": format!("trigger: {}", h.trigger), "cat": "trigger", "ts": us(f.ts_ns), "pid": f.pid, "tid": f.tid,
-            "args": {"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind, "post": f.post,
-                "kernel_stack": stack_lines(&f.kernel_stack), "user_stack": stack_lines(&f.user_stack)}}));
+            "args": args}));
     }
     out.push(json!({"ph": "C", "name": "accounting", "ts": us(start_ns(s)), "pid": 0, "args": {
         "recorded": h.total(|a| a.recorded), "overwritten": h.total(|a| a.overwritten), "dropped": h.total(|a| a.dropped), "torn": h.total(|a| a.torn), "missed_triggers": h.missed_triggers}}));
@@ -77,6 +137,7 @@ fn stack_lines(frames: &[Frame]) -> Vec<String> {
 #[must_use]
 pub fn text(s: &Snapshot) -> String {
     let h = &s.header;
+    let views = decode::views(s);
     let mut out = format!(
         "# snapshot {} ({:?}) on {} ({}), trigger `{}`\n",
         h.seq,
@@ -94,8 +155,16 @@ pub fn text(s: &Snapshot) -> String {
             f.ts_ns / 1_000_000_000,
             (f.ts_ns % 1_000_000_000) / 1000,
             p(&f.probe),
-            f.value
+            fired_value(s, f)
         ));
+        if let Some(v) = trigger_event(s, &views) {
+            let probe = h.probes.iter().find(|p| p.name == v.probe);
+            out.push_str(&format!(
+                "# the event: {}:{}\n",
+                v.probe,
+                event::fields_text(v, probe)
+            ));
+        }
         if let Some(post) = &f.post {
             out.push_str(&format!(
                 "# then recorded {} before the snapshot\n",
@@ -130,14 +199,13 @@ pub fn text(s: &Snapshot) -> String {
             h.lost_snapshots, h.lost_events
         ));
     }
-    for e in &s.events {
+    for (e, v) in s.events.iter().zip(&views) {
         if marker.is_some_and(|t| e.ts_ns > t) {
             out.push_str("# ---- trigger fired here; the events below came after it ----\n");
             marker = None;
         }
-        let v = event::view(e, &h.probes);
         let probe = h.probes.iter().find(|p| p.id == e.probe_id);
-        out.push_str(&event::text_line(&v, probe));
+        out.push_str(&event::text_line(v, probe));
         out.push('\n');
     }
     out
@@ -203,11 +271,13 @@ mod tests {
                 }],
                 lost_snapshots: 0,
                 lost_events: 0,
+                string_size: 0,
             },
             events: vec![
                 ev(1000, 0, EVENT_HAS_ARGS, 0),
                 ev(5000, 1, EVENT_HAS_RET | EVENT_HAS_DURATION, 4000),
             ],
+            strings: crate::snapshot::Strings::default(),
         }
     }
 
@@ -236,8 +306,12 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("# snapshot 1 (Condition)"));
         assert!(lines[1].contains("fired by work-8"));
-        assert!(lines[2].contains("overwritten 4, dropped 1"));
-        assert!(lines[4].contains("ret=3 duration=4.000us"), "{}", lines[4]);
+        assert_eq!(
+            lines[2], "# the event: f: ret=3 duration=4.000us",
+            "the triggering event, found in the snapshot"
+        );
+        assert!(lines[3].contains("overwritten 4, dropped 1"));
+        assert!(lines[5].contains("ret=3 duration=4.000us"), "{}", lines[5]);
         assert!(
             !t.contains("trigger fired here"),
             "no marker without --post"

@@ -175,22 +175,35 @@ pub fn trace(s: &Snapshot) -> Trace {
 
     let mut tasks = Tasks::default();
     let mut timed: Vec<(u64, TrackEvent)> = Vec::new();
-    for e in &s.events {
-        let v = event::view(e, &h.probes);
+    let views = super::decode::views(s);
+    for (e, v) in s.events.iter().zip(&views) {
         let track = tasks.thread(v.pid, v.tid, &v.comm);
         let probe = h.probes.iter().find(|p| p.id == e.probe_id);
-        let mut args: Vec<DebugAnnotation> = event::named_args(&v, probe)
-            .into_iter()
-            .map(|(name, value)| match value {
-                ArgValue::Signed(x) => int(&name, x),
-                ArgValue::Unsigned(x) => uint(&name, x),
+        let mut args: Vec<DebugAnnotation> = Vec::new();
+        for (name, value) in event::named_args(v, probe) {
+            // A captured string or a decoded value is the arg; the raw word stays beside it.
+            let raw = if v.strings.contains_key(&name) || v.decoded.contains_key(&name) {
+                args.push(string(&name, event::shown(v, &name, &value)));
+                format!("{name}_raw")
+            } else {
+                name
+            };
+            args.push(match value {
+                ArgValue::Signed(x) => int(&raw, x),
+                ArgValue::Unsigned(x) => uint(&raw, x),
                 ArgValue::Hex(x) => DebugAnnotation {
                     pointer_value: Some(x),
-                    ..annotation(&name)
+                    ..annotation(&raw)
                 },
-            })
-            .collect();
+            });
+        }
         args.extend(v.ret.map(|r| int("ret", r)));
+        args.extend(v.decoded.get("ret").map(|e| string("errno", e.as_str())));
+        args.extend(
+            v.strings
+                .get("ret")
+                .map(|_| string("ret_str", event::shown(v, "ret", &0))),
+        );
         args.extend(v.function.as_deref().map(|f| string("function", f)));
         args.push(uint("cpu", u64::from(v.cpu)));
         let name = v.function.clone().unwrap_or_else(|| v.probe.clone());
@@ -231,6 +244,12 @@ pub fn trace(s: &Snapshot) -> Trace {
         ];
         if let Some(post) = &f.post {
             te.debug_annotations.push(string("post", post.as_str()));
+        }
+        if let Some(v) = super::trigger_event(s, &views) {
+            let probe = h.probes.iter().find(|p| p.name == v.probe);
+            for (name, text) in super::shown_fields(v, probe) {
+                te.debug_annotations.push(string(&name, text));
+            }
         }
         for (name, frames) in [
             ("kernel_stack", &f.kernel_stack),

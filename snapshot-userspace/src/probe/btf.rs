@@ -1,9 +1,15 @@
-//! Just enough of the kernel's BTF (`/sys/kernel/btf/vmlinux`) to find a function and count
-//! the context words of its arguments: fentry/fexit read them from the context on kernels
-//! without `bpf_get_func_arg` (`snapshot-ebpf/src/funcs.rs`), and the feature probes need a
-//! function to load a tracing program against.
+//! Just enough of the kernel's BTF (`/sys/kernel/btf/vmlinux`) for two uses:
+//! - function prototypes, parameter names and types, so that fentry/fexit capture `char *`
+//!   arguments by themselves, declared captures are checked (a string on a non-pointer is
+//!   refused), arguments are named, and an `int` return shows its errno ([`Btf::prototype`]);
+//! - the context words of a function's arguments: fentry/fexit read them from the context on
+//!   kernels without `bpf_get_func_arg` (`snapshot-ebpf/src/funcs.rs`), and the feature probes
+//!   need a function to load a tracing program against ([`Btf::arg_words`]).
+//!
+//! Only what that needs is parsed: the type section's layout, `FUNC` → `FUNC_PROTO`, and type
+//! chains through typedefs, qualifiers and type tags (`__user` is the tag `user`).
 
-use std::path::Path;
+use std::{borrow::Cow, path::Path};
 
 /// `BTF_KIND_*` numbers.
 mod kind {
@@ -42,9 +48,41 @@ pub enum BtfError {
     Unsized(String),
 }
 
+/// What a parameter or return type is, as far as capturing and showing it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// A pointer; `char` when it points to `char` (possibly const), `user` when tagged `__user`.
+    Pointer {
+        /// Points to `char`.
+        char: bool,
+        /// Tagged `__user`.
+        user: bool,
+    },
+    /// An integer (enums included) of `size` bytes.
+    Int {
+        /// Signed.
+        signed: bool,
+        /// Bytes.
+        size: u32,
+    },
+    /// `void`.
+    Void,
+    /// Anything else (structs by value, floats, …).
+    Other,
+}
+
+/// A function's prototype.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prototype {
+    /// Parameters: name and type.
+    pub params: Vec<(String, Type)>,
+    /// Return type.
+    pub ret: Type,
+}
+
 /// One type: kind, `info` vlen, `ty_or_size`, and where its trailing data starts.
 #[derive(Clone, Copy, Debug)]
-struct Type {
+struct Entry {
     name_off: u32,
     kind: u32,
     vlen: usize,
@@ -55,7 +93,7 @@ struct Type {
 /// Parsed BTF: the types (id 1 is the first) and the string section.
 pub struct Btf {
     data: Vec<u8>,
-    types: Vec<Type>,
+    types: Vec<Entry>,
     strings: std::ops::Range<usize>,
 }
 
@@ -111,7 +149,7 @@ impl Btf {
                 | kind::TYPE_TAG => 0,
                 _ => return Err(bad()),
             };
-            types.push(Type {
+            types.push(Entry {
                 name_off,
                 kind,
                 vlen,
@@ -127,13 +165,13 @@ impl Btf {
         })
     }
 
-    fn name(&self, t: &Type) -> &[u8] {
+    fn raw_name(&self, t: &Entry) -> &[u8] {
         let start = self.strings.start + t.name_off as usize;
         let rest = self.data.get(start..self.strings.end).unwrap_or_default();
         &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
     }
 
-    fn get(&self, id: u32) -> Option<&Type> {
+    fn get(&self, id: u32) -> Option<&Entry> {
         self.types.get((id as usize).checked_sub(1)?)
     }
 
@@ -142,8 +180,95 @@ impl Btf {
     pub fn func_id(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .position(|t| t.kind == kind::FUNC && self.name(t) == name.as_bytes())
+            .position(|t| t.kind == kind::FUNC && self.raw_name(t) == name.as_bytes())
             .map(|i| i as u32 + 1)
+    }
+
+    /// Reads the BTF of the kernel under `root` (`/`); `None` when it has none or it does
+    /// not parse.
+    #[must_use]
+    pub fn load(root: &Path) -> Option<Self> {
+        Self::parse(std::fs::read(root.join("sys/kernel/btf/vmlinux")).ok()?).ok()
+    }
+
+    fn name(&self, off: u32) -> Cow<'_, str> {
+        let start = self.strings.start + off as usize;
+        let bytes = self.data.get(start..self.strings.end).unwrap_or_default();
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..len])
+    }
+
+    /// Follows typedefs, qualifiers and type tags; returns the type and whether a `user` tag
+    /// was on the way.
+    fn strip(&self, mut id: u32) -> (u32, bool) {
+        let mut user = false;
+        for _ in 0..32 {
+            match self.get(id) {
+                Some(t)
+                    if matches!(
+                        t.kind,
+                        kind::TYPEDEF
+                            | kind::VOLATILE
+                            | kind::CONST
+                            | kind::RESTRICT
+                            | kind::TYPE_TAG
+                    ) =>
+                {
+                    user |= t.kind == kind::TYPE_TAG && self.name(t.name_off) == "user";
+                    id = t.ty_or_size;
+                }
+                _ => break,
+            }
+        }
+        (id, user)
+    }
+
+    fn classify(&self, id: u32) -> Type {
+        let (id, _) = self.strip(id);
+        let Some(t) = self.get(id) else {
+            return Type::Void;
+        };
+        match t.kind {
+            kind::PTR => {
+                let (target, user) = self.strip(t.ty_or_size);
+                let char = self.get(target).is_some_and(|c| {
+                    c.kind == kind::INT
+                        && c.ty_or_size == 1
+                        && self.name(c.name_off).ends_with("char")
+                });
+                Type::Pointer { char, user }
+            }
+            kind::INT => Type::Int {
+                signed: u32_at(&self.data, t.extra).is_some_and(|enc| (enc >> 24) & 1 != 0),
+                size: t.ty_or_size,
+            },
+            kind::ENUM | kind::ENUM64 => Type::Int {
+                signed: false,
+                size: t.ty_or_size,
+            },
+            _ => Type::Other,
+        }
+    }
+
+    /// The prototype of kernel function `name`, if BTF has it.
+    #[must_use]
+    pub fn prototype(&self, name: &str) -> Option<Prototype> {
+        let func = self.get(self.func_id(name)?)?;
+        let proto = self
+            .get(func.ty_or_size)
+            .filter(|p| p.kind == kind::FUNC_PROTO)?;
+        let params = (0..proto.vlen)
+            .map(|i| {
+                let at = proto.extra + 8 * i;
+                let name = self.name(u32_at(&self.data, at).unwrap_or(0)).into_owned();
+                let ty = self.classify(u32_at(&self.data, at + 4).unwrap_or(0));
+                (name, ty)
+            })
+            .collect();
+        Some(Prototype {
+            params,
+            ret: self.classify(proto.ty_or_size),
+        })
     }
 
     /// The size in bytes of type `id`, through typedefs and qualifiers.
@@ -258,5 +383,93 @@ mod tests {
             .expect("/sys/kernel/btf/vmlinux: this kernel has no BTF")
             .expect("the kernel's BTF parses");
         assert_eq!(btf.arg_words("vfs_write"), Ok(4), "file, buf, count, pos");
+    }
+
+    /// A tiny BTF: `long do_open(int dfd, const char __user *filename, struct s *how)`.
+    fn prototype_sample() -> Vec<u8> {
+        let strings = b"\0int\0char\0long\0do_open\0dfd\0filename\0how\0user\0s\0";
+        let off = |s: &str| {
+            let needle = format!("\0{s}\0");
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap() as u32
+                + 1
+        };
+        let mut t: Vec<u32> = Vec::new();
+        let info = |kind: u32, vlen: u32| (kind << 24) | vlen;
+        // 1: int (signed, 4)
+        t.extend([off("int"), info(kind::INT, 0), 4, (1 << 24) | 32]);
+        // 2: char (1)
+        t.extend([off("char"), info(kind::INT, 0), 1, 8]);
+        // 3: const char
+        t.extend([0, info(kind::CONST, 0), 2]);
+        // 4: const char __user (type tag)
+        t.extend([off("user"), info(kind::TYPE_TAG, 0), 3]);
+        // 5: pointer to it
+        t.extend([0, info(kind::PTR, 0), 4]);
+        // 6: struct s (empty)
+        t.extend([off("s"), info(kind::STRUCT, 0), 0]);
+        // 7: struct s *
+        t.extend([0, info(kind::PTR, 0), 6]);
+        // 8: long (signed, 8)
+        t.extend([off("long"), info(kind::INT, 0), 8, (1 << 24) | 64]);
+        // 9: proto (dfd: int, filename: 5, how: 7) -> long
+        t.extend([0, info(kind::FUNC_PROTO, 3), 8]);
+        t.extend([off("dfd"), 1, off("filename"), 5, off("how"), 7]);
+        // 10: func do_open
+        t.extend([off("do_open"), info(kind::FUNC, 0), 9]);
+        let types: Vec<u8> = t.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = vec![0x9f, 0xeb, 1, 0];
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(types);
+        out.extend_from_slice(strings);
+        out
+    }
+
+    #[test]
+    fn prototypes_name_and_type_the_parameters() {
+        let btf = Btf::parse(prototype_sample()).unwrap();
+        let p = btf.prototype("do_open").unwrap();
+        let names: Vec<&str> = p.params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["dfd", "filename", "how"]);
+        assert_eq!(
+            p.params[0].1,
+            Type::Int {
+                signed: true,
+                size: 4
+            }
+        );
+        assert_eq!(
+            p.params[1].1,
+            Type::Pointer {
+                char: true,
+                user: true
+            }
+        );
+        assert_eq!(
+            p.params[2].1,
+            Type::Pointer {
+                char: false,
+                user: false
+            }
+        );
+        assert_eq!(
+            p.ret,
+            Type::Int {
+                signed: true,
+                size: 8
+            }
+        );
+        assert!(btf.prototype("nope").is_none());
+        assert!(Btf::parse(vec![1, 2, 3]).is_err());
     }
 }

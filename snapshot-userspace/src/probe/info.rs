@@ -3,7 +3,10 @@
 
 use snapshot_common::MAX_ARGS;
 
-use super::spec::{ProbeKind, ProbeSpec};
+use super::{
+    capture::Capture,
+    spec::{ProbeKind, ProbeSpec},
+};
 
 /// What is known about a probe when decoding its events.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +27,17 @@ pub struct ProbeInfo {
     /// Kernel functions a glob matched, by address (events carry the address).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<(u64, String)>,
+    /// Strings and buffers its events carry (in the order of their payload slots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<Capture>,
+    /// Its return value is an errno when negative (syscalls, kernel functions returning
+    /// `int` or `long`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ret_errno: bool,
+    /// Kernel functions: the argument names are the function's parameters (from BTF), so its
+    /// events carry that many arguments.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub named_params: bool,
 }
 
 impl ProbeInfo {
@@ -38,6 +52,9 @@ impl ProbeInfo {
             arg_names,
             arg_formats: String::new(),
             functions: Vec::new(),
+            captures: Vec::new(),
+            ret_errno: false,
+            named_params: false,
         }
     }
 
@@ -46,6 +63,7 @@ impl ProbeInfo {
     pub fn nargs(&self) -> usize {
         match self.kind {
             ProbeKind::Tracepoint => self.arg_names.len(),
+            _ if self.named_params => self.arg_names.len(),
             ProbeKind::Rawtp => 2,
             ProbeKind::Kretprobe | ProbeKind::Uretprobe => 0,
             _ => MAX_ARGS,

@@ -1,9 +1,12 @@
 //! Probe specifications in bpftrace syntax: `kprobe:vfs_read`, `tracepoint:syscalls:sys_enter_close`,
-//! `uprobe:/bin/bash:readline`, optionally named with `NAME=SPEC`.
+//! `uprobe:/bin/bash:readline`, optionally named with `NAME=SPEC`, optionally followed by the
+//! strings and buffers to capture (`kprobe:do_sys_openat2(arg1:str)`, see [`super::capture`]).
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
 use snapshot_common::names;
+
+use super::capture::{self, CaptureError, Decl};
 
 /// What kind of program a probe is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -133,6 +136,9 @@ pub struct ProbeSpec {
     pub alias: Option<String>,
     /// The spec as the user wrote it.
     pub text: String,
+    /// Strings and buffers declared with `(FIELD:str, …)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<Decl>,
 }
 
 impl ProbeSpec {
@@ -277,6 +283,9 @@ pub enum SpecError {
         "bad probe name `{0}`: a name given with NAME=SPEC must be letters, digits and `_`, not starting with a digit"
     )]
     BadAlias(String),
+    /// A capture list that is not the grammar.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 fn parse_offset(text: &str, spec: &str) -> Result<u64, SpecError> {
@@ -325,7 +334,8 @@ impl FromStr for ProbeSpec {
             }
             _ => (None, text),
         };
-        let (prefix, rest) = spec
+        let (body, captures) = capture::split(spec)?;
+        let (prefix, rest) = body
             .split_once(':')
             .ok_or_else(|| SpecError::MissingKind(spec.to_owned()))?;
         let kind = ProbeKind::from_prefix(prefix).ok_or_else(|| SpecError::UnknownKind {
@@ -398,11 +408,18 @@ impl FromStr for ProbeSpec {
                 }
             }
         };
+        if kind == ProbeKind::Rawtp && !captures.is_empty() {
+            return Err(CaptureError::Rawtp {
+                spec: spec.to_owned(),
+            }
+            .into());
+        }
         Ok(Self {
             kind,
             location,
             alias,
             text: text.to_owned(),
+            captures,
         })
     }
 }

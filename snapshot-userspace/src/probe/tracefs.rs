@@ -99,8 +99,13 @@ pub fn parse_format(text: &str) -> Vec<Field> {
         let (Some(offset), Some(size)) = (offset, size) else {
             continue;
         };
-        // "unsigned int fd", "const char * filename", "char comm[16]"
-        let decl = decl.split('[').next().unwrap_or(decl).trim();
+        // "unsigned int fd", "const char * filename", "char comm[16]",
+        // "__data_loc char[] filename" (the brackets belong to the type there)
+        let decl = if decl.starts_with("__data_loc") || decl.starts_with("__rel_loc") {
+            decl
+        } else {
+            decl.split('[').next().unwrap_or(decl).trim()
+        };
         let split = decl.rfind([' ', '*']).map_or(0, |i| i + 1);
         let (c_type, name) = (decl[..split].trim(), &decl[split..]);
         if name.starts_with("common_") {
@@ -188,6 +193,19 @@ mod tests {
 \tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n\
 \tfield:char comm[16];\toffset:32;\tsize:16;\tsigned:0;\n\
 \tfield:long ret;\toffset:48;\tsize:8;\tsigned:1;\n\nprint fmt: \"fd: 0x%08lx\"\n";
+
+    const EXEC: &str = "name: sched_process_exec\nformat:\n\
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\
+\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n";
+
+    #[test]
+    fn data_loc_fields_keep_their_name() {
+        let fields = parse_format(EXEC);
+        assert_eq!(fields[0].name, "filename");
+        assert_eq!(fields[0].c_type, "__data_loc char[]");
+        assert_eq!(fields[1].name, "pid");
+    }
 
     #[test]
     fn parses_fields_and_config() {

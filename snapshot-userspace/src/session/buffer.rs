@@ -15,6 +15,7 @@ use snapshot_common::{CpuState, Event, names};
 use super::{
     control::{Tokens, Words},
     mmap::Mmap,
+    strings::{self, Layout},
 };
 
 /// Accounting for one CPU's ring in one drained half.
@@ -85,11 +86,14 @@ pub fn order_by_time(events: &mut [Event]) {
     events.sort_by_key(|e| e.ts_ns);
 }
 
-/// Both halves, the per-CPU states and the controller state, mapped.
+/// Both halves, the per-CPU states and the controller state, mapped (and the payload slots
+/// of captured strings, when a probe captures some).
 pub struct Buffers {
     events: Mmap,
     states: Mmap,
     control: Mmap,
+    payloads: Option<Mmap>,
+    layout: Layout,
     ncpu: u32,
     capacity: u32,
     tokens: Option<Tokens>,
@@ -105,9 +109,20 @@ fn map_fd<'a>(ebpf: &'a Ebpf, name: &str) -> anyhow::Result<BorrowedFd<'a>> {
 }
 
 impl Buffers {
-    /// Maps the buffers of a loaded object.
-    pub fn map(ebpf: &Ebpf, ncpu: u32, capacity: u32) -> anyhow::Result<Self> {
+    /// Maps the buffers of a loaded object; `layout` is the payload slots' (`slot` 0: none).
+    pub fn map(ebpf: &Ebpf, ncpu: u32, capacity: u32, layout: Layout) -> anyhow::Result<Self> {
         let n_events = 2 * ncpu as usize * capacity as usize;
+        let payloads = if layout.slot == 0 {
+            None
+        } else {
+            Some(
+                Mmap::map(
+                    map_fd(ebpf, names::PAYLOADS)?,
+                    n_events * layout.slot as usize,
+                )
+                .context("mmap of the string buffer failed (the map must be BPF_F_MMAPABLE)")?,
+            )
+        };
         let events = Mmap::map(map_fd(ebpf, names::EVENTS)?, n_events * size_of::<Event>())
             .context("mmap of the event buffer failed (the map must be BPF_F_MMAPABLE)")?;
         let states = Mmap::map(
@@ -124,6 +139,8 @@ impl Buffers {
             events,
             states,
             control,
+            payloads,
+            layout,
             ncpu,
             capacity,
             tokens: None,
@@ -133,6 +150,12 @@ impl Buffers {
     /// Uses the token queues of a kernel without BPF atomics (see [`Tokens`]).
     pub fn use_tokens(&mut self, tokens: Tokens) {
         self.tokens = Some(tokens);
+    }
+
+    /// The payload slots' layout (`slot` 0: no strings).
+    #[must_use]
+    pub const fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The shared [`snapshot_common::Control`] words and userspace's side of their protocol.
@@ -213,20 +236,43 @@ impl Buffers {
     }
 
     /// Replaces the content of `out` with every valid record of `half` written since `bases`
-    /// (per CPU), merged in time order, and returns the per-CPU accounting (`dropped` is left
-    /// to the caller). Reusing `out` (allocated once, up front) keeps page faults off the
-    /// drain. The caller must make sure no writer still writes into `half` (see
-    /// [`Self::wait_writers`]).
-    pub fn drain_into(&self, half: usize, bases: &[u64], out: &mut Vec<Event>) -> Vec<CpuAccount> {
+    /// (per CPU), merged in time order, and `strings` with their payload slots, and returns
+    /// the per-CPU accounting (`dropped` is left to the caller). Reusing `out` (allocated
+    /// once, up front) keeps page faults off the drain. The caller must make sure no writer
+    /// still writes into `half` (see [`Self::wait_writers`]).
+    pub fn drain_into(
+        &self,
+        half: usize,
+        bases: &[u64],
+        out: &mut Vec<Event>,
+        strings: &mut Vec<u8>,
+    ) -> Vec<CpuAccount> {
         let cap = u64::from(self.capacity);
         out.clear();
+        strings.clear();
         let mut accounts = Vec::with_capacity(self.ncpu as usize);
         for cpu in 0..self.ncpu {
             let state = self.state(cpu);
             let base = (half as u64 * u64::from(self.ncpu) + u64::from(cpu)) * cap;
             let from = bases.get(cpu as usize).copied().unwrap_or(0);
             let ring = self.ring(base as usize, cap as usize);
+            let taken = out.len();
             let (recorded, overwritten, torn) = drain_ring_into(from, state.head[half], ring, out);
+            if let Some(payloads) = &self.payloads {
+                let size = self.layout.slot as usize;
+                let slot_of = |e: &Event| {
+                    let index = base + e.seq.wrapping_sub(1) % cap.max(1);
+                    // SAFETY: bytes are valid for any pattern, and no writer touches this half
+                    // while the drain runs (see `ring`).
+                    unsafe { payloads.slice::<u8>(index as usize * size, size) }
+                };
+                let lost = strings::take_all(self.layout, &mut out[taken..], slot_of, strings);
+                if lost > 0 {
+                    log::warn!(
+                        "CPU {cpu}: the strings of {lost} event(s) were not theirs at the drain; they are kept without them"
+                    );
+                }
+            }
             accounts.push(CpuAccount {
                 cpu,
                 recorded,

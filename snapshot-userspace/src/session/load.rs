@@ -5,15 +5,18 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap},
 };
-use snapshot_common::{FilterMode, ProbeConfig, TriggerProgram, kfeature, names};
+use snapshot_common::{
+    FilterMode, MAX_PROBES, MAX_STRINGS, PayloadHeader, ProbeConfig, StringSpec, TriggerProgram,
+    kfeature, names, strings::payload_size,
+};
 
-use super::{Post, Rules, poison};
+use super::{Post, Rules, patch, poison};
 
 /// The eBPF object, built by `build.rs` with the pinned eBPF toolchain.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/snapshot"));
 
 /// Load-time configuration.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct LoadConfig {
     /// Possible CPUs (`aya::util::nr_cpus`).
     pub ncpu: u32,
@@ -40,6 +43,30 @@ pub struct LoadConfig {
     /// Per probe slot, the argument words of the traced function (fentry/fexit without
     /// `kfeature::FUNC_ARGS`).
     pub func_words: [u32; snapshot_common::MAX_PROBES],
+    /// What each probe slot captures (`MAX_STRINGS` per slot, unused ones `kind::NONE`).
+    pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
+    /// `--string-size`.
+    pub string_size: u32,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            ncpu: 0,
+            capacity: 0,
+            filter: FilterMode::default(),
+            target_tgid: 0,
+            pairs: [0; MAX_PROBES],
+            func_ip: 0,
+            target_comm: [0; snapshot_common::COMM_LEN],
+            fork_child_offset: 0,
+            rules: Rules::default(),
+            strings: [StringSpec::default(); MAX_PROBES * MAX_STRINGS],
+            string_size: 0,
+            features: 0,
+            func_words: [0; MAX_PROBES],
+        }
+    }
 }
 
 impl LoadConfig {
@@ -50,6 +77,25 @@ impl LoadConfig {
             Post::None => 0,
             Post::Events(n) => n,
             Post::Nanos(_) => 1,
+        }
+    }
+
+    /// The most strings one probe captures (the payload slots hold that many).
+    #[must_use]
+    pub fn strings_per_event(&self) -> u32 {
+        self.strings
+            .chunks(MAX_STRINGS)
+            .map(|c| c.iter().filter(|s| s.kind != 0).count() as u32)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of a payload slot (0: no probe captures strings).
+    #[must_use]
+    pub fn payload_size(&self) -> u32 {
+        match self.strings_per_event() {
+            0 => 0,
+            n => payload_size(self.string_size, n),
         }
     }
 }
@@ -85,6 +131,15 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         std::process::id(),
     );
     let log_level = super::log::kernel_level();
+    anyhow::ensure!(
+        !EBPF_OBJECT.is_empty(),
+        "this build has no eBPF object (it was built with AYA_BUILD_SKIP=1, as the fuzz targets are): build it again without AYA_BUILD_SKIP"
+    );
+    // Payload slots: one per event slot when a probe captures strings, one otherwise.
+    let payload = config.payload_size();
+    let header = size_of::<PayloadHeader>() as u32;
+    let mut object = EBPF_OBJECT.to_vec();
+    patch::set_value_size(&mut object, names::PAYLOADS, header, payload.max(header))?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
@@ -110,7 +165,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)
+        .override_global(names::GLOBAL_STRINGS, &config.strings, true)
+        .override_global(names::GLOBAL_STRING_SIZE, &config.string_size, true)
         .map_max_entries(names::EVENTS, events)
+        .map_max_entries(names::PAYLOADS, if payload == 0 { 1 } else { events })
         .map_max_entries(names::CPU_STATE, config.ncpu);
     if config.features & kfeature::ATOMICS == 0 {
         let tickets = u32::try_from(config.post_tickets().max(1))
@@ -123,16 +181,12 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
     for (name, n) in extra.max_entries {
         loader.map_max_entries(name, *n);
     }
-    anyhow::ensure!(
-        !EBPF_OBJECT.is_empty(),
-        "this build has no eBPF object (it was built with AYA_BUILD_SKIP=1, as the fuzz targets are): build it again without AYA_BUILD_SKIP"
-    );
     let poisoned;
     let object = if config.features & kfeature::ATOMICS == 0 {
-        poisoned = poison::without_atomics(EBPF_OBJECT)?.0;
+        poisoned = poison::without_atomics(&object)?.0;
         poisoned.bytes()
     } else {
-        EBPF_OBJECT
+        &object
     };
     loader.load(object).context(
         "loading the eBPF object failed (its maps could not be created): check that you are root and the kernel has BPF enabled",
@@ -247,6 +301,9 @@ mod tests {
             names::GLOBAL_POLICY,
             names::GLOBAL_POST_EVENTS,
             names::GLOBAL_POST_NS,
+            names::PAYLOADS,
+            names::GLOBAL_STRINGS,
+            names::GLOBAL_STRING_SIZE,
             names::PROG_COMM_CHANGED,
             names::PROG_FOLLOW_FORK,
             names::PROG_FOLLOW_EXIT,

@@ -9,8 +9,10 @@ pub mod control;
 pub mod load;
 pub mod log;
 pub mod mmap;
+pub mod patch;
 pub mod poison;
 pub mod rules;
+pub mod strings;
 pub mod target;
 
 use anyhow::Context as _;
@@ -18,7 +20,9 @@ use aya::{
     Ebpf,
     maps::{Array, MapData, RingBuf, StackTraceMap},
 };
-use snapshot_common::{FilterMode, MAX_PROBES, Notice, TriggerProgram, kfeature, names};
+use snapshot_common::{
+    FilterMode, MAX_PROBES, MAX_STRINGS, Notice, TriggerProgram, kfeature, names,
+};
 
 pub use rules::{Post, PostError, Rules};
 pub use target::{CommTooLong, Targets};
@@ -27,10 +31,11 @@ use self::{
     attach::AttachContext, buffer::Buffers, control::Tokens, load::LoadConfig, log::KernelLog,
 };
 use crate::probe::{
-    ProbeInfo,
+    ProbeInfo, ProbeKind,
     btf::Btf,
     features::Features,
     kernel::{self, KernelSupport},
+    plan::{self, ProbePlan},
     spec::{self, Location, ProbeSpec},
     tracefs,
 };
@@ -64,6 +69,30 @@ pub struct SessionConfig<'a> {
     pub max_glob: usize,
     /// How triggers take snapshots.
     pub rules: Rules,
+    /// `--string-size`: bytes kept per captured string (0: none captured).
+    pub string_size: u32,
+}
+
+/// The plans of every probe (strings, errno returns, parameter names), made before load.
+fn plans(config: &SessionConfig<'_>) -> anyhow::Result<Vec<ProbePlan>> {
+    if config
+        .specs
+        .iter()
+        .any(|s| matches!(s.location, Location::Tracepoint { .. }))
+    {
+        tracefs::ensure_mounted()?;
+    }
+    let btf = if plan::needs_btf(config.specs) {
+        Btf::load(std::path::Path::new("/"))
+    } else {
+        None
+    };
+    let root = std::path::Path::new(tracefs::TRACEFS);
+    Ok(config
+        .specs
+        .iter()
+        .map(|s| plan::plan(s, root, btf.as_ref(), config.string_size))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The load-time filter settings for `targets`.
@@ -99,7 +128,7 @@ fn filter_config(
 /// fails with the function's own error).
 fn func_words(specs: &[ProbeSpec]) -> [u32; MAX_PROBES] {
     let mut words = [0; MAX_PROBES];
-    let Some(btf) = Btf::from_sys_fs().ok().and_then(Result::ok) else {
+    let Some(btf) = Btf::load(std::path::Path::new("/")) else {
         return words;
     };
     for (slot, spec) in words.iter_mut().zip(specs) {
@@ -149,6 +178,13 @@ impl Session {
             load_config.func_words = func_words(config.specs);
         }
         filter_config(config.targets, config.follow_forks, &mut load_config)?;
+        let plans = plans(config)?;
+        for (id, p) in plans.iter().enumerate() {
+            for (k, c) in p.captures.iter().enumerate() {
+                load_config.strings[id * MAX_STRINGS + k] = c.spec();
+            }
+        }
+        load_config.string_size = config.string_size;
         let pairs = spec::pairs(config.specs);
         load_config.pairs[..pairs.len()].copy_from_slice(&pairs);
         for (id, s) in config.specs.iter().enumerate() {
@@ -175,7 +211,11 @@ impl Session {
         if config.follow_forks {
             load::attach_follow_forks(&mut ebpf)?;
         }
-        let mut buffers = Buffers::map(&ebpf, ncpu, config.capacity)?;
+        let layout = strings::Layout {
+            slot: load_config.payload_size(),
+            string_size: config.string_size,
+        };
+        let mut buffers = Buffers::map(&ebpf, ncpu, config.capacity, layout)?;
         if load_config.features & kfeature::ATOMICS == 0 {
             buffers.use_tokens(Tokens::new(&ebpf, load_config.post_tickets())?);
         }
@@ -197,6 +237,19 @@ impl Session {
             let mut info = ProbeInfo::new(id as u32, spec, attached.arg_names);
             info.functions = attached.functions;
             info.arg_formats = attached.arg_formats;
+            let plan = &plans[id];
+            info.captures.clone_from(&plan.captures);
+            info.ret_errno = plan.ret_errno;
+            if let Some((names, formats)) = &plan.params
+                && matches!(
+                    spec.kind,
+                    ProbeKind::Kprobe | ProbeKind::Fentry | ProbeKind::Fexit
+                )
+            {
+                info.arg_names.clone_from(names);
+                info.arg_formats.clone_from(formats);
+                info.named_params = true;
+            }
             probes.push(info);
         }
         // Once every program is loaded (see `KernelLog::start`).

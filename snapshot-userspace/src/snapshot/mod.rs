@@ -1,8 +1,8 @@
-//! Snapshot file, version 1.
+//! Snapshot file, version 2 (version 1 files are read as before: they have no strings).
 //!
 //! ```text
 //! magic        8 bytes  "EBPFSNAP"
-//! version      u32 LE   1
+//! version      u32 LE   2 (or 1)
 //! header_len   u32 LE
 //! header       header_len bytes of JSON (`Header`)
 //! header_crc   u32 LE   CRC-32 of the header bytes
@@ -10,6 +10,14 @@
 //! count        u64 LE   number of records
 //! records      count × record_size bytes, `Event` in native (LE) layout, time ordered
 //! records_crc  u32 LE   CRC-32 of the record bytes
+//! -- version 2 only --
+//! slot_size    u32 LE   size of one string slot (0 when no probe captures strings)
+//! slot_count   u64 LE   number of string slots
+//! slots        slot_count × slot_size bytes: `PayloadHeader` (the event's seq and cpu, a
+//!              status per string), then the strings, `string_stride(header.string_size)`
+//!              bytes each (see `snapshot_common::strings`)
+//! slots_crc    u32 LE   CRC-32 of the slot bytes
+//! --
 //! trailer      8 bytes  "SNAPEND\0"
 //! ```
 //!
@@ -33,16 +41,20 @@ use snapshot_common::{Event, MAX_ARGS};
 use crate::{probe::ProbeInfo, session::buffer::CpuAccount, sys::clock_ns};
 
 pub mod dir;
+pub mod strings;
 pub mod symbols;
 
+pub use strings::Strings;
 use symbols::Frame;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"EBPFSNAP";
 /// Trailer magic.
 pub const TRAILER: &[u8; 8] = b"SNAPEND\0";
-/// Format version written and read.
-pub const VERSION: u32 = 1;
+/// Format version written (and the newest read).
+pub const VERSION: u32 = 2;
+/// The first version with string slots.
+const VERSION_STRINGS: u32 = 2;
 /// Largest header accepted (a corrupted length must not allocate gigabytes).
 const MAX_HEADER: u32 = 16 << 20;
 
@@ -150,14 +162,14 @@ pub struct Header {
     /// The events those lost snapshots held.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost_events: u64,
+    /// `--string-size` of the recording (0: no strings; version 1 files have none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub string_size: u32,
 }
 
-#[allow(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if"
-)]
-const fn is_zero(n: &u64) -> bool {
-    *n == 0
+/// For serde's `skip_serializing_if` (which passes a reference): a zero counter is left out.
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// Most CPUs a header may describe.
@@ -206,6 +218,8 @@ pub struct Snapshot {
     pub header: Header,
     /// Records, time ordered.
     pub events: Vec<Event>,
+    /// The captured strings of the events that have some.
+    pub strings: Strings,
 }
 
 /// Why a file could not be read as a snapshot.
@@ -302,6 +316,24 @@ pub enum ReadError {
         /// Declared count.
         count: u64,
     },
+    /// String slot size out of range.
+    #[error(
+        "{path} declares {found}-byte string slots, which no recording writes: the file is corrupt"
+    )]
+    StringSlotSize {
+        /// File.
+        path: PathBuf,
+        /// In the file.
+        found: u32,
+    },
+    /// String slots checksum mismatch.
+    #[error("{path}: string checksum mismatch: some of the {count} string slots are corrupt")]
+    StringsChecksum {
+        /// File.
+        path: PathBuf,
+        /// Declared count.
+        count: u64,
+    },
     /// Missing trailer.
     #[error("{path}: the end-of-file marker is missing or wrong: the file is corrupt")]
     Trailer {
@@ -340,28 +372,84 @@ fn event_bytes(events: &[Event]) -> &[u8] {
 /// Serialises a snapshot to bytes.
 #[must_use]
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let (prefix, records, suffix) = encode_parts(&snapshot.header, &snapshot.events);
-    [prefix.as_slice(), records, suffix.as_slice()].concat()
+    encode_parts(&snapshot.header, &snapshot.events, &snapshot.strings).concat()
 }
 
-/// The file in three parts: everything before the records, the records (borrowed, not
-/// copied), everything after them.
+/// A file in parts: the records and string slots are borrowed, not copied.
+pub struct Parts<'a> {
+    prefix: Vec<u8>,
+    records: &'a [u8],
+    middle: Vec<u8>,
+    strings: &'a [u8],
+    suffix: Vec<u8>,
+}
+
+impl Parts<'_> {
+    /// The parts in file order.
+    #[must_use]
+    pub fn slices(&self) -> [&[u8]; 5] {
+        [
+            &self.prefix,
+            self.records,
+            &self.middle,
+            self.strings,
+            &self.suffix,
+        ]
+    }
+
+    /// The whole file.
+    #[must_use]
+    pub fn concat(&self) -> Vec<u8> {
+        self.slices().concat()
+    }
+}
+
+/// The file (the current version) in parts.
 #[must_use]
-pub fn encode_parts<'a>(header: &Header, events: &'a [Event]) -> (Vec<u8>, &'a [u8], Vec<u8>) {
+pub fn encode_parts<'a>(header: &Header, events: &'a [Event], strings: &'a Strings) -> Parts<'a> {
+    encode_version(header, events, strings, VERSION)
+}
+
+/// The file in parts as format `version` writes it (1: without the strings), for tests of
+/// older readers' files.
+#[must_use]
+pub fn encode_version<'a>(
+    header: &Header,
+    events: &'a [Event],
+    strings: &'a Strings,
+    version: u32,
+) -> Parts<'a> {
     let header = serde_json::to_vec(header).expect("a Header always serialises");
     let records = event_bytes(events);
     let mut prefix = Vec::with_capacity(header.len() + 32);
     prefix.extend_from_slice(MAGIC);
-    prefix.extend_from_slice(&VERSION.to_le_bytes());
+    prefix.extend_from_slice(&version.to_le_bytes());
     prefix.extend_from_slice(&(header.len() as u32).to_le_bytes());
     prefix.extend_from_slice(&header);
     prefix.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
     prefix.extend_from_slice(&(size_of::<Event>() as u32).to_le_bytes());
     prefix.extend_from_slice(&(events.len() as u64).to_le_bytes());
+    let mut middle = Vec::with_capacity(16);
+    middle.extend_from_slice(&crc32fast::hash(records).to_le_bytes());
+    let slots: &[u8] = if version >= VERSION_STRINGS {
+        middle.extend_from_slice(&strings.slot.to_le_bytes());
+        middle.extend_from_slice(&(strings.count() as u64).to_le_bytes());
+        &strings.data
+    } else {
+        &[]
+    };
     let mut suffix = Vec::with_capacity(12);
-    suffix.extend_from_slice(&crc32fast::hash(records).to_le_bytes());
+    if version >= VERSION_STRINGS {
+        suffix.extend_from_slice(&crc32fast::hash(slots).to_le_bytes());
+    }
     suffix.extend_from_slice(TRAILER);
-    (prefix, records, suffix)
+    Parts {
+        prefix,
+        records,
+        middle,
+        strings: slots,
+        suffix,
+    }
 }
 
 struct Cursor<'a> {
@@ -462,6 +550,11 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
     if c.u32("records checksum")? != crc32fast::hash(records) {
         return Err(ReadError::RecordsChecksum { path: p(), count });
     }
+    let strings = if version >= VERSION_STRINGS {
+        decode_strings(&mut c, path)?
+    } else {
+        Strings::default()
+    };
     if c.data.len() < TRAILER.len() {
         return Err(ReadError::Truncated {
             path: p(),
@@ -481,7 +574,42 @@ pub fn decode(data: &[u8], path: &Path) -> Result<Snapshot, ReadError> {
         // and read_unaligned copes with the byte buffer's alignment.
         .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Event>()) })
         .collect();
-    Ok(Snapshot { header, events })
+    Ok(Snapshot {
+        header,
+        events,
+        strings,
+    })
+}
+
+/// The string slots section (version 2).
+fn decode_strings(c: &mut Cursor<'_>, path: &Path) -> Result<Strings, ReadError> {
+    let slot = c.u32("string slot size")?;
+    if slot != 0 && !Strings::valid_slot(slot) {
+        return Err(ReadError::StringSlotSize {
+            path: path.to_owned(),
+            found: slot,
+        });
+    }
+    let count = c.u64("string slot count")?;
+    let bytes = count
+        .checked_mul(u64::from(slot))
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b <= c.data.len())
+        .ok_or_else(|| ReadError::Truncated {
+            path: path.to_owned(),
+            section: "string slots",
+        })?;
+    let data = c.take(bytes, "string slots")?;
+    if c.u32("string slots checksum")? != crc32fast::hash(data) {
+        return Err(ReadError::StringsChecksum {
+            path: path.to_owned(),
+            count,
+        });
+    }
+    Ok(Strings {
+        slot,
+        data: data.to_vec(),
+    })
 }
 
 /// The snapshot files (`*.snap`) of `dir`, sorted by name (so by sequence number). Any kind

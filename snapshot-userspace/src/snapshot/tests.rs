@@ -62,9 +62,22 @@ pub(crate) fn sample() -> Snapshot {
             }],
             lost_snapshots: 0,
             lost_events: 0,
+            string_size: 8,
         },
         events,
+        strings: sample_strings(),
     }
+}
+
+/// One string slot (`--string-size 8`, one string) for the first event: "/etc\0".
+fn sample_strings() -> Strings {
+    let slot = snapshot_common::strings::payload_size(8, 1);
+    let mut data = vec![0u8; slot as usize];
+    data[..8].copy_from_slice(&1u64.to_le_bytes());
+    data[8..12].copy_from_slice(&1u32.to_le_bytes());
+    data[16..20].copy_from_slice(&5i32.to_le_bytes());
+    data[32..37].copy_from_slice(b"/etc\0");
+    Strings { slot, data }
 }
 
 fn decode_err(bytes: &[u8]) -> ReadError {
@@ -76,6 +89,60 @@ fn round_trip() {
     let s = sample();
     let back = decode(&encode(&s), Path::new("x.snap")).unwrap();
     assert_eq!(back, s);
+}
+
+#[test]
+fn version_1_files_read_as_before() {
+    let mut s = sample();
+    s.strings = Strings::default();
+    s.header.string_size = 0;
+    let v1 = encode_version(&s.header, &s.events, &s.strings, 1).concat();
+    assert_eq!(&v1[8..12], &1u32.to_le_bytes());
+    assert_eq!(
+        decode(&v1, Path::new("x.snap")).unwrap(),
+        s,
+        "no strings section, nothing lost"
+    );
+    let v2 = encode(&s);
+    assert_eq!(
+        v2.len(),
+        v1.len() + 16,
+        "version 2 adds the (empty) strings section"
+    );
+    assert!(
+        !String::from_utf8_lossy(&v1).contains("string_size"),
+        "a header without strings does not mention them"
+    );
+}
+
+#[test]
+fn string_slot_corruption() {
+    let good = encode(&sample());
+    // The slots come right before the trailer: checksum (4), then the trailer (8).
+    let slots_end = good.len() - 12;
+    let slot = sample_strings().data.len();
+    let mut bytes = good.clone();
+    bytes[slots_end - slot + 33] ^= 1;
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::StringsChecksum { count: 1, .. }
+    ));
+    let size_at = slots_end - slot - 12;
+    let mut bytes = good.clone();
+    bytes[size_at..size_at + 4].copy_from_slice(&12u32.to_le_bytes());
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::StringSlotSize { found: 12, .. }
+    ));
+    let mut bytes = good;
+    bytes[size_at + 4..size_at + 12].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_err(&bytes),
+        ReadError::Truncated {
+            section: "string slots",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -101,10 +168,10 @@ fn not_a_snapshot() {
 #[test]
 fn versions() {
     let mut bytes = encode(&sample());
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let err = decode_err(&bytes);
     assert!(
-        matches!(err, ReadError::NewerVersion { found: 2, .. }),
+        matches!(err, ReadError::NewerVersion { found: 3, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("upgrade"));

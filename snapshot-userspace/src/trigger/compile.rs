@@ -3,10 +3,15 @@
 
 use snapshot_common::{
     ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, Insn, MAX_CONSTS,
-    MAX_INSNS, MAX_SLOTS, STACK_DEPTH, TriggerProgram, op,
+    MAX_INSNS, MAX_SLOTS, MAX_STR_OPS, STACK_DEPTH, StrOp, TriggerProgram, op,
+    strings::{PATTERN_MAX, STRING_SIZE_DEFAULT},
 };
 
-use super::{Ast, ExprError, Operand, Trigger};
+pub use super::strings::glob_pattern;
+use super::{
+    Ast, ExprError, Operand, Trigger,
+    strings::{self, PatTok},
+};
 use crate::probe::{ProbeInfo, ProbeKind};
 
 /// A field resolved against the probe table.
@@ -106,6 +111,7 @@ struct Compiler<'a> {
     slots: usize,
     /// The command name compared with, once one is.
     comm: Option<[u8; snapshot_common::COMM_LEN]>,
+    string_size: u32,
 }
 
 impl Compiler<'_> {
@@ -160,6 +166,14 @@ impl Compiler<'_> {
     fn operand(&mut self, o: &Operand, pos: usize) -> Result<(), ExprError> {
         match o {
             Operand::Field { probe, name } => {
+                if !strings::resolve(self.probes, probe.as_deref(), name).is_empty() {
+                    return Err(ExprError::new(
+                        self.expr,
+                        pos,
+                        format!("`{name}` is a string: it does not compare with a number"),
+                        "compare it with a string (`== \"/etc/hostname\"`, `~ \"/tmp/*\"`), or its address with PROBE.argN",
+                    ));
+                }
                 let f = resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
                 self.emit(op::FIELD, f.code, f.probe, pos, 1)
             }
@@ -174,6 +188,112 @@ impl Compiler<'_> {
                 "write comm == \"name\" or comm != \"name\"",
             )),
         }
+    }
+
+    /// The strings an operand names (`comm`, or a captured string of one or more probes), or
+    /// an error for a number.
+    fn string_of(&self, o: &Operand, pos: usize, what: &str) -> Result<Vec<StrOp>, ExprError> {
+        match o {
+            Operand::Comm => Ok(vec![strings::op_of_comm()]),
+            Operand::Field { probe, name } => {
+                let ops = strings::resolve(self.probes, probe.as_deref(), name);
+                if !ops.is_empty() {
+                    return Ok(ops);
+                }
+                // Unknown names get the numeric resolution's error (it lists the fields).
+                resolve(self.probes, self.expr, pos, probe.as_deref(), name)?;
+                Err(ExprError::new(
+                    self.expr,
+                    pos,
+                    format!("`{name}` is a number: {what}"),
+                    "compare numbers with == != < <= > >= or &; strings are captured fields (`sys_enter_openat.filename`, `PROBE(argN:str)`) and comm",
+                ))
+            }
+            _ => Err(ExprError::new(
+                self.expr,
+                pos,
+                "a string comparison needs a string field or comm on its left",
+                "write e.g. sys_enter_openat.filename ~ \"/tmp/*\"",
+            )),
+        }
+    }
+
+    /// String comparisons of each of `sops` (one per probe that has the string) against the
+    /// pattern of `text` (a glob or a literal), or-ed: an event has at most one of them.
+    fn string_cmps(
+        &mut self,
+        sops: &[StrOp],
+        text: &str,
+        glob: bool,
+        negate: bool,
+        pos: usize,
+    ) -> Result<(), ExprError> {
+        for (n, sop) in sops.iter().enumerate() {
+            self.string_cmp(*sop, text, glob, negate, pos)?;
+            if n > 0 {
+                self.emit(op::OR, 0, 0, pos, -1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One string comparison: `sop` against the pattern of `text`.
+    fn string_cmp(
+        &mut self,
+        mut sop: StrOp,
+        text: &str,
+        glob: bool,
+        negate: bool,
+        pos: usize,
+    ) -> Result<(), ExprError> {
+        let toks = strings::tokens(text, glob).ok_or_else(|| {
+            ExprError::new(
+                self.expr,
+                pos,
+                format!("bad escape in \"{text}\""),
+                "escapes are \\\\ \\\" \\* \\? \\n \\t \\0 \\xNN",
+            )
+        })?;
+        if toks.len() > PATTERN_MAX {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("\"{text}\" is longer than {PATTERN_MAX} characters"),
+                "shorten it: a glob such as \"*/name\" matches the end of a long path",
+            ));
+        }
+        let literal = toks.iter().filter(|t| !matches!(t, PatTok::Star)).count();
+        let limit = if sop.src == snapshot_common::strings::STR_SRC_COMM {
+            snapshot_common::COMM_LEN as u32 - 1
+        } else {
+            self.string_size
+        };
+        if literal > limit as usize {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("\"{text}\" can never match: the string holds at most {limit} bytes"),
+                "raise --string-size, or match a shorter part with a glob",
+            ));
+        }
+        let k = self.prog.nstr as usize;
+        if k >= MAX_STR_OPS {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                format!("more than {MAX_STR_OPS} string comparisons"),
+                "split the expression into several --trigger options",
+            ));
+        }
+        sop.pad = [0; 2];
+        self.prog.str_ops[k] = sop;
+        self.prog.patterns[k] = glob_pattern(&toks);
+        self.prog.nstr += 1;
+        self.emit(op::STR, 0, k as u32, pos, 1)?;
+        if negate {
+            self.emit(op::NOT, 0, 0, pos, 0)?;
+        }
+        Ok(())
     }
 
     fn ast(&mut self, a: &Ast) -> Result<(), ExprError> {
@@ -199,37 +319,47 @@ impl Compiler<'_> {
                 pos,
             } => match (lhs, rhs) {
                 (Operand::Comm, Operand::Str(s)) | (Operand::Str(s), Operand::Comm) => {
+                    let text = s.as_str();
                     if !matches!(cmp, Some(CmpOp::Eq | CmpOp::Ne)) {
                         return Err(ExprError::new(
                             self.expr,
                             *pos,
-                            "`comm` only compares with == or !=",
-                            "write comm == \"name\"",
+                            "`comm` only compares with ==, != or ~",
+                            "write comm == \"name\" or comm ~ \"worker-*\"",
                         ));
                     }
+                    let s = strings::unescape(s).ok_or_else(|| {
+                        ExprError::new(
+                            self.expr,
+                            *pos,
+                            format!("bad escape in \"{s}\""),
+                            "escapes are \\\\ \\\" \\n \\t \\xNN",
+                        )
+                    })?;
                     if s.len() >= self.prog.comm.len() {
                         return Err(ExprError::new(
                             self.expr,
                             *pos,
-                            format!("\"{s}\" is longer than a command name (15 characters)"),
+                            format!(
+                                "\"{}\" is longer than a command name (15 characters)",
+                                String::from_utf8_lossy(&s)
+                            ),
                             "give the first 15 characters",
                         ));
                     }
                     let mut comm = [0; snapshot_common::COMM_LEN];
-                    comm[..s.len()].copy_from_slice(s.as_bytes());
-                    // The kernel program holds one command name: a second, different one
-                    // would silently replace the first.
+                    comm[..s.len()].copy_from_slice(&s);
+                    // The kernel program holds one command name (compared at once); another
+                    // is compared as a string, like a captured one.
                     match &self.comm {
                         Some(first) if *first != comm => {
-                            return Err(ExprError::new(
-                                self.expr,
+                            return self.string_cmps(
+                                &[strings::op_of_comm()],
+                                text,
+                                false,
+                                *cmp == Some(CmpOp::Ne),
                                 *pos,
-                                format!(
-                                    "only one command name per trigger: `comm` is compared with \"{}\" already",
-                                    crate::sys::comm_str(first)
-                                ),
-                                "compare comm with one name in all --trigger options",
-                            ));
+                            );
                         }
                         _ => self.comm = Some(comm),
                     }
@@ -240,12 +370,26 @@ impl Compiler<'_> {
                     }
                     Ok(())
                 }
+                (field @ Operand::Field { .. }, Operand::Str(s))
+                | (Operand::Str(s), field @ Operand::Field { .. }) => {
+                    let what = "it does not compare with a string";
+                    let sop = self.string_of(field, *pos, what)?;
+                    if !matches!(cmp, Some(CmpOp::Eq | CmpOp::Ne)) {
+                        return Err(ExprError::new(
+                            self.expr,
+                            *pos,
+                            "strings compare with ==, != and ~ (glob) only",
+                            "write e.g. PROBE.filename == \"/etc/hostname\", or ~ \"/tmp/*\" for a prefix",
+                        ));
+                    }
+                    self.string_cmps(&sop, s, false, *cmp == Some(CmpOp::Ne), *pos)
+                }
                 (Operand::Comm | Operand::Str(_), _) | (_, Operand::Comm | Operand::Str(_)) => {
                     Err(ExprError::new(
                         self.expr,
                         *pos,
-                        "incompatible types: a string compares only with `comm`",
-                        "compare numbers with numbers, and comm with \"name\"",
+                        "incompatible types: a string compares only with a string field or `comm`",
+                        "compare numbers with numbers, and strings (captured fields, comm) with \"text\"",
                     ))
                 }
                 _ => {
@@ -257,6 +401,15 @@ impl Compiler<'_> {
                     }
                 }
             },
+            Ast::Glob {
+                lhs,
+                pattern,
+                negate,
+                pos,
+            } => {
+                let sop = self.string_of(lhs, *pos, "`~` matches strings only")?;
+                self.string_cmps(&sop, pattern, true, *negate, *pos)
+            }
             Ast::Max(o, pos) | Ast::Changed(o, pos) => {
                 if self.slots >= MAX_SLOTS {
                     return Err(ExprError::new(
@@ -280,9 +433,19 @@ impl Compiler<'_> {
 }
 
 /// Compiles the triggers (any one firing takes the snapshot) into one program; `manual` alone
-/// gives the empty program.
+/// gives the empty program. Strings are checked against the default `--string-size`.
 pub fn compile(triggers: &[Trigger], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
+    compile_sized(triggers, probes, STRING_SIZE_DEFAULT)
+}
+
+/// As [`compile`], for strings of `string_size` bytes (`--string-size`).
+pub fn compile_sized(
+    triggers: &[Trigger],
+    probes: &[ProbeInfo],
+    string_size: u32,
+) -> Result<TriggerProgram, ExprError> {
     let mut c = Compiler {
+        string_size,
         expr: "",
         probes,
         prog: TriggerProgram::default(),

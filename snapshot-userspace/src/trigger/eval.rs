@@ -3,8 +3,11 @@
 
 use snapshot_common::{
     ANY_PROBE, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID, MAX_SLOTS,
-    TriggerProgram, op,
+    MAX_STR_OPS, MAX_STRINGS, TriggerProgram, op,
+    strings::{MATCH_MAX, STR_SRC_COMM},
 };
+
+use super::strings::run;
 
 /// What the evaluator sees of an event (the userspace reference of the kernel's evaluator).
 #[derive(Clone, Debug, Default)]
@@ -25,6 +28,33 @@ pub struct EventCtx {
     pub cpu: u64,
     /// Command name.
     pub comm: [u8; 16],
+    /// The captured strings as the kernel compares them (the first `--string-size` bytes;
+    /// `None`: unreadable or NULL).
+    pub strings: [Option<Vec<u8>>; MAX_STRINGS],
+}
+
+/// The string comparisons' results on `ctx`, as the kernel computes them before the program
+/// runs: 0 (no such string), 2 (no match), 3 (match).
+fn string_results(prog: &TriggerProgram, ctx: &EventCtx) -> [u64; MAX_STR_OPS] {
+    let mut res = [0; MAX_STR_OPS];
+    for (k, r) in res.iter_mut().enumerate().take(prog.nstr as usize) {
+        let sop = prog.str_ops[k];
+        if sop.probe != ANY_PROBE && sop.probe != ctx.probe {
+            continue;
+        }
+        let comm_len = ctx.comm.iter().position(|&b| b == 0).unwrap_or(15);
+        let text = if sop.src == STR_SRC_COMM {
+            Some(&ctx.comm[..comm_len])
+        } else {
+            ctx.strings.get(sop.src as usize).and_then(|s| s.as_deref())
+        };
+        if let Some(text) = text {
+            // The kernel compares the first MATCH_MAX bytes.
+            let text = &text[..text.len().min(MATCH_MAX as usize)];
+            *r = 2 | u64::from(run(&prog.patterns[k], text));
+        }
+    }
+    res
 }
 
 /// Runs a program on an event exactly as `snapshot-ebpf/src/trigger.rs` does; `state` holds
@@ -36,6 +66,7 @@ pub fn evaluate(
     state: &mut [(u64, bool); MAX_SLOTS],
 ) -> bool {
     let mut stack: Vec<(u64, bool)> = Vec::new();
+    let strings = string_results(prog, ctx);
     for insn in &prog.insns[..prog.len as usize] {
         match insn.op {
             op::FIELD => {
@@ -53,6 +84,10 @@ pub fn evaluate(
             }
             op::CONST => stack.push((prog.consts[insn.b as usize], true)),
             op::COMM_EQ => stack.push((u64::from(ctx.comm == prog.comm), true)),
+            op::STR => {
+                let r = strings[insn.b as usize % MAX_STR_OPS];
+                stack.push((r & 1, r & 2 != 0));
+            }
             op::CMP | op::BITAND => {
                 let (r, l) = (
                     stack.pop().unwrap_or_default(),

@@ -27,55 +27,9 @@ pub enum Tok {
     Amp,
     /// `== != < <= > >=`
     Cmp(&'static str),
+    /// `~` (glob match) or `!~` (no match; `true`).
+    Glob(bool),
 }
-
-/// errno names accepted as `-ENAME`.
-const ERRNOS: [(&str, i64); 44] = [
-    ("EPERM", 1),
-    ("ENOENT", 2),
-    ("ESRCH", 3),
-    ("EINTR", 4),
-    ("EIO", 5),
-    ("ENXIO", 6),
-    ("E2BIG", 7),
-    ("ENOEXEC", 8),
-    ("EBADF", 9),
-    ("ECHILD", 10),
-    ("EAGAIN", 11),
-    ("EWOULDBLOCK", 11),
-    ("ENOMEM", 12),
-    ("EACCES", 13),
-    ("EFAULT", 14),
-    ("EBUSY", 16),
-    ("EEXIST", 17),
-    ("EXDEV", 18),
-    ("ENODEV", 19),
-    ("ENOTDIR", 20),
-    ("EISDIR", 21),
-    ("EINVAL", 22),
-    ("ENFILE", 23),
-    ("EMFILE", 24),
-    ("ENOTTY", 25),
-    ("EFBIG", 27),
-    ("ENOSPC", 28),
-    ("ESPIPE", 29),
-    ("EROFS", 30),
-    ("EMLINK", 31),
-    ("EPIPE", 32),
-    ("ERANGE", 34),
-    ("EDEADLK", 35),
-    ("ENAMETOOLONG", 36),
-    ("ENOSYS", 38),
-    ("ENOTEMPTY", 39),
-    ("ELOOP", 40),
-    ("ENOTSOCK", 88),
-    ("EOPNOTSUPP", 95),
-    ("EADDRINUSE", 98),
-    ("ECONNRESET", 104),
-    ("ENOTCONN", 107),
-    ("ETIMEDOUT", 110),
-    ("ECONNREFUSED", 111),
-];
 
 /// The multiplier of a literal's unit suffix (`10ms`, `4K`; none for a plain number).
 fn multiplier(suffix: &str) -> Option<i64> {
@@ -104,6 +58,8 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             b')' => Tok::RParen,
             b'.' => Tok::Dot,
             _ if two == "&&" => Tok::AndAnd,
+            _ if two == "!~" => Tok::Glob(true),
+            b'~' => Tok::Glob(false),
             _ if two == "||" => Tok::OrOr,
             _ if ["==", "!=", "<=", ">="].contains(&two) => Tok::Cmp(
                 ["==", "!=", "<=", ">="]
@@ -124,12 +80,17 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                 ));
             }
             b'"' => {
-                let end = expr[i + 1..]
-                    .find('"')
-                    .ok_or_else(|| err(i, "unterminated string".into(), "close it with `\"`"))?;
-                let s = expr[i + 1..i + 1 + end].to_owned();
-                i += end + 2;
-                out.push((Tok::Str(s), start));
+                // The text between the quotes, escapes kept (`\"` does not end it): `==` and
+                // globs read them differently (see `compile::unescape`).
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= b.len() {
+                    return Err(err(i, "unterminated string".into(), "close it with `\"`"));
+                }
+                out.push((Tok::Str(expr[i + 1..j].to_owned()), start));
+                i = j + 1;
                 continue;
             }
             b'-' | b'0'..=b'9' => {
@@ -141,17 +102,13 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                 }
                 let text = &expr[body_start..j];
                 let value = if text.starts_with('E') {
-                    ERRNOS
-                        .iter()
-                        .find(|(n, _)| *n == text)
-                        .map(|(_, v)| *v)
-                        .ok_or_else(|| {
-                            err(
-                                body_start,
-                                format!("unknown errno name `{text}`"),
-                                "write a number, or a name such as ENOENT, EBADF, EINVAL, EAGAIN",
-                            )
-                        })?
+                    crate::abi::errno_value(text).ok_or_else(|| {
+                        err(
+                            body_start,
+                            format!("unknown errno name `{text}`"),
+                            "write a number, or a name such as ENOENT, EBADF, EINVAL, EAGAIN",
+                        )
+                    })?
                 } else if let Some(hex) =
                     text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))
                 {
@@ -225,7 +182,8 @@ pub fn lex(expr: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                 ));
             }
         };
-        i += if matches!(tok, Tok::AndAnd | Tok::OrOr) || matches!(tok, Tok::Cmp(o) if o.len() == 2)
+        i += if matches!(tok, Tok::AndAnd | Tok::OrOr | Tok::Glob(true))
+            || matches!(tok, Tok::Cmp(o) if o.len() == 2)
         {
             2
         } else {

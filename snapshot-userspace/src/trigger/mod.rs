@@ -6,25 +6,32 @@
 //! and     := unary ('&&' unary)*
 //! unary   := '!' unary | '(' expr ')' | 'max' '(' field ')' | 'changed' '(' field ')'
 //!          | operand OP operand          OP: == != < <= > >= & (bit test)
+//!          | string ('~' | '!~') "glob"  (`*` any bytes, `?` one byte, `\*` a star)
 //! operand := field | literal
 //! field   := PROBE '.' (argN | ret | latency | TRACEPOINT_FIELD) | pid | tid | cpu | comm
-//! literal := 12 | 0x1f | -3 | -ENOENT | 10ms (ns us ms s) | 4K (K M G) | "name" (comm only)
+//! literal := 12 | 0x1f | -3 | -ENOENT | 10ms (ns us ms s) | 4K (K M G) | "text"
+//! string  := a captured string field (`PROBE.filename`, or `filename` when one probe has it)
+//!          | comm
 //! ```
 //!
-//! Comparisons are signed 64-bit. A field of another probe than the event's makes its
-//! comparison false. Limits: 32 instructions, stack depth 8, 8 constants, 4 `max`/`changed`.
+//! Numbers compare signed 64-bit. Strings compare with `==`, `!=`, `~`, `!~`, in the kernel,
+//! on the bytes captured (the first `--string-size`). A field of another probe than the
+//! event's, or a string the event could not read, makes its comparison false. Limits: 32
+//! instructions, stack depth 8, 8 constants, 4 `max`/`changed`, 4 string comparisons with
+//! patterns of at most 63 characters.
 
 mod compile;
 mod eval;
 mod lex;
 mod parse;
+mod strings;
 #[cfg(test)]
 mod tests;
 mod tree;
 
 use std::{fmt, str::FromStr};
 
-pub use compile::{FieldRef, compile};
+pub use compile::{FieldRef, compile, compile_sized, glob_pattern};
 pub use eval::{EventCtx, evaluate};
 pub use parse::{Ast, Operand, parse};
 pub use tree::evaluate_tree;

@@ -45,6 +45,17 @@ pub enum Ast {
         /// Offset of the left side.
         pos: usize,
     },
+    /// `lhs ~ "glob"` (`negate`: `!~`).
+    Glob {
+        /// The string matched.
+        lhs: Operand,
+        /// The pattern, escapes kept.
+        pattern: String,
+        /// `!~`.
+        negate: bool,
+        /// Offset of the left side.
+        pos: usize,
+    },
     /// `max(field)`: a new maximum.
     Max(Operand, usize),
     /// `changed(field)`: a new value.
@@ -163,6 +174,22 @@ impl Parser<'_> {
             });
         }
         let lhs = self.operand()?;
+        if let Some(Tok::Glob(negate)) = self.peek().cloned() {
+            self.i += 1;
+            let Some(Tok::Str(pattern)) = self.peek().cloned() else {
+                return Err(self.err(
+                    "`~` takes a string pattern on its right",
+                    "write e.g. sys_enter_openat.filename ~ \"/tmp/*.lock\"",
+                ));
+            };
+            self.i += 1;
+            return Ok(Ast::Glob {
+                lhs,
+                pattern,
+                negate,
+                pos,
+            });
+        }
         let op = match self.peek() {
             Some(Tok::Cmp(o)) => Some(match *o {
                 "==" => CmpOp::Eq,
@@ -173,7 +200,7 @@ impl Parser<'_> {
                 _ => CmpOp::Ge,
             }),
             Some(Tok::Amp) => None,
-            _ => return Err(self.err("expected a comparison operator here", "a value alone is not a condition: compare it with == != < <= > >= or test bits with &")),
+            _ => return Err(self.err("expected a comparison operator here", "a value alone is not a condition: compare it with == != < <= > >=, test bits with &, or match a string with ~")),
         };
         self.i += 1;
         let rhs = self.operand()?;

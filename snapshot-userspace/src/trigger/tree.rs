@@ -3,14 +3,22 @@
 //! directly, with the compiler's name resolution but none of its code generation, and does
 //! what the stack machine does: every operand is evaluated (no short-circuit, so `max()` and
 //! `changed()` see every event), a field of another probe is invalid, a comparison with an
-//! invalid operand is false, `!` keeps validity, `&&`/`||` are always valid.
+//! invalid operand is false, `!` keeps validity, `&&`/`||` are always valid. A string
+//! comparison reads `comm` or a captured string of the event's probe (its first `MATCH_MAX`
+//! bytes; not this probe's, or unreadable: invalid); over several probes with that string, the
+//! comparisons are or-ed (valid).
 
 use snapshot_common::{
     ANY_PROBE, COMM_LEN, CmpOp, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID,
-    MAX_SLOTS,
+    MAX_SLOTS, StrOp,
+    strings::{MATCH_MAX, STR_SRC_COMM},
 };
 
-use super::{Ast, EventCtx, ExprError, Operand, Trigger, compile::resolve};
+use super::{
+    Ast, EventCtx, ExprError, Operand, Trigger,
+    compile::resolve,
+    strings::{self, PatTok},
+};
 use crate::probe::ProbeInfo;
 
 struct Walk<'a> {
@@ -52,6 +60,61 @@ impl Walk<'_> {
         })
     }
 
+    /// The text string operation `sop` reads on this event (`None`: not this event's string,
+    /// or unreadable).
+    fn text(&self, sop: StrOp) -> Option<&[u8]> {
+        if sop.src == STR_SRC_COMM {
+            let n = self
+                .ctx
+                .comm
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(COMM_LEN);
+            return Some(&self.ctx.comm[..n]);
+        }
+        if sop.probe != ANY_PROBE && sop.probe != self.ctx.probe {
+            return None;
+        }
+        let s = self.ctx.strings.get(sop.src as usize)?.as_deref()?;
+        Some(&s[..s.len().min(MATCH_MAX as usize)])
+    }
+
+    /// `lhs` (`comm` or a captured string) against `text`, a literal or (`glob`) a pattern.
+    fn string_leaf(
+        &self,
+        lhs: &Operand,
+        text: &str,
+        glob: bool,
+        negate: bool,
+        pos: usize,
+    ) -> Result<(bool, bool), ExprError> {
+        let sops = match lhs {
+            Operand::Comm => vec![strings::op_of_comm()],
+            Operand::Field { probe, name } => strings::resolve(self.probes, probe.as_deref(), name),
+            _ => Vec::new(),
+        };
+        let toks = strings::tokens(text, glob);
+        let (Some(toks), false) = (toks, sops.is_empty()) else {
+            return Err(ExprError::new(
+                self.expr,
+                pos,
+                "not a string comparison the compiler accepts",
+                "compile the trigger first",
+            ));
+        };
+        let results: Vec<(bool, bool)> = sops
+            .iter()
+            .map(|sop| {
+                self.text(*sop)
+                    .map_or((false, false), |t| (glob_matches(&toks, t) != negate, true))
+            })
+            .collect();
+        Ok(match results.as_slice() {
+            [one] => *one,
+            many => (many.iter().any(|&(v, ok)| v && ok), true),
+        })
+    }
+
     /// A condition's truth and validity.
     fn node(&mut self, a: &Ast) -> Result<(bool, bool), ExprError> {
         Ok(match a {
@@ -73,12 +136,9 @@ impl Walk<'_> {
                 (!v, ok)
             }
             Ast::Cmp { lhs, op, rhs, pos } => match (lhs, rhs) {
-                (Operand::Comm, Operand::Str(s)) | (Operand::Str(s), Operand::Comm) => {
-                    let mut want = [0u8; COMM_LEN];
-                    let n = s.len().min(COMM_LEN);
-                    want[..n].copy_from_slice(&s.as_bytes()[..n]);
-                    let eq = s.len() < COMM_LEN && self.ctx.comm == want;
-                    (if *op == Some(CmpOp::Ne) { !eq } else { eq }, true)
+                (lhs @ (Operand::Comm | Operand::Field { .. }), Operand::Str(s))
+                | (Operand::Str(s), lhs @ (Operand::Comm | Operand::Field { .. })) => {
+                    self.string_leaf(lhs, s, false, *op == Some(CmpOp::Ne), *pos)?
                 }
                 _ => {
                     let (l, lok) = self.operand(lhs, *pos)?;
@@ -96,6 +156,12 @@ impl Walk<'_> {
                     (v, lok && rok)
                 }
             },
+            Ast::Glob {
+                lhs,
+                pattern,
+                negate,
+                pos,
+            } => self.string_leaf(lhs, pattern, true, *negate, *pos)?,
             Ast::Max(o, pos) | Ast::Changed(o, pos) => {
                 let (v, ok) = self.operand(o, *pos)?;
                 let slot = &mut self.state[self.slot % MAX_SLOTS];
@@ -116,6 +182,37 @@ impl Walk<'_> {
             }
         })
     }
+}
+
+/// Whether glob tokens `p` match all of `t` (`*` any run, `?` one byte): the obvious
+/// dynamic program, independent of the kernel's NFA.
+#[must_use]
+pub fn glob_matches(p: &[PatTok], t: &[u8]) -> bool {
+    // `cur[j]`: the tokens so far match `t[..j]`.
+    let mut cur = vec![false; t.len() + 1];
+    cur[0] = true;
+    for tok in p {
+        let mut next = vec![false; t.len() + 1];
+        match tok {
+            PatTok::Star => {
+                let mut any = false;
+                for j in 0..=t.len() {
+                    any |= cur[j];
+                    next[j] = any;
+                }
+            }
+            PatTok::Any => {
+                next[1..].copy_from_slice(&cur[..t.len()]);
+            }
+            PatTok::Byte(b) => {
+                for j in 1..=t.len() {
+                    next[j] = cur[j - 1] && t[j - 1] == *b;
+                }
+            }
+        }
+        cur = next;
+    }
+    cur[t.len()]
 }
 
 /// Whether the triggers fire on the event `ctx` (any one of them; `manual` never), by the

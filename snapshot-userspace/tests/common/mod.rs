@@ -8,7 +8,7 @@ use std::{
 };
 
 use snapshot_userspace::{
-    export::event::{self, EventView},
+    export::{decode, event::EventView},
     snapshot::{self, Snapshot, SnapshotKind},
 };
 
@@ -109,10 +109,7 @@ pub fn record(args: &[&str]) -> Run {
 /// Builds a [`Run`] from a finished recorder's output.
 pub fn collect(output: &Output, out: OutDir) -> Run {
     let snapshots = read_snapshots(&out.0);
-    let events = snapshots
-        .iter()
-        .flat_map(|s| s.events.iter().map(|e| event::view(e, &s.header.probes)))
-        .collect();
+    let events = snapshots.iter().flat_map(decode::views).collect();
     Run {
         snapshots,
         events,
@@ -378,8 +375,10 @@ pub fn seven_arg_names_snapshot() -> Vec<u8> {
             }],
             lost_snapshots: 0,
             lost_events: 0,
+            string_size: 0,
         },
         events: vec![event],
+        strings: snapshot::Strings::default(),
     })
 }
 

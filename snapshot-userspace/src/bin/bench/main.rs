@@ -1,5 +1,7 @@
 //! `snapshot-bench` (run by `cargo xtask bench`, as root): one run, one hook, every number the
-//! README's benchmark table shows, printed as that table.
+//! README's benchmark table shows, printed as that table; then the string table (one 64-byte
+//! user string per event). `snapshot-bench strings-vm`, run in the VM by `cargo xtask bench`,
+//! compares the string's cost with ftrace's kprobe event there.
 
 use std::{path::PathBuf, process::Command};
 
@@ -63,6 +65,7 @@ fn run() -> anyhow::Result<()> {
             .map_or(f64::NAN, |r| r.ns)
     };
     let empty = ns("empty program");
+    let floor = ns("floor");
     let ours = ns("snapshot: recording + trigger");
     let ours_plain = ns("snapshot: recording");
     let rb = ns("BPF ringbuf, BPF_RB_NO_WAKEUP");
@@ -88,8 +91,10 @@ fn run() -> anyhow::Result<()> {
         "getpid-threads",
         &per_thread.to_string(),
     ])?;
+    // With --json the command's own output goes to stderr (stdout carries JSON lines only).
     let rate: f64 = stdout
         .lines()
+        .chain(stderr.lines())
         .find_map(|l| l.strip_prefix("events_per_s ")?.trim().parse().ok())
         .unwrap_or(f64::NAN);
     let exit = lines
@@ -211,6 +216,93 @@ fn run() -> anyhow::Result<()> {
         percentile(&lat, 0.99)
     );
     println!("| drain (wait for writers + read a full 64 MiB half via mmap) | {drain:.2} GB/s | |");
+    println!(
+        "| our added cost / the floor's (recording + trigger check) | {:.2} | |",
+        (ours - base) / (floor - base)
+    );
+    println!(
+        "| (recording without the trigger check: {:.2}) | | |",
+        (ours_plain - base) / (floor - base)
+    );
+    strings_table(&workload, iterations)
+}
+
+/// Prints a table of rows, each with its cost added over the first.
+fn table(title: &str, rows: &[peers::Row]) {
+    let base = rows.first().map_or(f64::NAN, |r| r.ns);
+    println!();
+    println!("| {title} | ns/event | added over no program |");
+    println!("|---|---:|---:|");
+    for r in rows {
+        println!("| {} | {:.1} | {:+.1} |", r.name, r.ns, r.ns - base);
+    }
+}
+
+/// One 64-byte user string per event: the recorder, its floor and the peers on
+/// `syscalls:sys_enter_openat`.
+fn strings_table(workload: &std::path::Path, iterations: u64) -> anyhow::Result<()> {
+    if std::env::var_os("SNAPSHOT_BENCH_QUICK").is_some() {
+        return Ok(());
+    }
+    let n = (iterations / 4).max(1000);
+    eprintln!(
+        "one 64-byte string, tracepoint syscalls:sys_enter_openat, {n} openat calls, median of 5 taken in turns:"
+    );
+    let rows = peers::strings(workload, n, 5)?;
+    let ns = |name: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(name))
+            .map_or(f64::NAN, |r| r.ns)
+    };
+    let base = ns("no program");
+    table(
+        "configuration (tracepoint sys_enter_openat, openat loop, pid filter)",
+        &rows,
+    );
+    let (floor, plain, with) = (
+        ns("floor"),
+        ns("snapshot: recording, no string"),
+        ns("snapshot: recording + one"),
+    );
+    println!();
+    println!("| measure | value |");
+    println!("|---|---:|");
+    println!(
+        "| the string's own cost (recording with it − without) | {:+.1} ns |",
+        with - plain
+    );
+    println!(
+        "| our added cost / the floor's (recording + string) | {:.2} |",
+        (with - base) / (floor - base)
+    );
+    println!(
+        "| our added cost / bpftrace `printf` of `str()`'s | {:.2} |",
+        (with - base) / (ns("bpftrace: printf") - base)
+    );
+    Ok(())
+}
+
+/// `snapshot-bench strings-vm` (inside `cargo xtask vm`): the string through ftrace's kprobe
+/// event and through the recorder's kprobe, as a ratio (the VM is emulated: absolute numbers
+/// mean little).
+fn strings_vm() -> anyhow::Result<()> {
+    let workload = sibling("snapshot-workload")?;
+    let n = std::env::var("SNAPSHOT_BENCH_VM_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    eprintln!("in the VM: one string on kprobe do_sys_openat2, {n} openat calls, median of 5:");
+    let rows = peers::strings_vm(&workload, n, 5)?;
+    table(
+        "configuration (VM, kprobe do_sys_openat2, openat loop)",
+        &rows,
+    );
+    let added = |i: usize| rows[i].ns - rows[0].ns;
+    println!();
+    println!(
+        "| our added cost / ftrace kprobe event's, same string (VM) | {:.2} |",
+        added(1) / added(2)
+    );
     Ok(())
 }
 
@@ -220,7 +312,12 @@ fn main() {
         std::process::exit(target::held_exec_main(&args));
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    if let Err(e) = run() {
+    let result = if args.get(1).is_some_and(|a| a == "strings-vm") {
+        strings_vm()
+    } else {
+        run()
+    };
+    if let Err(e) = result {
         eprintln!("snapshot-bench: error: {e:#}");
         std::process::exit(1);
     }
