@@ -49,7 +49,7 @@ fn exactly_once_across_many_flips_on_two_cpus() {
     let flips = run.of_kind(SnapshotKind::Condition).len() as u64;
     let missed: u64 = run.snapshots.iter().map(|s| s.header.missed_triggers).sum();
     assert!(
-        flips >= 100,
+        flips >= 20,
         "only {flips} flips (missed {missed}): {}",
         run.stderr
     );

@@ -62,26 +62,25 @@ fn uprobe_and_uretprobe_see_arguments_and_return_values() {
 #[test]
 fn pid_filter_is_applied_in_the_kernel() {
     require_root();
-    // Target: sleeps then makes 7 calls. Bystander: same binary, 11 calls, not targeted.
-    let mut target = std::process::Command::new(WORKLOAD)
-        .args(["sleep-calls", "700", "7"])
-        .spawn()
-        .expect("start target");
-    let mut bystander = std::process::Command::new(WORKLOAD)
-        .args(["sleep-calls", "700", "11"])
-        .spawn()
-        .expect("start bystander");
+    // Target: 7 calls. Bystander: same binary, 11 calls, not targeted. Both start calling
+    // once the recorder records.
+    let out = common::OutDir::new();
+    let mut target = common::held_workload(&out, &["sleep-calls", "0", "7"]);
+    let mut bystander = common::held_workload(&out, &["sleep-calls", "0", "11"]);
     let pid = target.id().to_string();
     let probe = workload_probe("uprobe");
-    let run = record(&[
-        "--trigger",
-        "manual",
-        "--dump-on-exit",
-        "--probe",
-        &probe,
-        "--pid",
-        &pid,
-    ]);
+    let run = common::record_into(
+        out,
+        &[
+            "--trigger",
+            "manual",
+            "--dump-on-exit",
+            "--probe",
+            &probe,
+            "--pid",
+            &pid,
+        ],
+    );
     target.wait().expect("target");
     bystander.wait().expect("bystander");
     assert_eq!(run.code, Some(0), "{}", run.stderr);

@@ -88,21 +88,22 @@ fn uprobe_pairs_carry_call_durations() {
 #[test]
 fn tid_filter_records_one_thread() {
     require_root();
-    let mut target = Command::new(WORKLOAD)
-        .args(["threads-calls", "700", "6"])
-        .spawn()
-        .expect("target");
+    let out = OutDir::new();
+    let mut target = common::held_workload(&out, &["threads-calls", "0", "6"]);
     let tid = target.id().to_string(); // the main thread's tid is the pid
     let probe = workload_probe("uprobe");
-    let run = record(&[
-        "--trigger",
-        "manual",
-        "--dump-on-exit",
-        "--probe",
-        &probe,
-        "--tid",
-        &tid,
-    ]);
+    let run = common::record_into(
+        out,
+        &[
+            "--trigger",
+            "manual",
+            "--dump-on-exit",
+            "--probe",
+            &probe,
+            "--tid",
+            &tid,
+        ],
+    );
     target.wait().expect("target");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(

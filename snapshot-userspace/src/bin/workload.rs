@@ -466,9 +466,28 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With this variable set to a path, the workload first waits (up to 120 s) for the path to
+/// exist: tests point it at a recorder's pid file, so that the calls start once the probes
+/// are attached, however long that takes on a loaded machine.
+const WAIT_FOR: &str = "SNAPSHOT_WORKLOAD_WAIT_FOR";
+
+fn wait_for(path: &std::path::Path) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        anyhow::ensure!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "{} did not appear within 120 s",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    match run(&args) {
+    let waited = std::env::var_os(WAIT_FOR).map_or(Ok(()), |p| wait_for(p.as_ref()));
+    match waited.and_then(|()| run(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("snapshot-workload: {e:#}");

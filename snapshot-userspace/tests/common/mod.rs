@@ -98,7 +98,21 @@ pub fn snapshot(args: &[&str]) -> Output {
 
 /// Runs `snapshot record --out DIR ARGS…` and reads the snapshots it wrote.
 pub fn record(args: &[&str]) -> Run {
-    let out = OutDir::new();
+    record_into(OutDir::new(), args)
+}
+
+/// Starts `WORKLOAD ARGS…` held until a recorder writing into `out` records (its pid file
+/// exists): its calls then start once the probes are attached, however long that takes.
+pub fn held_workload(out: &OutDir, args: &[&str]) -> std::process::Child {
+    Command::new(WORKLOAD)
+        .args(args)
+        .env("SNAPSHOT_WORKLOAD_WAIT_FOR", out.0.join(".recorder.pid"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {WORKLOAD}: {e}"))
+}
+
+/// [`record`] into `out`.
+pub fn record_into(out: OutDir, args: &[&str]) -> Run {
     let dir = out.arg();
     let mut full = vec!["record", "--out", &dir];
     full.extend_from_slice(args);
