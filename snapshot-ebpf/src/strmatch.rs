@@ -62,7 +62,12 @@ unsafe fn captured(sc: *mut StrScratch, probe_id: u32, slot: u64, src: u8, kind_
         return false;
     };
     let size = u64::from(capture::string_size());
-    let src = usize::from(src) & 3;
+    // The index is masked where the verifier sees it: LLVM would drop a mask it can prove
+    // redundant (`src < count <= MAX_STRINGS`), and before 6.x the verifier learns no bound
+    // from comparing two registers. A volatile reload hides what LLVM knows.
+    let src_word = u64::from(src);
+    // SAFETY: a local read back.
+    let src = (unsafe { rd(&raw const src_word) } & (MAX_STRINGS as u64 - 1)) as usize;
     // SAFETY: `p` is a payload slot; the status index is masked into the array.
     let status = i64::from(unsafe { rd(&raw const (*p).status[src]) });
     let len = if kind_ == kind::BUF {
