@@ -490,7 +490,12 @@ impl Controller {
             cpus: cpus.clone(),
             lost_snapshots: lost.snapshots,
             lost_events: lost.events,
-            string_size: b.layout().string_size,
+            // Only when a probe captures strings: a header without strings does not name them.
+            string_size: if b.layout().slot == 0 {
+                0
+            } else {
+                b.layout().string_size
+            },
         };
         let sum = |f: fn(&CpuAccount) -> u64| cpus.iter().map(f).sum::<u64>();
         let fired_at = header.fired.as_ref().map(|f| f.ts_ns);
