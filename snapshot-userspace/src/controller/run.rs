@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     Controller, Limits, Live, Manual, Totals, Written,
     exit::Unwritten,
+    hooks::{self, Hooks},
     requests::{self, Request, Requests},
 };
 use crate::{
@@ -70,6 +71,8 @@ pub struct Recording {
     pub dump_on_exit: bool,
     /// Send a started command's standard output to stderr (when stdout carries JSON lines).
     pub command_stdout_to_stderr: bool,
+    /// `--on-snapshot`: shell command run with each snapshot file written.
+    pub on_snapshot: Option<String>,
 }
 
 /// Why a recording stopped.
@@ -250,7 +253,11 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             reporter.written(w);
         }
     };
+    let mut hooks = Hooks::new(rec.on_snapshot.clone());
     let reason = loop {
+        for path in controller.take_durable() {
+            hooks.submit(path);
+        }
         if controller.at_limit() {
             break StopReason::MaxSnapshots;
         }
@@ -274,6 +281,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             }
             _ = refresh.tick(), if reporter.wants_status() => reporter.status(&controller.live()),
             () = sleep_until(controller.retry_at()) => controller.retry_pending(),
+            () = hooks.reaped() => {}
             request = requests.next() => {
                 let outcome = controller.manual();
                 match &request {
@@ -311,8 +319,15 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     } else {
         reason
     };
-    let (totals, written, unwritten) = controller.finish(rec.dump_on_exit);
+    for path in controller.take_durable() {
+        hooks.submit(path);
+    }
+    let (totals, written, mut unwritten) = controller.finish(rec.dump_on_exit);
     report(reporter, written);
+    for path in std::mem::take(&mut unwritten.durable) {
+        hooks.submit(path);
+    }
+    hooks.finish(hooks::EXIT_GRACE).await;
     let reason = match (reason, target.held.as_mut()) {
         (StopReason::TargetExited(None), Some(h)) => StopReason::TargetExited(h.wait().ok()),
         (reason, _) => reason,

@@ -95,6 +95,17 @@ pub struct OutDir {
     cleaned: usize,
 }
 
+/// A snapshot file found in the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its name.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
 /// The sequence number in a snapshot file name (`snapshot-0042-condition.snap` → 42).
 #[must_use]
 pub fn seq_of(name: &str) -> Option<u64> {
@@ -272,6 +283,64 @@ impl OutDir {
     pub fn remove_markers(&self) {
         let _ = self.dir.remove(PID_FILE);
         let _ = self.dir.remove(SOCKET);
+    }
+
+    /// The snapshot files of this directory (named `snapshot-NNNN-KIND.snap`, regular files
+    /// of this user with one link; links are not followed), oldest (lowest number) first.
+    pub fn snapshots(&self) -> io::Result<Vec<SnapshotFile>> {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let mut found = Vec::new();
+        for (name, kind) in self.dir.entries()? {
+            let Some(name) = name.to_str() else { continue };
+            let Some(seq) = seq_of(name) else { continue };
+            if !kind.is_file() {
+                continue;
+            }
+            let Ok(meta) = self.dir.entry_metadata(name) else {
+                continue;
+            };
+            if meta.is_file() && meta.uid() == me && meta.nlink() == 1 {
+                found.push(SnapshotFile {
+                    seq,
+                    name: name.to_owned(),
+                    bytes: meta.len(),
+                });
+            }
+        }
+        found.sort_by(|a, b| (a.seq, &a.name).cmp(&(b.seq, &b.name)));
+        Ok(found)
+    }
+
+    /// Deletes the snapshot file `name`: opened without following a link, and removed only
+    /// when it is still a regular snapshot file of this user with one link.
+    pub fn remove_snapshot(&self, name: &str) -> io::Result<()> {
+        if seq_of(name).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} is not a snapshot file name"),
+            ));
+        }
+        let file = self.dir.open_regular(name, libc::O_RDONLY)?;
+        let meta = file.metadata()?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me || meta.nlink() != 1 {
+            return Err(io::Error::other(format!(
+                "{} is not a snapshot file of this user (owner uid {}, {} links)",
+                self.dir.join(name).display(),
+                meta.uid(),
+                meta.nlink()
+            )));
+        }
+        let now = self.dir.entry_metadata(name)?;
+        if now.ino() != meta.ino() || now.dev() != meta.dev() {
+            return Err(io::Error::other(format!(
+                "{} was replaced while being deleted",
+                self.dir.join(name).display()
+            )));
+        }
+        self.dir.remove(name)
     }
 
     /// True once the directory was removed while recording.
