@@ -83,8 +83,8 @@ fn host_fallbacks() -> anyhow::Result<()> {
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
 /// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
-pub const HOST_TARGETS: [&str; 8] = [
-    "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults",
+pub const HOST_TARGETS: [&str; 9] = [
+    "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults", "service",
 ];
 
 /// Where the VM layer keeps each kernel's results: the tests' output (`test.log`), the

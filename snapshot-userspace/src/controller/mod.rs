@@ -282,6 +282,12 @@ impl Controller {
         self.totals.deleted_bytes = d.bytes;
     }
 
+    /// Looks at the output directory's path again (SIGHUP): see
+    /// [`OutDir::reopen_on_request`].
+    pub fn reopen_out(&mut self) -> Result<snapshot::dir::Reopened, snapshot::dir::OutDirError> {
+        self.out.reopen_on_request()
+    }
+
     /// The session, e.g. to take its notification ring.
     pub const fn session_mut(&mut self) -> &mut Session {
         &mut self.session

@@ -151,6 +151,29 @@ async fn sleep_until(at: Option<std::time::Instant>) {
     }
 }
 
+/// Logs what SIGHUP found at the output directory's path.
+fn reopened(
+    path: &std::path::Path,
+    result: Result<crate::snapshot::dir::Reopened, crate::snapshot::dir::OutDirError>,
+) {
+    use crate::snapshot::dir::Reopened;
+    let path = path.display();
+    match result {
+        Ok(Reopened::Same) => {
+            log::info!("SIGHUP: the output directory {path} is unchanged: still private and locked")
+        }
+        Ok(Reopened::Recreated) => log::info!(
+            "SIGHUP: the output directory {path} was gone: created it again (mode 0700) and locked it; numbering goes on"
+        ),
+        Ok(Reopened::Replaced) => log::info!(
+            "SIGHUP: {path} is another directory now: checked and locked it; snapshots go there, numbering goes on"
+        ),
+        Err(e) => log::error!(
+            "SIGHUP: cannot reopen the output directory: {e}; recording goes on (snapshots the disk refuses are kept in memory and retried)"
+        ),
+    }
+}
+
 /// Records until the target exits, a signal arrives or a limit is reached.
 pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result<Outcome> {
     // Refused before anything is created.
@@ -180,6 +203,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let command_stdout = if rec.command_stdout_to_stderr {
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
             .try_clone_to_owned()
@@ -254,7 +278,21 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         }
     };
     let mut hooks = Hooks::new(rec.on_snapshot.clone());
+    let mut generation = controller.out().generation();
     let reason = loop {
+        if controller.out().generation() != generation {
+            // The directory was opened anew: `snapshot trigger` and `kill -USR1` find the
+            // recorder there.
+            generation = controller.out().generation();
+            if let Err(e) = requests.rebind(controller.out()) {
+                log::error!(
+                    "{e:#}: `snapshot trigger` cannot reach this recorder (SIGUSR1 still works)"
+                );
+            }
+            if let Err(e) = controller.out().write_pid_file() {
+                log::warn!("cannot write the pid file into {}: {e}", rec.out.display());
+            }
+        }
         for path in controller.take_durable() {
             hooks.submit(path);
         }
@@ -299,6 +337,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             }
             _ = sigint.recv() => break StopReason::Interrupted,
             _ = sigterm.recv() => break StopReason::Terminated,
+            _ = sighup.recv() => reopened(&rec.out, controller.reopen_out()),
         }
     };
     // Notices that arrived with the stop are still handled: nothing captured is dropped.

@@ -93,6 +93,19 @@ pub struct OutDir {
     allow_shared: bool,
     last_seq: u64,
     cleaned: usize,
+    /// How many times the directory was opened anew ([`Self::reopen`]).
+    generation: u64,
+}
+
+/// What [`OutDir::reopen_on_request`] found at the directory's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reopened {
+    /// The same directory, still private and locked.
+    Same,
+    /// Nothing: it was created again.
+    Recreated,
+    /// Another directory: it was checked and locked.
+    Replaced,
 }
 
 /// A snapshot file found in the directory.
@@ -206,6 +219,7 @@ impl OutDir {
             allow_shared,
             last_seq: 0,
             cleaned: 0,
+            generation: 0,
         };
         out.scan()?;
         Ok(out)
@@ -354,9 +368,65 @@ impl OutDir {
     pub fn reopen(&mut self) -> Result<(), OutDirError> {
         let next = Self::prepare(&self.path, self.allow_shared)?;
         let last = self.last_seq.max(next.last_seq);
+        let generation = self.generation + 1;
         *self = next;
         self.last_seq = last;
+        self.generation = generation;
         Ok(())
+    }
+
+    /// Counts the times the directory was opened anew: the recorder's socket and pid file
+    /// are made again in it when this changes.
+    #[must_use]
+    pub const fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// On request (SIGHUP): looks at the directory's path again. The same directory is
+    /// checked again (still private, its lock file still the one held: a lock file removed
+    /// or replaced is made again and locked); a directory removed is created again and one
+    /// replaced is checked and locked as at the start ([`Self::reopen`]).
+    pub fn reopen_on_request(&mut self) -> Result<Reopened, OutDirError> {
+        let open_err = |source| OutDirError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let ours = self.dir.metadata().map_err(open_err)?;
+        let now = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.reopen()?;
+                return Ok(Reopened::Recreated);
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        if ours.nlink() == 0 || now.dev() != ours.dev() || now.ino() != ours.ino() {
+            self.reopen()?;
+            return Ok(Reopened::Replaced);
+        }
+        if let Some(why) = dir::others_can_write(&now)
+            && !self.allow_shared
+        {
+            return Err(OutDirError::Shared {
+                path: self.path.clone(),
+                why,
+            });
+        }
+        // Compared by name, never opened: closing a second descriptor of the lock file would
+        // drop the lock.
+        let held = self._lock.metadata().map_err(open_err)?;
+        let same_lock = self
+            .dir
+            .entry_metadata(LOCK_FILE)
+            .is_ok_and(|m| m.is_file() && m.ino() == held.ino() && m.dev() == held.dev());
+        if !same_lock {
+            log::warn!(
+                "the lock file {} was removed or replaced: locking the directory again",
+                self.path.join(LOCK_FILE).display()
+            );
+            self.reopen()?;
+        }
+        Ok(Reopened::Same)
     }
 }
 
