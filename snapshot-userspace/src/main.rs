@@ -14,7 +14,7 @@ fn main() {
         std::process::exit(1);
     }
     cli::status::ui::init_logging();
-    let cli = match cli::parse_from(args) {
+    let cli = match cli::parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => match e.downcast::<clap::Error>() {
             Ok(usage) => usage.exit(),

@@ -261,7 +261,7 @@ mod tests {
         argv.push("--config".into());
         argv.push(file.clone().into());
         argv.extend(args.iter().map(OsString::from));
-        let result = crate::cli::parse_from(argv.clone()).map(|cli| match cli.command {
+        let result = crate::cli::parse_from(&argv).map(|cli| match cli.command {
             Command::Record(r) => r,
             _ => unreachable!(),
         });

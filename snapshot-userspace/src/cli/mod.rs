@@ -52,15 +52,15 @@ pub enum Command {
 
 /// Parses the command line `args` (the program name first); `record --config FILE` merges
 /// the file's options in (see [`config`]). Usage errors are [`clap::Error`]s.
-pub fn parse_from(args: Vec<OsString>) -> anyhow::Result<Cli> {
+pub fn parse_from(args: &[OsString]) -> anyhow::Result<Cli> {
     let mut cmd = Cli::command();
-    let matches = cmd.try_get_matches_from_mut(&args)?;
+    let matches = cmd.try_get_matches_from_mut(args)?;
     let matches = match matches.subcommand() {
         Some(("record", sub)) if let Some(file) = sub.get_one::<PathBuf>(config::CONFIG) => {
             let record = cmd
                 .find_subcommand("record")
                 .context("the record command is missing")?;
-            let merged = config::merge(&args, file, record, sub)?;
+            let merged = config::merge(args, file, record, sub)?;
             Cli::command().try_get_matches_from(merged)?
         }
         _ => matches,

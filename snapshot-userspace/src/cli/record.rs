@@ -138,7 +138,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SIZE", value_parser = units::parse_bytes)]
     pub max_disk: Option<u64>,
     /// Run this shell command after each snapshot file is on disk, with the file's path as
-    /// its last argument (`"$1"`, and in SNAPSHOT_FILE): e.g. an upload. It never holds up
+    /// its last argument (`"$1"`, and in `SNAPSHOT_FILE`): e.g. an upload. It never holds up
     /// recording: at most 4 run at once (more wait), failures are logged with the exit status,
     /// and at exit the recorder waits 5 s for them, then leaves them running.
     #[arg(long, value_name = "CMD")]

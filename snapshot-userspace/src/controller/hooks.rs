@@ -117,7 +117,7 @@ impl Hooks {
         let cmd = self.cmd.as_deref().unwrap_or_default();
         match status {
             Ok(s) if s.success() => {
-                log::debug!("--on-snapshot `{cmd}` done for {}", path.display())
+                log::debug!("--on-snapshot `{cmd}` done for {}", path.display());
             }
             Ok(s) => log::warn!("--on-snapshot `{cmd}` failed for {}: {s}", path.display()),
             Err(e) => log::error!(

@@ -163,9 +163,9 @@ impl Retention {
         let Some(files) = self.list(out) else { return };
         for (i, for_keep) in plan(&files, self.keep, self.max_disk, incoming, protect) {
             let why = match (for_keep, self.keep, self.max_disk) {
-                (true, Some(k), _) => Why::Keep(k),
-                (_, _, Some(m)) => Why::MaxDisk(m),
-                (_, Some(k), None) => Why::Keep(k),
+                (_, _, Some(m)) if !for_keep => Why::MaxDisk(m),
+                (_, Some(k), _) => Why::Keep(k),
+                (_, None, Some(m)) => Why::MaxDisk(m),
                 (_, None, None) => return,
             };
             self.delete(out, &files[i], why);

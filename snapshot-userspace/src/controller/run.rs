@@ -160,7 +160,9 @@ fn reopened(
     let path = path.display();
     match result {
         Ok(Reopened::Same) => {
-            log::info!("SIGHUP: the output directory {path} is unchanged: still private and locked")
+            log::info!(
+                "SIGHUP: the output directory {path} is unchanged: still private and locked"
+            );
         }
         Ok(Reopened::Recreated) => log::info!(
             "SIGHUP: the output directory {path} was gone: created it again (mode 0700) and locked it; numbering goes on"

@@ -88,7 +88,7 @@ pub enum OutDirError {
 pub struct OutDir {
     dir: Dir,
     /// Holds the lock (POSIX locks go away with the last descriptor of the file).
-    _lock: File,
+    lock: File,
     path: PathBuf,
     allow_shared: bool,
     last_seq: u64,
@@ -214,7 +214,7 @@ impl OutDir {
         })?;
         let mut out = Self {
             dir,
-            _lock: lock,
+            lock,
             path: path.to_owned(),
             allow_shared,
             last_seq: 0,
@@ -414,7 +414,7 @@ impl OutDir {
         }
         // Compared by name, never opened: closing a second descriptor of the lock file would
         // drop the lock.
-        let held = self._lock.metadata().map_err(open_err)?;
+        let held = self.lock.metadata().map_err(open_err)?;
         let same_lock = self
             .dir
             .entry_metadata(LOCK_FILE)
