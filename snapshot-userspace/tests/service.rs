@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::{
-    OutDir, SNAPSHOT, WORKLOAD, require_root, send_signal, snapshot_names, trigger_now,
+    OutDir, SNAPSHOT, Tmpfs, WORKLOAD, require_root, send_signal, snapshot_names, trigger_now,
     workload_probe,
 };
 
@@ -165,36 +165,6 @@ fn max_disk_holds_after_every_snapshot() {
     );
 }
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
-struct Tmpfs(OutDir);
-
-impl Tmpfs {
-    fn new(size: &str) -> Self {
-        let dir = OutDir::new();
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&dir.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot mount a tmpfs on {}", dir.0.display());
-        Self(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_deletes_the_oldest_snapshots_before_the_write_is_kept_in_memory() {
     require_root();
@@ -290,7 +260,11 @@ fn on_snapshot_runs_once_per_file_and_logs_failures() {
 fn a_hook_that_hangs_does_not_stall_recording() {
     require_root();
     let out = OutDir::new();
-    let child = recorder(&out, &["--on-snapshot", "f() { sleep 600; }; f"]);
+    // The hook lets go of the recorder's stderr (a pipe here, read to its end below).
+    let child = recorder(
+        &out,
+        &["--on-snapshot", "exec >/dev/null 2>&1; sleep 600; :"],
+    );
     // More snapshots than hooks may run at once: each is still taken and answered.
     for _ in 0..6 {
         trigger_now(&out.0);
@@ -373,6 +347,25 @@ fn wait_for_socket(dir: &Path) {
     panic!("no socket in {} after 20 s", dir.display());
 }
 
+/// Asserts that a second recorder into `out` is refused: the directory is locked.
+fn assert_locked(out: &OutDir) {
+    let busy = common::snapshot(&[
+        "record",
+        "--out",
+        &out.arg(),
+        "--probe",
+        "rawtp:sys_enter",
+        "--trigger",
+        "manual",
+    ]);
+    assert!(
+        stderr(&busy).contains("another recorder"),
+        "{} is not locked: {}",
+        out.0.display(),
+        stderr(&busy)
+    );
+}
+
 #[test]
 fn sighup_reopens_a_removed_or_replaced_directory() {
     require_root();
@@ -401,20 +394,7 @@ fn sighup_reopens_a_removed_or_replaced_directory() {
         !old.0.join(".recorder.sock").exists(),
         "the old directory's socket is gone"
     );
-    let busy = common::snapshot(&[
-        "record",
-        "--out",
-        &out.arg(),
-        "--probe",
-        "rawtp:sys_enter",
-        "--trigger",
-        "manual",
-    ]);
-    assert!(
-        stderr(&busy).contains("another recorder"),
-        "the new directory is locked: {}",
-        stderr(&busy)
-    );
+    assert_locked(&out);
 
     // The same directory, its lock file and socket removed: checked, locked again.
     std::fs::remove_file(out.0.join(".recorder.lock")).unwrap();
@@ -422,20 +402,7 @@ fn sighup_reopens_a_removed_or_replaced_directory() {
     send_signal(child.id(), libc::SIGHUP);
     wait_for_socket(&out.0);
     trigger_now(&out.0);
-    let busy = common::snapshot(&[
-        "record",
-        "--out",
-        &out.arg(),
-        "--probe",
-        "rawtp:sys_enter",
-        "--trigger",
-        "manual",
-    ]);
-    assert!(
-        stderr(&busy).contains("another recorder"),
-        "locked again: {}",
-        stderr(&busy)
-    );
+    assert_locked(&out);
     let o = stop(child);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");

@@ -584,3 +584,34 @@ pub fn snapshot_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+pub struct Tmpfs(pub OutDir);
+
+impl Tmpfs {
+    /// Mounts it (mode 0700).
+    pub fn new(size: &str) -> Self {
+        let dir = OutDir::new();
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs on {}", dir.0.display());
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0.0).status();
+    }
+}
