@@ -17,18 +17,38 @@ use common::{
     workload_probe,
 };
 
+/// A recorder kept running (`--keep-going`): stopped with SIGINT by [`stop`], killed if a
+/// test fails first (nothing stays loaded).
+struct Recorder(Option<Child>);
+
+impl Recorder {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts a recorder into `out` with manual triggers and `options`, kept running after its
 /// short workload, until it is sent SIGINT.
-fn recorder(out: &OutDir, options: &[&str]) -> Child {
+fn recorder(out: &OutDir, options: &[&str]) -> Recorder {
     let probe = workload_probe("uprobe");
     let mut args = vec!["--probe", &probe, "--trigger", "manual", "--keep-going"];
     args.extend_from_slice(options);
     args.extend(["--", WORKLOAD, "calls", "3"]);
-    common::spawn_recorder(out, &args)
+    Recorder(Some(common::spawn_recorder(out, &args)))
 }
 
-/// Stops `child` with SIGINT and returns its output (it must exit within 60 s).
-fn stop(child: Child) -> Output {
+/// Stops the recorder with SIGINT and returns its output (it must exit within 60 s).
+fn stop(mut r: Recorder) -> Output {
+    let child = r.0.take().expect("a running recorder");
     send_signal(child.id(), libc::SIGINT);
     wait_within(child, 60)
 }
@@ -305,13 +325,15 @@ fn a_recorder_from_a_config_file_answers_snapshot_trigger() {
         ),
     )
     .unwrap();
-    let child = Command::new(&*SNAPSHOT)
-        .args(["record", "--config"])
-        .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Recorder(Some(
+        Command::new(&*SNAPSHOT)
+            .args(["record", "--config"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     common::wait_until_recording(&out);
     for _ in 0..3 {
         trigger_now(&out.0);
