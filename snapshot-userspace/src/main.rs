@@ -1,6 +1,5 @@
 //! `snapshot`: the controller's command line.
 
-use clap::Parser as _;
 use snapshot_userspace::{cli, session::target};
 
 fn main() {
@@ -15,7 +14,16 @@ fn main() {
         std::process::exit(1);
     }
     cli::status::ui::init_logging();
-    let cli = cli::Cli::parse();
+    let cli = match cli::parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
+            Err(e) => {
+                eprintln!("snapshot: error: {e:#}");
+                std::process::exit(2);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{OutDir, SNAPSHOT, WORKLOAD, collect, record, require_root, snapshot, workload_probe};
+use common::{
+    OutDir, SNAPSHOT, Tmpfs, WORKLOAD, collect, record, require_root, snapshot, workload_probe,
+};
 use snapshot_userspace::snapshot::SnapshotKind;
 
 /// Sends `sig` to `pid`.
@@ -362,36 +364,6 @@ fn finding_06_nothing_is_overwritten() {
     let run = collect(&child.wait_with_output().unwrap(), out);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     common::assert_gone(&ids, "two recorders");
-}
-
-/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
-struct Tmpfs(OutDir);
-
-impl Tmpfs {
-    fn new(size: &str) -> Self {
-        let dir = OutDir::new();
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&dir.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot mount a tmpfs on {}", dir.0.display());
-        Self(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0.0).status();
-    }
 }
 
 /// Fills the file system of `dir` with `dir/filler` until it is full, but for 16 KiB.

@@ -1,6 +1,7 @@
 //! Command line: one module per subcommand.
 
 pub mod check;
+pub mod config;
 pub mod export;
 pub mod generate;
 pub mod list;
@@ -11,7 +12,10 @@ pub mod show;
 pub mod status;
 pub mod trigger;
 
-use clap::{Parser, Subcommand};
+use std::{ffi::OsString, path::PathBuf};
+
+use anyhow::Context as _;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// A flight recorder for the Linux kernel: keeps the last events of a process in eBPF buffers
 /// and freezes them when a condition is met, without stopping the trace.
@@ -44,6 +48,24 @@ pub enum Command {
     /// Write the man pages and shell completions (internal: `cargo xtask docs`).
     #[command(name = "__generate", hide = true)]
     Generate(generate::GenerateArgs),
+}
+
+/// Parses the command line `args` (the program name first); `record --config FILE` merges
+/// the file's options in (see [`config`]). Usage errors are [`clap::Error`]s.
+pub fn parse_from(args: &[OsString]) -> anyhow::Result<Cli> {
+    let mut cmd = Cli::command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    let matches = match matches.subcommand() {
+        Some(("record", sub)) if let Some(file) = sub.get_one::<PathBuf>(config::CONFIG) => {
+            let record = cmd
+                .find_subcommand("record")
+                .context("the record command is missing")?;
+            let merged = config::merge(args, file, record, sub)?;
+            Cli::command().try_get_matches_from(merged)?
+        }
+        _ => matches,
+    };
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 /// Runs the parsed command line.

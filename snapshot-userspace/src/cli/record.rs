@@ -48,7 +48,12 @@ pub struct RecordArgs {
     /// `uprobe:/bin/x:f(arg0:str, arg1:buf(arg2))`, `uretprobe:/bin/bash:readline(ret:str)`.
     /// Tracepoint `const char *` and `__data_loc char[]` fields and fentry/fexit `char *`
     /// arguments are captured without asking.
-    #[arg(long = "probe", short = 'p', value_name = "SPEC", required = true)]
+    #[arg(
+        long = "probe",
+        short = 'p',
+        value_name = "SPEC",
+        required_unless_present = "config"
+    )]
     pub probes: Vec<ProbeSpec>,
     /// Record this process (all its threads).
     #[arg(long, value_name = "PID", conflicts_with_all = ["command", "tid", "comm"])]
@@ -80,11 +85,21 @@ pub struct RecordArgs {
     /// compare with `==`, `!=` and the globs `~` / `!~` (`*`, `?`; a prefix is `"/tmp/*"`).
     /// Example: `sys_exit_read.ret < 0 && comm == "nginx"`,
     /// `sys_enter_openat.filename ~ "/tmp/*.lock"`.
-    #[arg(long, value_name = "EXPR", required = true, value_parser = TriggerParser)]
+    #[arg(
+        long,
+        value_name = "EXPR",
+        required_unless_present = "config",
+        value_parser = TriggerParser
+    )]
     pub trigger: Vec<Trigger>,
     /// Directory for the snapshot files (created with mode 0700 if missing). One recorder at
     /// a time writes into it; numbering continues after the snapshots already there.
-    #[arg(long, value_name = "DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required = false,
+        required_unless_present = "config"
+    )]
     pub out: PathBuf,
     /// Accept an --out directory that other users can write to (files are still created
     /// without following links and never replace anything).
@@ -127,6 +142,21 @@ pub struct RecordArgs {
     /// buffer halves.
     #[arg(long, value_name = "SIZE", value_parser = units::parse_bytes)]
     pub max_pending: Option<u64>,
+    /// Keep the newest N snapshot files of the --out directory (earlier recordings' included):
+    /// older ones are deleted, each logged. Unlike --max-snapshots, recording goes on.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
+    /// Keep the snapshot files of the --out directory under SIZE bytes (K/M/G): the oldest are
+    /// deleted, each logged, to make room before each write. With --keep or --max-disk set, a
+    /// full disk deletes the oldest snapshots too, so the newest are kept.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_bytes)]
+    pub max_disk: Option<u64>,
+    /// Run this shell command after each snapshot file is on disk, with the file's path as
+    /// its last argument (`"$1"`, and in `SNAPSHOT_FILE`): e.g. an upload. It never holds up
+    /// recording: at most 4 run at once (more wait), failures are logged with the exit status,
+    /// and at exit the recorder waits 5 s for them, then leaves them running.
+    #[arg(long, value_name = "CMD")]
+    pub on_snapshot: Option<String>,
     /// At exit, also write the live half as a final snapshot.
     #[arg(long)]
     pub dump_on_exit: bool,
@@ -142,6 +172,11 @@ pub struct RecordArgs {
     /// No status line, no per-snapshot lines, no summary: only errors (and `--json` lines).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Read the options from this TOML file: each key is a long option without `--`
+    /// (`buffer-size = "4M"`, `keep-going = true`, `probe = ["…", "…"]`) and `command` the
+    /// command to start (`["prog", "arg"]`). Options on the command line override the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Command to start and record; it is held until every probe is attached.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -243,9 +278,12 @@ impl RecordArgs {
             limits: controller::Limits {
                 max_snapshots: self.max_snapshots,
                 max_pending: self.max_pending,
+                keep: self.keep,
+                max_disk: self.max_disk,
             },
             dump_on_exit: self.dump_on_exit,
             command_stdout_to_stderr: matches!(self.json_out(), Some(JsonOut::Stdout)),
+            on_snapshot: self.on_snapshot.clone(),
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Unwritten {
     pub lost: u64,
     /// Why the last write failed, when one did.
     pub why: Option<String>,
+    /// Files that reached the disk while finishing (for `--on-snapshot`).
+    pub durable: Vec<std::path::PathBuf>,
 }
 
 impl Controller {
@@ -54,7 +56,9 @@ impl Controller {
         self.totals.missed_triggers += missed - self.missed_seen;
         self.missed_seen = missed;
         let why = self.pending.finish(&mut self.out);
+        self.count_deleted();
         let lost = self.pending.total_lost();
+        let durable = self.pending.take_durable();
         self.totals.lost_snapshots = lost.snapshots;
         self.totals.lost_events = lost.events;
         let totals = self.totals;
@@ -66,6 +70,7 @@ impl Controller {
             Unwritten {
                 lost: lost.snapshots,
                 why,
+                durable,
             },
         )
     }

@@ -10,10 +10,12 @@
 
 mod context;
 mod exit;
+pub mod hooks;
 mod live;
 pub mod pending;
 mod post;
 pub mod requests;
+pub mod retention;
 pub mod run;
 
 use std::{path::PathBuf, time::Duration};
@@ -62,6 +64,10 @@ pub struct Totals {
     pub lost_snapshots: u64,
     /// The events in them (counted in `recorded` too: they were captured).
     pub lost_events: u64,
+    /// Snapshot files deleted by `--keep` / `--max-disk` (this recording's or earlier ones').
+    pub deleted_snapshots: u64,
+    /// Their bytes.
+    pub deleted_bytes: u64,
 }
 
 /// A snapshot taken, and what became of its file.
@@ -89,6 +95,9 @@ pub struct Written {
     pub drain_ns: u64,
     /// Record bytes drained.
     pub drained_bytes: u64,
+    /// Snapshot files deleted by `--keep` / `--max-disk` since the previous snapshot (this
+    /// one's write included).
+    pub deleted: Vec<PathBuf>,
 }
 
 /// Static context every snapshot header carries.
@@ -107,6 +116,10 @@ pub struct Limits {
     /// Most bytes of snapshot files kept in memory while the disk refuses them
     /// (`--max-pending`; default [`DEFAULT_PENDING_HALVES`] halves).
     pub max_pending: Option<u64>,
+    /// Most snapshot files kept in the directory (`--keep`); older ones are deleted.
+    pub keep: Option<u64>,
+    /// Most bytes of snapshot files kept in the directory (`--max-disk`).
+    pub max_disk: Option<u64>,
 }
 
 /// `--max-pending` by default, in halves of the buffer.
@@ -202,7 +215,10 @@ impl Controller {
             missed_seen: 0,
             taken: 0,
             limits,
-            pending: Pending::new(max_pending),
+            pending: Pending::new(
+                max_pending,
+                retention::Retention::new(limits.keep, limits.max_disk),
+            ),
             scratch: prefaulted(ncpu * b.capacity() as usize),
             strings: Strings {
                 slot: b.layout().slot,
@@ -259,6 +275,25 @@ impl Controller {
     /// Retries the snapshot files waiting for the disk.
     pub fn retry_pending(&mut self) {
         self.pending.retry(&mut self.out);
+        self.count_deleted();
+    }
+
+    /// The snapshot files that reached the disk since the last call (for `--on-snapshot`).
+    pub fn take_durable(&mut self) -> Vec<PathBuf> {
+        self.pending.take_durable()
+    }
+
+    /// Brings the totals up to date with what retention deleted.
+    fn count_deleted(&mut self) {
+        let d = self.pending.retention_mut().total();
+        self.totals.deleted_snapshots = d.snapshots;
+        self.totals.deleted_bytes = d.bytes;
+    }
+
+    /// Looks at the output directory's path again (SIGHUP): see
+    /// [`OutDir::reopen_on_request`].
+    pub fn reopen_out(&mut self) -> Result<snapshot::dir::Reopened, snapshot::dir::OutDirError> {
+        self.out.reopen_on_request()
     }
 
     /// The session, e.g. to take its notification ring.
@@ -521,7 +556,9 @@ impl Controller {
             overwritten: sum(|a| a.overwritten),
             dropped: sum(|a| a.dropped),
             missed_triggers: missed,
+            deleted: self.pending.retention_mut().take_deleted(),
         };
+        self.count_deleted();
         self.totals.recorded += sum(|a| a.recorded);
         self.totals.overwritten += written.overwritten;
         self.totals.dropped += written.dropped;

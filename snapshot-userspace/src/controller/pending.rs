@@ -5,6 +5,11 @@
 //!
 //! A directory removed while recording is prepared again at its path (created, checked,
 //! locked) before the next attempt, so nothing captured is lost to it.
+//!
+//! Every attempt goes through [`Retention`]: room is made under `--max-disk` before it, the
+//! oldest snapshots are deleted when the disk refuses it and a limit is set, and `--keep`
+//! holds after it. Each file that reaches the disk is reported once ([`Pending::take_durable`]),
+//! for the `--on-snapshot` hook.
 
 use std::{
     collections::VecDeque,
@@ -12,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::retention::Retention;
 use crate::{snapshot::dir::OutDir, units};
 
 /// First wait before retrying a refused write; it doubles up to [`MAX_BACKOFF`].
@@ -63,12 +69,16 @@ pub struct Pending {
     unreported: Lost,
     /// Losses over the whole recording.
     total: Lost,
+    /// `--keep`, `--max-disk`.
+    retention: Retention,
+    /// Files on disk since the last [`Self::take_durable`].
+    durable: Vec<PathBuf>,
 }
 
 impl Pending {
-    /// A queue holding at most `max` bytes.
+    /// A queue holding at most `max` bytes, writing under `retention`.
     #[must_use]
-    pub const fn new(max: u64) -> Self {
+    pub const fn new(max: u64, retention: Retention) -> Self {
         Self {
             queue: VecDeque::new(),
             bytes: 0,
@@ -85,7 +95,19 @@ impl Pending {
                 snapshots: 0,
                 events: 0,
             },
+            retention,
+            durable: Vec::new(),
         }
+    }
+
+    /// The retention, for its accounting.
+    pub const fn retention_mut(&mut self) -> &mut Retention {
+        &mut self.retention
+    }
+
+    /// The files written (renamed into place and synced) since the last call, oldest first.
+    pub fn take_durable(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.durable)
     }
 
     /// When the next retry is due, while snapshots wait.
@@ -117,9 +139,15 @@ impl Pending {
         self.total
     }
 
-    /// Writes one attempt of `name`; a name taken by someone else gets a suffix (`-2`, …):
-    /// nothing is ever replaced.
-    fn attempt(out: &mut OutDir, name: &str, parts: &[&[u8]]) -> std::io::Result<PathBuf> {
+    /// Writes one attempt of `name` under `retention`: room made before it, the oldest
+    /// snapshots deleted while the disk is full (when a limit is set), the limits applied
+    /// after it.
+    fn attempt(
+        retention: &mut Retention,
+        out: &mut OutDir,
+        name: &str,
+        parts: &[&[u8]],
+    ) -> std::io::Result<PathBuf> {
         if out.removed() {
             log::warn!(
                 "the output directory {} was removed while recording: creating it again",
@@ -127,6 +155,26 @@ impl Pending {
             );
             out.reopen().map_err(std::io::Error::other)?;
         }
+        retention.make_room(out, parts.iter().map(|p| p.len() as u64).sum());
+        let mut result = Self::write_unique(out, name, parts);
+        while result
+            .as_ref()
+            .is_err_and(|e| matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+            && retention.free_one(out)
+        {
+            result = Self::write_unique(out, name, parts);
+        }
+        if let Ok(path) = &result
+            && let Some(written) = path.file_name().and_then(|n| n.to_str())
+        {
+            retention.after_write(out, written);
+        }
+        result
+    }
+
+    /// Writes `name`; a name taken by someone else gets a suffix (`-2`, …): nothing is ever
+    /// replaced.
+    fn write_unique(out: &OutDir, name: &str, parts: &[&[u8]]) -> std::io::Result<PathBuf> {
         let mut result = out.write(name, parts);
         for n in 2..10 {
             match &result {
@@ -182,8 +230,9 @@ impl Pending {
             self.retry(out);
         }
         if self.queue.is_empty() {
-            match Self::attempt(out, name, parts) {
+            match Self::attempt(&mut self.retention, out, name, parts) {
                 Ok(path) => {
+                    self.durable.push(path.clone());
                     self.recovered(out, 0);
                     return (WriteStatus::Written, path);
                 }
@@ -225,8 +274,9 @@ impl Pending {
     pub fn retry(&mut self, out: &mut OutDir) {
         let mut written = 0;
         while let Some(next) = self.queue.front() {
-            match Self::attempt(out, &next.name, &[&next.bytes]) {
-                Ok(_) => {
+            match Self::attempt(&mut self.retention, out, &next.name, &[&next.bytes]) {
+                Ok(path) => {
+                    self.durable.push(path);
                     self.bytes -= next.bytes.len() as u64;
                     self.queue.pop_front();
                     written += 1;

@@ -41,6 +41,21 @@ impl Requests {
         let (tx, signals) = mpsc::unbounded_channel();
         sys::wait_signals(libc::SIGUSR1, move || tx.send(()).is_ok())
             .context("cannot start the SIGUSR1 thread")?;
+        let (listener, socket) = Self::listen(out)?;
+        Ok(Self {
+            signals,
+            listener,
+            socket,
+        })
+    }
+
+    /// Listens on the socket in `out` instead (the directory was opened anew).
+    pub fn rebind(&mut self, out: &dir::OutDir) -> anyhow::Result<()> {
+        (self.listener, self.socket) = Self::listen(out)?;
+        Ok(())
+    }
+
+    fn listen(out: &dir::OutDir) -> anyhow::Result<(UnixListener, PathBuf)> {
         let bind_at = out.dir().fd_path(dir::SOCKET);
         let socket = out.path().join(dir::SOCKET);
         let _ = out.dir().remove(dir::SOCKET);
@@ -54,11 +69,7 @@ impl Requests {
         std_listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(std_listener)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        Ok(Self {
-            signals,
-            listener,
-            socket,
-        })
+        Ok((listener, socket))
     }
 
     /// The next request.

@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     Controller, Limits, Live, Manual, Totals, Written,
     exit::Unwritten,
+    hooks::{self, Hooks},
     requests::{self, Request, Requests},
 };
 use crate::{
@@ -72,6 +73,8 @@ pub struct Recording {
     pub dump_on_exit: bool,
     /// Send a started command's standard output to stderr (when stdout carries JSON lines).
     pub command_stdout_to_stderr: bool,
+    /// `--on-snapshot`: shell command run with each snapshot file written.
+    pub on_snapshot: Option<String>,
 }
 
 /// Why a recording stopped.
@@ -150,6 +153,31 @@ async fn sleep_until(at: Option<std::time::Instant>) {
     }
 }
 
+/// Logs what SIGHUP found at the output directory's path.
+fn reopened(
+    path: &std::path::Path,
+    result: Result<crate::snapshot::dir::Reopened, crate::snapshot::dir::OutDirError>,
+) {
+    use crate::snapshot::dir::Reopened;
+    let path = path.display();
+    match result {
+        Ok(Reopened::Same) => {
+            log::info!(
+                "SIGHUP: the output directory {path} is unchanged: still private and locked"
+            );
+        }
+        Ok(Reopened::Recreated) => log::info!(
+            "SIGHUP: the output directory {path} was gone: created it again (mode 0700) and locked it; numbering goes on"
+        ),
+        Ok(Reopened::Replaced) => log::info!(
+            "SIGHUP: {path} is another directory now: checked and locked it; snapshots go there, numbering goes on"
+        ),
+        Err(e) => log::error!(
+            "SIGHUP: cannot reopen the output directory: {e}; recording goes on (snapshots the disk refuses are kept in memory and retried)"
+        ),
+    }
+}
+
 /// Records until the target exits, a signal arrives or a limit is reached.
 pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result<Outcome> {
     // Refused before anything is created.
@@ -179,6 +207,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let command_stdout = if rec.command_stdout_to_stderr {
         let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
             .try_clone_to_owned()
@@ -253,7 +282,25 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             reporter.written(w);
         }
     };
+    let mut hooks = Hooks::new(rec.on_snapshot.clone());
+    let mut generation = controller.out().generation();
     let reason = loop {
+        if controller.out().generation() != generation {
+            // The directory was opened anew: `snapshot trigger` and `kill -USR1` find the
+            // recorder there.
+            generation = controller.out().generation();
+            if let Err(e) = requests.rebind(controller.out()) {
+                log::error!(
+                    "{e:#}: `snapshot trigger` cannot reach this recorder (SIGUSR1 still works)"
+                );
+            }
+            if let Err(e) = controller.out().write_pid_file() {
+                log::warn!("cannot write the pid file into {}: {e}", rec.out.display());
+            }
+        }
+        for path in controller.take_durable() {
+            hooks.submit(path);
+        }
         if controller.at_limit() {
             break StopReason::MaxSnapshots;
         }
@@ -277,6 +324,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             }
             _ = refresh.tick(), if reporter.wants_status() => reporter.status(&controller.live()),
             () = sleep_until(controller.retry_at()) => controller.retry_pending(),
+            () = hooks.reaped() => {}
             request = requests.next() => {
                 let outcome = controller.manual();
                 match &request {
@@ -294,6 +342,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
             }
             _ = sigint.recv() => break StopReason::Interrupted,
             _ = sigterm.recv() => break StopReason::Terminated,
+            _ = sighup.recv() => reopened(&rec.out, controller.reopen_out()),
         }
     };
     // Notices that arrived with the stop are still handled: nothing captured is dropped.
@@ -314,8 +363,15 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     } else {
         reason
     };
-    let (totals, written, unwritten) = controller.finish(rec.dump_on_exit);
+    for path in controller.take_durable() {
+        hooks.submit(path);
+    }
+    let (totals, written, mut unwritten) = controller.finish(rec.dump_on_exit);
     report(reporter, written);
+    for path in std::mem::take(&mut unwritten.durable) {
+        hooks.submit(path);
+    }
+    hooks.finish(hooks::EXIT_GRACE).await;
     let reason = match (reason, target.held.as_mut()) {
         (StopReason::TargetExited(None), Some(h)) => StopReason::TargetExited(h.wait().ok()),
         (reason, _) => reason,

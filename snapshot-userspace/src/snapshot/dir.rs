@@ -88,11 +88,35 @@ pub enum OutDirError {
 pub struct OutDir {
     dir: Dir,
     /// Holds the lock (POSIX locks go away with the last descriptor of the file).
-    _lock: File,
+    lock: File,
     path: PathBuf,
     allow_shared: bool,
     last_seq: u64,
     cleaned: usize,
+    /// How many times the directory was opened anew ([`Self::reopen`]).
+    generation: u64,
+}
+
+/// What [`OutDir::reopen_on_request`] found at the directory's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reopened {
+    /// The same directory, still private and locked.
+    Same,
+    /// Nothing: it was created again.
+    Recreated,
+    /// Another directory: it was checked and locked.
+    Replaced,
+}
+
+/// A snapshot file found in the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its name.
+    pub name: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// The sequence number in a snapshot file name (`snapshot-0042-condition.snap` → 42).
@@ -190,11 +214,12 @@ impl OutDir {
         })?;
         let mut out = Self {
             dir,
-            _lock: lock,
+            lock,
             path: path.to_owned(),
             allow_shared,
             last_seq: 0,
             cleaned: 0,
+            generation: 0,
         };
         out.scan()?;
         Ok(out)
@@ -274,6 +299,64 @@ impl OutDir {
         let _ = self.dir.remove(SOCKET);
     }
 
+    /// The snapshot files of this directory (named `snapshot-NNNN-KIND.snap`, regular files
+    /// of this user with one link; links are not followed), oldest (lowest number) first.
+    pub fn snapshots(&self) -> io::Result<Vec<SnapshotFile>> {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let mut found = Vec::new();
+        for (name, kind) in self.dir.entries()? {
+            let Some(name) = name.to_str() else { continue };
+            let Some(seq) = seq_of(name) else { continue };
+            if !kind.is_file() {
+                continue;
+            }
+            let Ok(meta) = self.dir.entry_metadata(name) else {
+                continue;
+            };
+            if meta.is_file() && meta.uid() == me && meta.nlink() == 1 {
+                found.push(SnapshotFile {
+                    seq,
+                    name: name.to_owned(),
+                    bytes: meta.len(),
+                });
+            }
+        }
+        found.sort_by(|a, b| (a.seq, &a.name).cmp(&(b.seq, &b.name)));
+        Ok(found)
+    }
+
+    /// Deletes the snapshot file `name`: opened without following a link, and removed only
+    /// when it is still a regular snapshot file of this user with one link.
+    pub fn remove_snapshot(&self, name: &str) -> io::Result<()> {
+        if seq_of(name).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} is not a snapshot file name"),
+            ));
+        }
+        let file = self.dir.open_regular(name, libc::O_RDONLY)?;
+        let meta = file.metadata()?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me || meta.nlink() != 1 {
+            return Err(io::Error::other(format!(
+                "{} is not a snapshot file of this user (owner uid {}, {} links)",
+                self.dir.join(name).display(),
+                meta.uid(),
+                meta.nlink()
+            )));
+        }
+        let now = self.dir.entry_metadata(name)?;
+        if now.ino() != meta.ino() || now.dev() != meta.dev() {
+            return Err(io::Error::other(format!(
+                "{} was replaced while being deleted",
+                self.dir.join(name).display()
+            )));
+        }
+        self.dir.remove(name)
+    }
+
     /// True once the directory was removed while recording.
     #[must_use]
     pub fn removed(&self) -> bool {
@@ -285,9 +368,65 @@ impl OutDir {
     pub fn reopen(&mut self) -> Result<(), OutDirError> {
         let next = Self::prepare(&self.path, self.allow_shared)?;
         let last = self.last_seq.max(next.last_seq);
+        let generation = self.generation + 1;
         *self = next;
         self.last_seq = last;
+        self.generation = generation;
         Ok(())
+    }
+
+    /// Counts the times the directory was opened anew: the recorder's socket and pid file
+    /// are made again in it when this changes.
+    #[must_use]
+    pub const fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// On request (SIGHUP): looks at the directory's path again. The same directory is
+    /// checked again (still private, its lock file still the one held: a lock file removed
+    /// or replaced is made again and locked); a directory removed is created again and one
+    /// replaced is checked and locked as at the start ([`Self::reopen`]).
+    pub fn reopen_on_request(&mut self) -> Result<Reopened, OutDirError> {
+        let open_err = |source| OutDirError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let ours = self.dir.metadata().map_err(open_err)?;
+        let now = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.reopen()?;
+                return Ok(Reopened::Recreated);
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        if ours.nlink() == 0 || now.dev() != ours.dev() || now.ino() != ours.ino() {
+            self.reopen()?;
+            return Ok(Reopened::Replaced);
+        }
+        if let Some(why) = dir::others_can_write(&now)
+            && !self.allow_shared
+        {
+            return Err(OutDirError::Shared {
+                path: self.path.clone(),
+                why,
+            });
+        }
+        // Compared by name, never opened: closing a second descriptor of the lock file would
+        // drop the lock.
+        let held = self.lock.metadata().map_err(open_err)?;
+        let same_lock = self
+            .dir
+            .entry_metadata(LOCK_FILE)
+            .is_ok_and(|m| m.is_file() && m.ino() == held.ino() && m.dev() == held.dev());
+        if !same_lock {
+            log::warn!(
+                "the lock file {} was removed or replaced: locking the directory again",
+                self.path.join(LOCK_FILE).display()
+            );
+            self.reopen()?;
+        }
+        Ok(Reopened::Same)
     }
 }
 

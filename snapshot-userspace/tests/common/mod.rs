@@ -571,3 +571,60 @@ pub fn file_type(path: impl AsRef<Path>) -> std::fs::FileType {
         .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
         .file_type()
 }
+
+/// Asks the recorder of `out` for a snapshot with `snapshot trigger`; asserts one was taken.
+pub fn trigger_now(out: &Path) {
+    let o = snapshot(&["trigger", &out.to_string_lossy()]);
+    assert_success(&o);
+}
+
+/// Sends `sig` to `pid`.
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// The names of the snapshot files in `dir`, sorted.
+pub fn snapshot_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| snapshot_userspace::snapshot::dir::seq_of(n).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+pub struct Tmpfs(pub OutDir);
+
+impl Tmpfs {
+    /// Mounts it (mode 0700).
+    pub fn new(size: &str) -> Self {
+        let dir = OutDir::new();
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs on {}", dir.0.display());
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0.0).status();
+    }
+}

@@ -286,8 +286,16 @@ impl Ui {
                 t.lost_snapshots, t.lost_events
             )
         };
+        let deleted = if t.deleted_snapshots == 0 {
+            String::new()
+        } else {
+            format!(
+                "; deleted {} old snapshot(s) ({} bytes) for --keep/--max-disk",
+                t.deleted_snapshots, t.deleted_bytes
+            )
+        };
         eprintln!(
-            "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}{lost}",
+            "snapshot: stopped: {why}; {} snapshot(s); events: recorded {}, overwritten {}, dropped {}, torn {}, discarded at exit {}; missed triggers {}{lost}{deleted}",
             t.snapshots,
             t.recorded,
             t.overwritten,
