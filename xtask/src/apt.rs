@@ -82,7 +82,8 @@ pub fn parse_one_line(text: &str) -> Option<Mirrors> {
     })
 }
 
-fn system_mirrors() -> anyhow::Result<Mirrors> {
+/// The Debian mirrors of the system's apt sources.
+pub fn system_mirrors() -> anyhow::Result<Mirrors> {
     let deb822 = Path::new("/etc/apt/sources.list.d/debian.sources");
     if let Ok(text) = std::fs::read_to_string(deb822)
         && let Some(m) = parse_deb822(&text)
@@ -174,28 +175,38 @@ impl Apt {
 
     /// Downloads `package` and unpacks it into `dest` (never installs it).
     pub fn download_unpack(&self, package: &str, dest: &Path) -> anyhow::Result<()> {
-        let tmp = PathBuf::from(format!("{}.download", dest.display()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)?;
-        // The cache is root-only: download as root rather than as the `_apt` sandbox user.
-        cmd::run(
-            self.command("apt-get")
-                .args(["-o", "APT::Sandbox::User=root", "download"])
-                .arg(package)
-                .current_dir(&tmp),
-        )?;
-        let deb = std::fs::read_dir(&tmp)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "deb"))
-            .with_context(|| format!("apt-get download {package} left no .deb"))?;
-        let unpack = tmp.join("root");
-        cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpack))?;
-        let _ = std::fs::remove_dir_all(dest);
-        std::fs::rename(&unpack, dest)?;
-        std::fs::remove_dir_all(&tmp)?;
-        Ok(())
+        download_unpack_with(self.command("apt-get"), package, dest)
     }
+}
+
+/// Downloads `package` with `apt_get` (an `apt-get` command with its configuration) and unpacks
+/// it into `dest` (never installs it).
+pub fn download_unpack_with(
+    mut apt_get: Command,
+    package: &str,
+    dest: &Path,
+) -> anyhow::Result<()> {
+    let tmp = PathBuf::from(format!("{}.download", dest.display()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    // The cache is root-only: download as root rather than as the `_apt` sandbox user.
+    cmd::run(
+        apt_get
+            .args(["-o", "APT::Sandbox::User=root", "download"])
+            .arg(package)
+            .current_dir(&tmp),
+    )?;
+    let deb = std::fs::read_dir(&tmp)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb"))?;
+    let unpack = tmp.join("root");
+    cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpack))?;
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::rename(&unpack, dest)?;
+    std::fs::remove_dir_all(&tmp)?;
+    Ok(())
 }
 
 /// Picks the dependency of the highest `linux-image-amd64` version whose kernel package is of

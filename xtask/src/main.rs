@@ -1,8 +1,12 @@
-//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs`.
+//! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs | dist`.
 
 mod apt;
+mod arch;
+mod arm64;
 mod build;
 mod cmd;
+mod cross;
+mod dist;
 mod docs;
 mod initramfs;
 mod paths;
@@ -37,6 +41,10 @@ enum Task {
         /// Optimised build.
         #[arg(long)]
         release: bool,
+        /// Build static (musl) binaries for this architecture, optimised, into
+        /// target/<arch>-unknown-linux-musl/release (aarch64 is cross-built).
+        #[arg(long)]
+        arch: Option<arch::Arch>,
     },
     /// Run the controller as root (`snapshot ARGS`); with no arguments, the demo.
     Run {
@@ -52,6 +60,9 @@ enum Task {
         /// Only these VM kernels; default 6.1 and 6.12.
         #[arg(long = "kernel", value_name = "SERIES")]
         kernels: Vec<String>,
+        /// Only the VM kernels of these architectures (`x86_64`, aarch64); default both.
+        #[arg(long = "arch", value_name = "ARCH")]
+        arches: Vec<arch::Arch>,
     },
     /// Print the benchmark table (per-event cost against the peers, accounting at rate,
     /// trigger-to-file latency, drain speed). Root.
@@ -64,11 +75,22 @@ enum Task {
     },
     /// Write the man pages and shell completions into target/docs/{man,completions}.
     Docs,
+    /// Package a static (musl) `snapshot` with its eBPF object, man pages, completions and
+    /// systemd unit as a tarball and a .deb in target/dist.
+    Dist {
+        /// Architecture of the package.
+        #[arg(long, default_value = "x86_64")]
+        arch: arch::Arch,
+    },
     /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
     Vm {
         /// Kernel series.
         #[arg(long, default_value = "6.1", value_parser = ["6.1", "6.12"])]
         kernel: String,
+        /// Guest architecture: aarch64 boots Debian's arm64 kernel with a busybox userland and
+        /// the workspace shared at its own path (run static aarch64 builds there).
+        #[arg(long, default_value = "x86_64")]
+        arch: arch::Arch,
         /// Seconds before the VM is stopped.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -91,28 +113,48 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Setup { refresh } => setup::run(refresh).map(|()| 0),
-        Task::Build { release } => build::binaries(release).map(|_| 0),
+        Task::Build {
+            release,
+            arch: None,
+        } => build::binaries(release).map(|_| 0),
+        Task::Build {
+            arch: Some(arch), ..
+        } => setup::ensure()
+            .and_then(|()| cross::binaries(arch))
+            .map(|_| 0),
         Task::Run { args } => run::run(&args),
-        Task::Test { layers, kernels } => test::run(&layers, &kernels),
+        Task::Test {
+            layers,
+            kernels,
+            arches,
+        } => test::run(&layers, &kernels, &arches),
         Task::Bench => run::bench(),
         Task::Soak { events } => test::soak(events),
         Task::Docs => docs::run(),
+        Task::Dist { arch } => dist::run(arch).map(|_| 0),
         Task::Vm {
             kernel,
+            arch,
             timeout,
             smp,
             memory,
             rw,
             command,
-        } => vm::run(&vm::VmOptions {
-            series: kernel,
-            timeout,
-            smp,
-            memory,
-            rw,
-            env: Vec::new(),
-            command,
-        }),
+        } => {
+            let opts = vm::VmOptions {
+                series: kernel,
+                timeout,
+                smp,
+                memory,
+                rw,
+                env: Vec::new(),
+                command,
+            };
+            match arch {
+                arch::Arch::X86_64 => vm::run(&opts),
+                arch::Arch::Aarch64 => arm64::vm::run(&opts, None),
+            }
+        }
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -47,7 +47,11 @@ fn explain(bin: &std::path::Path, out: &std::path::Path) {
     cmd::green(&format!("demo: snapshots in {}", out.display()));
     eprint!("{listing}");
     // `snapshot list` starts each line with the file's name.
-    if let Some(first) = listing.lines().next().and_then(|l| l.split_whitespace().next()) {
+    if let Some(first) = listing
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+    {
         let first = out.join(first);
         eprintln!("read one as text (ftrace-like, trigger context on top):");
         eprintln!("    {} show {}", snapshot.display(), first.display());

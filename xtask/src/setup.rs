@@ -109,6 +109,8 @@ pub fn complete() -> bool {
         && pins().is_ok_and(|p| toolchain::has_rust_src(&p.ebpf_toolchain) && bpf_linker_ok(&p))
         && venv_ok()
         && kernels_ok()
+        && crate::cross::complete()
+        && crate::dist::setup_complete()
 }
 
 /// Runs setup first when something is missing (the start of every task that needs it).
@@ -265,6 +267,8 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
             dest.display()
         );
     }
+    crate::cross::setup(refresh)?;
+    crate::dist::setup(refresh)?;
     cmd::green(&format!(
         "setup complete in {:.1} s",
         start.elapsed().as_secs_f64()

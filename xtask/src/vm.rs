@@ -6,7 +6,7 @@
 
 use std::{
     ffi::OsString,
-    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    io::{Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -104,12 +104,13 @@ pub struct VmOptions {
     pub command: Vec<OsString>,
 }
 
-fn quote(s: &str) -> String {
+/// `s` quoted for the guest's shell.
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Environment variables passed from the host to the guest command.
-const PASS_ENV: [&str; 5] = [
+pub(crate) const PASS_ENV: [&str; 5] = [
     "RUST_LOG",
     "RUST_BACKTRACE",
     "RUST_TEST_THREADS",
@@ -117,7 +118,9 @@ const PASS_ENV: [&str; 5] = [
     "SNAPSHOT_TEST_BREAK",
 ];
 
-fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
+/// The guest's job: the environment, the working directory (`/` when the guest does not have
+/// it) and `exec` of the command.
+pub(crate) fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
     let mut s = String::from(
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb\n",
     );
@@ -157,19 +160,21 @@ fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Copies what was appended to `file` since `pos` to our stderr.
-fn forward(file: &Path, pos: &mut u64) {
+/// Copies what was appended to `file` since `pos` to `out` (our stdout or stderr).
+pub(crate) fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
     if let Ok(mut f) = std::fs::File::open(file)
         && f.seek(SeekFrom::Start(*pos)).is_ok()
     {
         let mut buf = Vec::new();
         if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
             *pos += buf.len() as u64;
-            let _ = std::io::stderr().write_all(&buf);
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
         }
     }
 }
 
+/// `-accel` and `-cpu` for an `x86_64` guest.
 fn accel() -> (&'static str, &'static str) {
     // /dev/kvm on this machine kind is PVM, which cannot boot a stock kernel: use TCG there.
     let kvm_usable = Path::new("/dev/kvm").exists() && !Path::new("/sys/module/kvm_pvm").exists();
@@ -266,7 +271,7 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     let stderr_file = job.0.join("stderr");
     let mut pos = 0;
     let timed_out = loop {
-        forward(&stderr_file, &mut pos);
+        forward(&stderr_file, &mut pos, &mut std::io::stderr());
         if child.try_wait()?.is_some() {
             break false;
         }
@@ -277,8 +282,15 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    forward(&stderr_file, &mut pos);
-    let klog = std::fs::read_to_string(job.0.join("kernel.log")).unwrap_or_default();
+    forward(&stderr_file, &mut pos, &mut std::io::stderr());
+    Ok(outcome(&job.0, &kernel.release, opts.timeout, timed_out))
+}
+
+/// The exit code of a finished VM run whose job directory is `job` (the command's `rc`, or why
+/// there is none: a panic, a timeout, a boot failure, each explained in red with the tail of
+/// `kernel.log`).
+pub(crate) fn outcome(job: &Path, release: &str, timeout: u64, timed_out: bool) -> i32 {
+    let klog = std::fs::read_to_string(job.join("kernel.log")).unwrap_or_default();
     let tail = |n: usize| {
         klog.lines()
             .rev()
@@ -289,39 +301,37 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    if let Ok(rc) = std::fs::read_to_string(job.0.join("rc")) {
-        return Ok(rc.trim().parse().unwrap_or(EXIT_BOOT));
+    if let Ok(rc) = std::fs::read_to_string(job.join("rc")) {
+        return rc.trim().parse().unwrap_or(EXIT_BOOT);
     }
     if klog.contains("Kernel panic") {
         cmd::red(&format!(
-            "vm: the guest kernel {} panicked (exit {EXIT_PANIC}); kernel log tail:",
-            kernel.release
+            "vm: the guest kernel {release} panicked (exit {EXIT_PANIC}); kernel log tail:"
         ));
         eprintln!("{}", tail(40));
-        return Ok(EXIT_PANIC);
+        return EXIT_PANIC;
     }
     if timed_out {
-        let phase = if job.0.join("started").exists() {
+        let phase = if job.join("started").exists() {
             "the command did not finish"
         } else {
             "the guest did not finish booting"
         };
         cmd::red(&format!(
-            "vm: timed out after {} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer",
-            opts.timeout
+            "vm: timed out after {timeout} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer"
         ));
         eprintln!("{}", tail(20));
-        return Ok(EXIT_TIMEOUT);
+        return EXIT_TIMEOUT;
     }
-    let why = std::fs::read_to_string(job.0.join("boot-error"))
+    let why = std::fs::read_to_string(job.join("boot-error"))
         .unwrap_or_else(|_| "QEMU exited before the command ran".into());
     cmd::red(&format!(
         "vm: boot failure on {} (exit {EXIT_BOOT}): {}; kernel log tail:",
-        kernel.release,
+        release,
         why.trim()
     ));
     eprintln!("{}", tail(40));
-    Ok(EXIT_BOOT)
+    EXIT_BOOT
 }
 
 /// Finds `prog` on PATH.
@@ -333,10 +343,10 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 }
 
 /// A temporary directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         let base = std::env::temp_dir();
         for n in 0..1000u32 {
             let p = base.join(format!("snapshot-vm-{}-{n}", std::process::id()));
