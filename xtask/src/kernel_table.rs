@@ -139,7 +139,8 @@ fn read_report(path: &Path) -> anyhow::Result<Value> {
 pub fn run() -> anyhow::Result<i32> {
     let mut columns = Vec::new();
     for s in kernels::SERIES {
-        let report = read_report(&test::vm_results(s.name).join("check.json"))?;
+        let report =
+            read_report(&test::vm_results(crate::arch::Arch::X86_64, s.name).join("check.json"))?;
         let title = format!("{} ({})", cell(&report["kernel"]), s.source);
         columns.push(Column { title, report });
     }
