@@ -457,7 +457,7 @@ fn the_status_line_is_off_when_stderr_is_not_a_terminal() {
 
 /// `snapshot check` with `env`: (exit code, stdout).
 fn check(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(SNAPSHOT)
+    let out = std::process::Command::new(&*SNAPSHOT)
         .arg("check")
         .args(args)
         .envs(env.iter().copied())

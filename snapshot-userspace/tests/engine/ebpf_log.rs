@@ -23,7 +23,7 @@ const TARGET: &str = "snapshot_ebpf";
 /// all (the default level); asserts it succeeded.
 fn record_at(level: Option<&str>, args: &[String]) -> Run {
     let out = OutDir::new();
-    let mut cmd = Command::new(SNAPSHOT);
+    let mut cmd = Command::new(&*SNAPSHOT);
     cmd.args(["record", "--out", &out.arg()]).args(args);
     match level {
         Some(level) => cmd.env("RUST_LOG", level),
@@ -31,7 +31,7 @@ fn record_at(level: Option<&str>, args: &[String]) -> Run {
     };
     let output = cmd
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {SNAPSHOT}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", *SNAPSHOT));
     let run = collect(&output, out);
     assert_eq!(run.code, Some(0), "snapshot record failed: {}", run.stderr);
     run
