@@ -279,11 +279,7 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
                     .unwrap_or_else(|_| format!("{series} {arch}"));
                     record("vm", label, &|| vm_layer(*arch, series));
                 }
-                let x86 = vm_kernels
-                    .iter()
-                    .filter(|(a, _)| *a == Arch::X86_64)
-                    .count();
-                if x86 == kernels::SERIES.len() {
+                if vm_kernels.len() == kernels::SERIES.len() + arm64::SERIES.len() {
                     eprintln!(
                         "    the kernels' `snapshot check` reports are in target/vm/*/check.json: `cargo xtask kernel-table` puts them into the README"
                     );

@@ -498,7 +498,7 @@ impl Features {
                     Feature::FuncIp => kprobe_calls(ids::HELPER_FUNC_IP),
                     Feature::FuncArgs => fentry_loads
                         .clone()
-                        .map_err(|e| format!("cannot tell: fentry programs do not load here ({e})"))
+                        .map_err(|e| format!("cannot tell: fentry programs cannot run here ({e})"))
                         .and_then(|()| tracing(target, &func_arg_body)),
                     Feature::BootClock => kprobe_calls(ids::HELPER_BOOT_NS),
                     Feature::RingBuf => bpf::map_create(ids::MAP_RINGBUF, 0, 0, 4096, 0)
