@@ -8,7 +8,7 @@ use std::{
     ffi::OsString,
     io::{Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -104,7 +104,7 @@ pub(crate) fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<Stri
 }
 
 /// Copies what was appended to `file` since `pos` to `out` (our stdout or stderr).
-pub(crate) fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
+fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
     if let Ok(mut f) = std::fs::File::open(file)
         && f.seek(SeekFrom::Start(*pos)).is_ok()
     {
@@ -206,12 +206,23 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
             .args(["-device", "virtio-9p-pci,fsdev=rwd,mount_tag=rwdir"]);
     }
     let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: run `cargo xtask setup` (it installs QEMU from bookworm-backports)")?;
+    let timed_out = wait(&mut child, &job.0, opts)?;
+    Ok(outcome(&job.0, &kernel.release, opts.timeout, timed_out))
+}
+
+/// Waits for QEMU (`child`, killed after `opts.timeout`) while copying the command's output from
+/// the files `stdout` and `stderr` of the job directory `job` to ours as they grow; keeps a copy
+/// of its stdout where `opts.stdout_copy` says. True when it timed out.
+pub(crate) fn wait(child: &mut Child, job: &Path, opts: &VmOptions) -> anyhow::Result<bool> {
     let start = Instant::now();
-    let (stdout_file, stderr_file) = (job.0.join("stdout"), job.0.join("stderr"));
-    let (mut out_pos, mut pos) = (0, 0);
-    let timed_out = loop {
+    let (stdout_file, stderr_file) = (job.join("stdout"), job.join("stderr"));
+    let (mut out_pos, mut err_pos) = (0, 0);
+    let mut pump = || {
         forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-        forward(&stderr_file, &mut pos, &mut std::io::stderr());
+        forward(&stderr_file, &mut err_pos, &mut std::io::stderr());
+    };
+    let timed_out = loop {
+        pump();
         if child.try_wait()?.is_some() {
             break false;
         }
@@ -222,13 +233,12 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-    forward(&stderr_file, &mut pos, &mut std::io::stderr());
+    pump();
     if let Some(copy) = &opts.stdout_copy {
         std::fs::copy(&stdout_file, copy)
             .with_context(|| format!("cannot copy the VM's output to {}", copy.display()))?;
     }
-    Ok(outcome(&job.0, &kernel.release, opts.timeout, timed_out))
+    Ok(timed_out)
 }
 
 /// The exit code of a finished VM run whose job directory is `job` (the command's `rc`, or why

@@ -11,7 +11,6 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -20,7 +19,7 @@ use super::{Kernel, busybox, series};
 use crate::{
     arch::{self, Arch},
     initramfs, paths,
-    vm::{self, TempDir, VmOptions, forward},
+    vm::{self, TempDir, VmOptions},
 };
 
 /// Modules the guest loads, after their dependencies (`virtio_pci` and `virtio_console` are
@@ -197,30 +196,7 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
     let mut child = qemu.spawn().context(
         "cannot start qemu-system-aarch64: run `cargo xtask setup` (it installs qemu-system-arm from bookworm-backports)",
     )?;
-    let start = Instant::now();
-    let (stdout_file, stderr_file) = (job.0.join("stdout"), job.0.join("stderr"));
-    let (mut out_pos, mut err_pos) = (0, 0);
-    let mut pump = || {
-        forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-        forward(&stderr_file, &mut err_pos, &mut std::io::stderr());
-    };
-    let timed_out = loop {
-        pump();
-        if child.try_wait()?.is_some() {
-            break false;
-        }
-        if start.elapsed() > Duration::from_secs(opts.timeout) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    pump();
-    if let Some(copy) = &opts.stdout_copy {
-        std::fs::copy(&stdout_file, copy)
-            .with_context(|| format!("cannot copy the VM's output to {}", copy.display()))?;
-    }
+    let timed_out = vm::wait(&mut child, &job.0, opts)?;
     Ok(vm::outcome(
         &job.0,
         &kernel.release,
