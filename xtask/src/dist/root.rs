@@ -168,8 +168,12 @@ impl Root {
 
 impl Drop for Root {
     fn drop(&mut self) {
+        // What we mounted, and what the recorder mounted under it (securityfs, to read the
+        // lockdown mode): every mount under the root, the latest first.
         for m in self.mounts.iter().rev() {
-            let _ = Command::new("umount").arg(m).status();
+            for under in mounts_under(m).iter().rev() {
+                let _ = Command::new("umount").arg(under).status();
+            }
         }
         let left = mounts_under(&self.dir);
         if left.is_empty() {
