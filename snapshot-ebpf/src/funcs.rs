@@ -11,7 +11,8 @@
 //!   attached to the same functions) notes each call's address under the stack slot of its
 //!   return address (`regs->sp` at the entry); the return finds it at `regs->sp - 8`: the
 //!   function's `ret` popped that slot, and the trampoline saves the stack pointer as it found
-//!   it. The slot is unique among calls in flight (each has its own frame), so recursion and
+//!   it. On arm64 (return address in the link register, `pc` on the probed instruction) the
+//!   key is `regs->sp` at both ends: the function gives its caller's stack pointer back. The slot is unique among calls in flight (each has its own frame), so recursion and
 //!   nesting pair up; a call whose return never fires leaves an entry that the next call on
 //!   that slot replaces, or the LRU map forgets.
 //! * **fentry/fexit arguments without `bpf_get_func_arg`** (before 5.17): the context is the
@@ -35,11 +36,42 @@ use crate::{
     maps::{CALL_SITES, func_words, has, wants_ip},
 };
 
-/// The kprobe's function address from the registers: the breakpoint's address + 1.
+/// The kprobe's function address from the registers: on `x86_64` the breakpoint's address + 1;
+/// on arm64 the program counter, which a `BRK` leaves on the probed instruction.
 #[inline(always)]
 fn entry_ip(ctx: &ProbeContext) -> u64 {
     // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
-    unsafe { (*ctx.regs).rip }.wrapping_sub(1)
+    #[cfg(bpf_target_arch = "x86_64")]
+    let ip = unsafe { (*ctx.regs).rip }.wrapping_sub(1);
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let ip = unsafe { (*ctx.regs).pc };
+    ip
+}
+
+/// The key of a call in flight at its entry: on `x86_64` the stack slot of its return address
+/// (`sp`); arm64 keeps the return address in the link register, and the key is the stack
+/// pointer the function must give back to its caller (`sp` at the entry).
+#[inline(always)]
+fn entry_slot(regs: *const aya_ebpf::bindings::pt_regs) -> u64 {
+    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let sp = unsafe { (*regs).rsp };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let sp = unsafe { (*regs).sp };
+    sp
+}
+
+/// The same key at the call's return: on `x86_64` the `ret` popped the slot (`sp - 8`); on
+/// arm64 the stack pointer is back to what it was at the entry.
+#[inline(always)]
+fn return_slot(regs: *const aya_ebpf::bindings::pt_regs) -> u64 {
+    #[cfg(bpf_target_arch = "x86_64")]
+    let slot = entry_slot(regs).wrapping_sub(8);
+    #[cfg(bpf_target_arch = "aarch64")]
+    let slot = entry_slot(regs);
+    slot
 }
 
 /// The function address of a kprobe event, for probes that asked for it (globs); 0 otherwise.
@@ -66,8 +98,7 @@ pub fn kretprobe_ip(ctx: &RetProbeContext, probe_id: u32) -> u64 {
         // SAFETY: `ctx` is the program's context.
         return unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     }
-    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
-    let slot = unsafe { (*ctx.regs).rsp }.wrapping_sub(8);
+    let slot = return_slot(ctx.regs);
     // SAFETY: the value is a plain u64, copied out before the entry is removed.
     let Some(ip) = (unsafe { CALL_SITES.get(&slot) }).copied() else {
         return 0;
@@ -84,8 +115,7 @@ pub fn glob_entry(ctx: ProbeContext) -> u32 {
     if !filter::wanted(bpf_get_current_pid_tgid()) {
         return 0;
     }
-    // SAFETY: `regs` is the program's context (`pt_regs`), readable directly.
-    let slot = unsafe { (*ctx.regs).rsp };
+    let slot = entry_slot(ctx.regs);
     let _ = CALL_SITES.insert(&slot, &entry_ip(&ctx), 0);
     0
 }

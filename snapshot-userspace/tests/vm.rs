@@ -1,9 +1,15 @@
-//! VM integration tests: kprobe, kretprobe and fentry on Debian's kernels, run inside QEMU by
-//! `cargo xtask test` (this host's kernel has no kprobes and refuses fentry).
+//! VM integration tests: kprobe, kretprobe and fentry on Debian's kernels, `x86_64` and arm64,
+//! run inside QEMU by `cargo xtask test` (this host's kernel has no kprobes and refuses fentry).
 //!
 //! `SNAPSHOT_TEST_BREAK=1` (`cargo xtask test --break`) makes every test probe a function the
 //! workload never calls (and the error test spell its names right): each must then fail, which
 //! shows the assertions can fail.
+//!
+//! A feature a kernel truly lacks is known here by architecture and version ([`missing`]:
+//! BPF trampolines on arm64 before 6.4), not asked of the recorder, which finds it by probing.
+//! Where it is missing, a test checks that the recorder falls back or refuses naming it (and
+//! fails if the feature works after all), and reports it with [`unsupported`], which
+//! `cargo xtask test` counts in its summary.
 
 mod common;
 
@@ -25,11 +31,25 @@ fn series(kernel: &str) -> (u32, u32) {
     (n.next().unwrap_or(0), n.next().unwrap_or(0))
 }
 
+/// True when this VM's kernel truly lacks `feature` (as `snapshot check` names it):
+/// `trampolines` on arm64 before 6.4 (fentry/fexit need `DYNAMIC_FTRACE_WITH_DIRECT_CALLS`,
+/// which came to arm64 in 6.4; attaching fails with error 524 on Debian's 6.1).
+fn missing(feature: &str) -> bool {
+    let kernel = std::env::var("SNAPSHOT_VM_KERNEL").unwrap_or_default();
+    match feature {
+        "trampolines" => std::env::consts::ARCH == "aarch64" && series(&kernel) < (6, 4),
+        _ => false,
+    }
+}
+
 /// Says, in yellow, that `what` cannot work on this kernel (the test checked how it fails
 /// instead), and notes it for `cargo xtask test`'s summary, which counts these.
 fn unsupported(kernel: &str, what: &str) {
     let (major, minor) = series(kernel);
-    let line = format!("unsupported on {major}.{minor}: {what}");
+    let line = format!(
+        "unsupported on {major}.{minor} {}: {what}",
+        std::env::consts::ARCH
+    );
     eprintln!("\x1b[33;1m{line}\x1b[0m");
     if let Some(dir) = std::env::var_os("SNAPSHOT_VM_OUT") {
         use std::io::Write as _;
@@ -40,6 +60,32 @@ fn unsupported(kernel: &str, what: &str) {
             .expect("the VM's output directory is writable");
         writeln!(f, "{line}").expect("write unsupported.txt");
     }
+}
+
+/// Checks the run of `spec` (fentry or fexit) on a kernel without BPF trampolines: the
+/// recorder said why and used the kprobe kind instead; reports it.
+fn fell_back_from_trampolines(kernel: &str, run: &common::Run, spec: &str) {
+    let used = if spec.starts_with("fentry") {
+        "kprobe"
+    } else {
+        "kretprobe"
+    };
+    let function = spec.split(':').nth(1).unwrap_or_default();
+    for needle in [
+        format!("`{spec}`: "),
+        "cannot build a BPF trampoline here".to_owned(),
+        format!("uses {used}:{function} instead"),
+    ] {
+        assert!(
+            run.stderr.contains(&needle),
+            "{spec} on {kernel}, declared without BPF trampolines: expected `{needle}` (is the feature there after all? then update `missing` in tests/vm.rs) in: {}",
+            run.stderr
+        );
+    }
+    unsupported(
+        kernel,
+        &format!("{spec} (no BPF trampolines: the recorder fell back to {used})"),
+    );
 }
 
 /// The probed function: `vfs_write`, or with `SNAPSHOT_TEST_BREAK` one the workload never calls.
@@ -88,6 +134,35 @@ fn fentry_sees_each_write_with_its_count() {
     let kernel = require_vm();
     let spec = format!("fentry:{}", function());
     let run = record_workload(&[&spec], &["write", &N.to_string()]);
+    if missing("trampolines") {
+        fell_back_from_trampolines(&kernel, &run, &spec);
+        // `--strict` refuses, naming the feature and the kernel's error.
+        let strict = common::record(&[
+            "--strict",
+            "--trigger",
+            "manual",
+            "--probe",
+            &spec,
+            "--",
+            common::WORKLOAD,
+            "write",
+            "1",
+        ]);
+        assert_eq!(strict.code, Some(1), "{}", strict.stderr);
+        for needle in [
+            "needs BPF trampolines",
+            "error 524",
+            "--strict refuses kprobe",
+        ] {
+            assert!(
+                strict.stderr.contains(needle),
+                "--strict on {kernel}: expected `{needle}` in: {}",
+                strict.stderr
+            );
+        }
+    } else {
+        assert!(!run.stderr.contains("notice:"), "{}", run.stderr);
+    }
     let counts: Vec<u64> = of(&run, function()).iter().map(|e| e.args[2]).collect();
     assert_eq!(
         counts,
@@ -216,6 +291,10 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
             "{entry}/{ret} on {kernel}: {}",
             run.stderr
         );
+        if entry == "fentry" && missing("trampolines") {
+            fell_back_from_trampolines(&kernel, &run, &e);
+            fell_back_from_trampolines(&kernel, &run, &r);
+        }
         let frozen = run.of_kind(SnapshotKind::Condition);
         assert_eq!(
             frozen.len(),
@@ -284,9 +363,12 @@ fn latency_trigger_with_post_window_and_kernel_stack() {
 #[test]
 fn kprobe_with_an_offset_fires() {
     let kernel = require_vm();
-    // Past the first instruction: Debian's 6.12 and later start functions with `endbr64` (4
-    // bytes, IBT), 5.10 and 6.1 with the 5-byte ftrace call site.
-    let offset = if kernel.starts_with("6.1.") || kernel.starts_with("5.") {
+    // Past the first instruction. x86_64: Debian's 6.12 and later start functions with
+    // `endbr64` (4 bytes, IBT), 5.10 and 6.1 with the 5-byte ftrace call site. arm64: two NOPs,
+    // the second the ftrace call site (kprobes are refused there).
+    let offset = if std::env::consts::ARCH == "aarch64" {
+        8
+    } else if kernel.starts_with("6.1.") || kernel.starts_with("5.") {
         5
     } else {
         4
@@ -300,6 +382,18 @@ fn kprobe_with_an_offset_fires() {
 fn fexit_sees_arguments_and_return_values() {
     let kernel = require_vm();
     let spec = format!("fexit:{}", function());
+    if missing("trampolines") {
+        // The kretprobe it falls back to sees the return value only.
+        let run = record_workload(&[&spec], &["write", &N.to_string()]);
+        fell_back_from_trampolines(&kernel, &run, &spec);
+        let rets: Vec<Option<i64>> = of(&run, function()).iter().map(|e| e.ret).collect();
+        let want: Vec<Option<i64>> = expected_counts()
+            .into_iter()
+            .map(|c| Some(c as i64))
+            .collect();
+        assert_eq!(rets, want, "fexit via kretprobe on {kernel}");
+        return;
+    }
     // As the kernel offers it, then with the arguments and return value read from the
     // context as on kernels without `bpf_get_func_arg` (before 5.17).
     for hide in ["", "func_args"] {
@@ -361,6 +455,10 @@ fn both_pair_kinds_carry_durations() {
         let e = format!("{entry}:{}", function());
         let r = format!("{ret}:{}", function());
         let run = record_workload(&[&e, &r], &["write", &N.to_string()]);
+        if entry == "fentry" && missing("trampolines") {
+            fell_back_from_trampolines(&kernel, &run, &e);
+            fell_back_from_trampolines(&kernel, &run, &r);
+        }
         let durations: Vec<u64> = of(&run, function())
             .iter()
             .filter_map(|e| e.duration_ns)
@@ -424,17 +522,40 @@ fn kprobes_and_fentry_fall_back_to_each_other() {
             ],
             &[("SNAPSHOT_HIDE_PROBE_KINDS", hidden)],
         );
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
-        assert!(
-            run.stderr.contains(&format!("uses {used}:{}", function())),
-            "notice for {spec} on {kernel}: {}",
-            run.stderr
-        );
-        assert_eq!(
-            of(&run, function()).len() as u64,
-            N,
-            "{spec} via {used} on {kernel}"
-        );
+        if used.starts_with('f') && missing("trampolines") {
+            // Neither kind works: the error names both causes.
+            assert_eq!(run.code, Some(1), "{}", run.stderr);
+            for needle in [
+                "needs kprobes".to_owned(),
+                "hidden by SNAPSHOT_HIDE_PROBE_KINDS".to_owned(),
+                format!("the fallback to {used} failed too"),
+                "error 524".to_owned(),
+            ] {
+                assert!(
+                    run.stderr.contains(&needle),
+                    "{spec} on {kernel}: expected `{needle}` in: {}",
+                    run.stderr
+                );
+            }
+            unsupported(
+                &kernel,
+                &format!(
+                    "{probe} with kprobes hidden (no BPF trampolines for the {used} fallback: refused naming both)"
+                ),
+            );
+        } else {
+            assert_eq!(run.code, Some(0), "{}", run.stderr);
+            assert!(
+                run.stderr.contains(&format!("uses {used}:{}", function())),
+                "notice for {spec} on {kernel}: {}",
+                run.stderr
+            );
+            assert_eq!(
+                of(&run, function()).len() as u64,
+                N,
+                "{spec} via {used} on {kernel}"
+            );
+        }
         let strict = common::record_with_env(
             &[
                 "--strict",
@@ -450,6 +571,126 @@ fn kprobes_and_fentry_fall_back_to_each_other() {
             &[("SNAPSHOT_HIDE_PROBE_KINDS", hidden)],
         );
         assert_eq!(strict.code, Some(1), "--strict refuses: {}", strict.stderr);
+    }
+}
+
+/// A function kprobes refuse (it is on the kernel's kprobe blacklist) but the function tracer
+/// traces, so fentry/fexit can attach to it; with `SNAPSHOT_TEST_BREAK`, one kprobes accept.
+fn kprobe_blacklisted() -> &'static str {
+    if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_fsync"
+    } else {
+        "atomic_notifier_call_chain"
+    }
+}
+
+#[test]
+fn a_kind_that_fails_at_attach_falls_back_to_the_other() {
+    let kernel = require_vm();
+    let f = kprobe_blacklisted();
+    for (spec, used) in [("kprobe", "fentry"), ("kretprobe", "fexit")] {
+        let probe = format!("{spec}:{f}");
+        let run = common::record(&[
+            "--trigger",
+            "manual",
+            "--probe",
+            &probe,
+            "--",
+            common::WORKLOAD,
+            "write",
+            "1",
+        ]);
+        let blacklisted = format!("`{f}` is on the kernel's kprobe blacklist");
+        if missing("trampolines") {
+            assert_eq!(run.code, Some(1), "{probe} on {kernel}: {}", run.stderr);
+            for needle in [
+                blacklisted.as_str(),
+                &format!("the fallback to {used} failed too"),
+                "error 524",
+            ] {
+                assert!(
+                    run.stderr.contains(needle),
+                    "{probe} on {kernel}: expected `{needle}` in: {}",
+                    run.stderr
+                );
+            }
+            unsupported(
+                &kernel,
+                &format!(
+                    "{probe} (kprobe-blacklisted, and no BPF trampolines for the {used} fallback: refused naming both)"
+                ),
+            );
+        } else {
+            assert_eq!(run.code, Some(0), "{probe} on {kernel}: {}", run.stderr);
+            for needle in [blacklisted, format!("uses {used}:{f} instead")] {
+                assert!(
+                    run.stderr.contains(&needle),
+                    "{probe} on {kernel}: expected `{needle}` in: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kprobe_offsets_are_checked_for_the_architecture() {
+    let kernel = require_vm();
+    let f = function();
+    // Where the kernel lists ftrace call sites (6.5+), the offset inside the one of `f`.
+    let site = std::fs::read_to_string("/sys/kernel/tracing/available_filter_functions_addrs")
+        .ok()
+        .and_then(|sites| {
+            let symbols = std::fs::read_to_string("/proc/kallsyms").ok()?;
+            let addr = |text: &str, kind: bool| {
+                text.lines().find_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    let name = if kind { w.get(2)? } else { w.get(1)? };
+                    (*name == f).then(|| u64::from_str_radix(w[0], 16).ok())?
+                })
+            };
+            Some(addr(&sites, false)? - addr(&symbols, true)?)
+        });
+    let cases: Vec<(u64, Vec<String>)> = if std::env::consts::ARCH == "aarch64" {
+        vec![
+            (
+                6,
+                vec!["+6 is not 4-byte aligned".into(), "use +4 or +8".into()],
+            ),
+            (4, vec!["ftrace patch site".into(), "+8".into()]),
+        ]
+    } else if let Some(site) = site {
+        vec![(
+            site + 2,
+            vec![
+                format!("inside the ftrace patch site of `{f}`"),
+                format!("use +{site} (the call itself) or +{}", site + 5),
+            ],
+        )]
+    } else {
+        // 6.1: the call is at +0; the kernel refuses inside it.
+        vec![(2, vec!["not at an instruction boundary".into()])]
+    };
+    for (offset, needles) in cases {
+        let probe = format!("kprobe:{f}+{offset}");
+        let run = common::record(&[
+            "--trigger",
+            "manual",
+            "--probe",
+            &probe,
+            "--",
+            common::WORKLOAD,
+            "write",
+            "1",
+        ]);
+        assert_eq!(run.code, Some(1), "{probe} on {kernel}: {}", run.stderr);
+        for n in needles {
+            assert!(
+                run.stderr.contains(&n),
+                "{probe} on {kernel}: expected `{n}` in: {}",
+                run.stderr
+            );
+        }
     }
 }
 
@@ -524,9 +765,15 @@ fn check_reports_what_this_kernel_offers() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(report["kernel"], kernel.as_str());
     assert_eq!(report["can_record"], true);
-    // Debian's kernels have every probe kind, each running as itself.
+    // Debian's kernels have every probe kind, each running as itself, but fentry/fexit
+    // where BPF trampolines are missing: those run as kprobe/kretprobe.
     for p in report["probe_kinds"].as_array().expect("probe kinds") {
-        assert_eq!(p["uses"], p["kind"], "on {kernel}: {p}");
+        let uses = match p["kind"].as_str() {
+            Some("fentry") if missing("trampolines") => "kprobe".into(),
+            Some("fexit") if missing("trampolines") => "kretprobe".into(),
+            _ => p["kind"].clone(),
+        };
+        assert_eq!(p["uses"], uses, "on {kernel}: {p}");
     }
     // What is known of these kernels (the recorder finds it by probing, not by version).
     let at_least = |major, minor| series(&kernel) >= (major, minor);
@@ -543,14 +790,15 @@ fn check_reports_what_this_kernel_offers() {
         ("atomic_xchg", at_least(5, 12)),
         ("atomic_fetch_add", at_least(5, 12)),
         ("func_ip", at_least(5, 15)),
-        ("func_args", at_least(5, 17)),
+        // Probed with an fentry program: unknown, so absent, without trampolines.
+        ("func_args", at_least(5, 17) && !missing("trampolines")),
         ("boot_clock", true),
         ("ringbuf", true),
         ("mmap_arrays", true),
         ("queue_maps", true),
         ("stack_ids", true),
         ("btf", true),
-        ("trampolines", true),
+        ("trampolines", !missing("trampolines")),
         ("kprobes", true),
         ("tracefs", true),
     ] {

@@ -82,7 +82,8 @@ pub fn parse_one_line(text: &str) -> Option<Mirrors> {
     })
 }
 
-fn system_mirrors() -> anyhow::Result<Mirrors> {
+/// The Debian mirrors of the system's apt sources.
+pub fn system_mirrors() -> anyhow::Result<Mirrors> {
     let deb822 = Path::new("/etc/apt/sources.list.d/debian.sources");
     if let Ok(text) = std::fs::read_to_string(deb822)
         && let Some(m) = parse_deb822(&text)
@@ -233,7 +234,7 @@ impl Apt {
                     kernels::Pick::Newest(v) => Some(v),
                     _ => None,
                 };
-                pick_kernel(&text, version).with_context(|| {
+                pick_kernel(&text, version, "amd64").with_context(|| {
                     format!(
                         "no linux-image-{}* package found through linux-image-amd64 in {}",
                         version.unwrap_or(""),
@@ -251,38 +252,48 @@ impl Apt {
 
     /// Downloads `packages` and unpacks them together into `dest` (never installs them).
     pub fn download_unpack(&self, packages: &[String], dest: &Path) -> anyhow::Result<()> {
-        let tmp = PathBuf::from(format!("{}.download", dest.display()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)?;
-        // The cache is root-only: download as root rather than as the `_apt` sandbox user.
-        cmd::run(
-            self.command("apt-get")
-                .args(["-o", "APT::Sandbox::User=root", "download"])
-                .args(packages)
-                .current_dir(&tmp),
-        )?;
-        let debs: Vec<PathBuf> = std::fs::read_dir(&tmp)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-            .collect();
-        if debs.len() != packages.len() {
-            bail!(
-                "apt-get download {} left {} .deb files in {}",
-                packages.join(" "),
-                debs.len(),
-                tmp.display()
-            );
-        }
-        let unpack = tmp.join("root");
-        for deb in &debs {
-            cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpack))?;
-        }
-        let _ = std::fs::remove_dir_all(dest);
-        std::fs::rename(&unpack, dest)?;
-        std::fs::remove_dir_all(&tmp)?;
-        Ok(())
+        download_unpack_with(self.command("apt-get"), packages, dest)
     }
+}
+
+/// Downloads `packages` with `apt_get` (an `apt-get` command with its configuration) and
+/// unpacks them together into `dest` (never installs them).
+pub fn download_unpack_with(
+    mut apt_get: Command,
+    packages: &[String],
+    dest: &Path,
+) -> anyhow::Result<()> {
+    let tmp = PathBuf::from(format!("{}.download", dest.display()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    // The cache is root-only: download as root rather than as the `_apt` sandbox user.
+    cmd::run(
+        apt_get
+            .args(["-o", "APT::Sandbox::User=root", "download"])
+            .args(packages)
+            .current_dir(&tmp),
+    )?;
+    let debs: Vec<PathBuf> = std::fs::read_dir(&tmp)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    if debs.len() != packages.len() {
+        bail!(
+            "apt-get download {} left {} .deb files in {}",
+            packages.join(" "),
+            debs.len(),
+            tmp.display()
+        );
+    }
+    let unpack = tmp.join("root");
+    for deb in &debs {
+        cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&unpack))?;
+    }
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::rename(&unpack, dest)?;
+    std::fs::remove_dir_all(&tmp)?;
+    Ok(())
 }
 
 /// The split parts a 7.x `linux-image-X` meta package depends on (`linux-binary-X`,
@@ -310,11 +321,13 @@ pub fn split_parts(apt_show: &str, image: &str) -> Vec<String> {
     parts
 }
 
-/// Picks the kernel package that the highest `linux-image-amd64` version depends on, among
+/// Picks the kernel package that the highest `linux-image-<arch>` version depends on, among
 /// those of `version` (`6.1` → `linux-image-6.1.0-56-amd64`, `6.12` →
 /// `linux-image-6.12.95+deb12-amd64`), or of any version when `None` (sid's, the newest).
+/// `arch` is Debian's name (`amd64`, `arm64`).
 #[must_use]
-pub fn pick_kernel(apt_show: &str, version: Option<&str>) -> Option<String> {
+pub fn pick_kernel(apt_show: &str, version: Option<&str>, arch: &str) -> Option<String> {
+    let suffix = format!("-{arch}");
     let prefix = version.map_or_else(
         || "linux-image-".to_owned(),
         |v| format!("linux-image-{v}."),
@@ -329,7 +342,7 @@ pub fn pick_kernel(apt_show: &str, version: Option<&str>) -> Option<String> {
         };
         let Some(pkg) = dep
             .split([',', ' '])
-            .find(|w| w.starts_with(&prefix) && w.ends_with("-amd64"))
+            .find(|w| w.starts_with(&prefix) && w.ends_with(&suffix))
         else {
             continue;
         };
@@ -381,19 +394,19 @@ mod tests {
     fn picks_the_newest_kernel_of_a_series() {
         let show = "Package: linux-image-amd64\nVersion: 7.2.13-1\nDepends: linux-base-amd64 (= 7.2.13-1), linux-image-7.2.13+deb14-amd64 (= 7.2.13-1)\n\nPackage: linux-image-amd64\nVersion: 6.12.95-1~bpo12+1\nDepends: linux-image-6.12.95+deb12-amd64 (= 6.12.95-1~bpo12+1)\n\nPackage: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\n\nPackage: linux-image-amd64\nVersion: 6.1.176-1\nDepends: linux-image-6.1.0-50-amd64 (= 6.1.176-1)\n";
         assert_eq!(
-            pick_kernel(show, Some("6.1")).as_deref(),
+            pick_kernel(show, Some("6.1"), "amd64").as_deref(),
             Some("linux-image-6.1.0-56-amd64")
         );
         assert_eq!(
-            pick_kernel(show, Some("6.12")).as_deref(),
+            pick_kernel(show, Some("6.12"), "amd64").as_deref(),
             Some("linux-image-6.12.95+deb12-amd64")
         );
         assert_eq!(
-            pick_kernel(show, None).as_deref(),
+            pick_kernel(show, None, "amd64").as_deref(),
             Some("linux-image-7.2.13+deb14-amd64"),
             "the newest of all, not linux-base-amd64"
         );
-        assert_eq!(pick_kernel(show, Some("5.10")), None);
+        assert_eq!(pick_kernel(show, Some("5.10"), "amd64"), None);
     }
 
     #[test]

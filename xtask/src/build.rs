@@ -48,7 +48,7 @@ pub fn test_binary(test: &str, release: bool) -> anyhow::Result<PathBuf> {
 }
 
 /// The executable of integration test `test` in cargo's `--message-format=json` stream.
-fn test_executable(stream: &[u8], test: &str) -> anyhow::Result<Option<PathBuf>> {
+pub(crate) fn test_executable(stream: &[u8], test: &str) -> anyhow::Result<Option<PathBuf>> {
     for message in Message::parse_stream(stream) {
         if let Message::CompilerArtifact(artifact) =
             message.context("cannot read cargo's JSON messages")?

@@ -185,13 +185,40 @@ impl Cpio {
 
 /// Builds the initramfs for the modules in `moddir` into `dest` (atomically).
 pub fn build(moddir: &Path, busybox: &Path, dest: &Path) -> anyhow::Result<()> {
+    let dirs = [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "mod",
+        "mnt",
+        "mnt/lower",
+        "mnt/rw",
+        "mnt/root",
+        "job",
+        "rwdir",
+    ];
+    build_with(moddir, busybox, dest, &WANT, INIT, &dirs)
+}
+
+/// Builds an initramfs into `dest` (atomically): `busybox` as `/bin/busybox`, the modules
+/// `want` (with their dependencies, in load order, listed in `/mod/order`) from `moddir`,
+/// `init` as `/init`, and the directories `dirs`.
+pub fn build_with(
+    moddir: &Path,
+    busybox: &Path,
+    dest: &Path,
+    want: &[&str],
+    init: &str,
+    dirs: &[&str],
+) -> anyhow::Result<()> {
     let builtin = std::fs::read_to_string(moddir.join("modules.builtin")).unwrap_or_default();
     let mut mods = Modules {
         moddir,
         builtin,
         order: Vec::new(),
     };
-    for m in WANT {
+    for m in want {
         mods.add(m)?;
     }
     let bb = std::fs::read(busybox).with_context(|| {
@@ -204,24 +231,12 @@ pub fn build(moddir: &Path, busybox: &Path, dest: &Path) -> anyhow::Result<()> {
         out: Vec::new(),
         ino: 0,
     };
-    for dir in [
-        "bin",
-        "dev",
-        "proc",
-        "sys",
-        "mod",
-        "mnt",
-        "mnt/lower",
-        "mnt/rw",
-        "mnt/root",
-        "job",
-        "rwdir",
-    ] {
+    for dir in dirs {
         cpio.entry(dir, 0o040_755, &[], (0, 0));
     }
     cpio.entry("dev/console", 0o020_600, &[], (5, 1));
     cpio.entry("bin/busybox", 0o100_755, &bb, (0, 0));
-    cpio.entry("init", 0o100_755, INIT.as_bytes(), (0, 0));
+    cpio.entry("init", 0o100_755, init.as_bytes(), (0, 0));
     let order: Vec<&str> = mods.order.iter().map(|(n, _)| n.as_str()).collect();
     cpio.entry(
         "mod/order",

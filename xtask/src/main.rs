@@ -1,9 +1,13 @@
 //! Project tasks. `cargo xtask setup | build | run | test | vm | bench | soak | docs | fuzz |
-//! kernel-table`.
+//! kernel-table | dist`.
 
 mod apt;
+mod arch;
+mod arm64;
 mod build;
 mod cmd;
+mod cross;
+mod dist;
 mod docs;
 mod fuzz;
 mod initramfs;
@@ -41,6 +45,10 @@ enum Task {
         /// Optimised build.
         #[arg(long)]
         release: bool,
+        /// Build static (musl) binaries for this architecture, optimised, into
+        /// target/<arch>-unknown-linux-musl/release (aarch64 is cross-built).
+        #[arg(long)]
+        arch: Option<arch::Arch>,
     },
     /// Run the controller as root (`snapshot ARGS`); with no arguments, the demo.
     Run {
@@ -56,6 +64,9 @@ enum Task {
         /// Only these VM kernels (5.10, 6.1, 6.12, sid; sid also by its version); default all.
         #[arg(long = "kernel", value_name = "SERIES")]
         kernels: Vec<String>,
+        /// Only the VM kernels of these architectures (`x86_64`, aarch64); default both.
+        #[arg(long = "arch", value_name = "ARCH")]
+        arches: Vec<arch::Arch>,
         /// Break mode: run the tests that have one (the VM layer) against deliberately broken
         /// inputs; every one must fail, and the command fails if any passes.
         #[arg(long = "break")]
@@ -84,11 +95,22 @@ enum Task {
     /// Render the README's kernel × probe kind × feature table from the `snapshot check`
     /// reports of the last VM test run on every kernel and this host's (root).
     KernelTable,
+    /// Package a static (musl) `snapshot` with its eBPF object, man pages, completions and
+    /// systemd unit as a tarball and a .deb in target/dist.
+    Dist {
+        /// Architecture of the package.
+        #[arg(long, default_value = "x86_64")]
+        arch: arch::Arch,
+    },
     /// Run a command as root inside QEMU (TCG) on one of Debian's kernels.
     Vm {
         /// Kernel series: 5.10, 6.1, 6.12 or sid (also by its version, e.g. 7.2).
         #[arg(long, default_value = "6.1")]
         kernel: String,
+        /// Guest architecture: aarch64 boots Debian's arm64 kernel with a busybox userland and
+        /// the workspace shared at its own path (run static aarch64 builds there).
+        #[arg(long, default_value = "x86_64")]
+        arch: arch::Arch,
         /// Seconds before the VM is stopped.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -111,17 +133,26 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Setup { refresh } => setup::run(refresh).map(|()| 0),
-        Task::Build { release } => build::binaries(release).map(|_| 0),
+        Task::Build {
+            release,
+            arch: None,
+        } => build::binaries(release).map(|_| 0),
+        Task::Build {
+            arch: Some(arch), ..
+        } => setup::ensure()
+            .and_then(|()| cross::binaries(arch))
+            .map(|_| 0),
         Task::Run { args } => run::run(&args),
         Task::Test {
             layers,
             kernels,
+            arches,
             break_mode,
         } => {
             if break_mode {
                 test::break_run(&kernels)
             } else {
-                test::run(&layers, &kernels)
+                test::run(&layers, &kernels, &arches)
             }
         }
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
@@ -129,23 +160,31 @@ fn main() {
         Task::Soak { events } => test::soak(events),
         Task::Docs => docs::run(),
         Task::KernelTable => kernel_table::run(),
+        Task::Dist { arch } => dist::run(arch).map(|_| 0),
         Task::Vm {
             kernel,
+            arch,
             timeout,
             smp,
             memory,
             rw,
             command,
-        } => vm::run(&vm::VmOptions {
-            series: kernel,
-            timeout,
-            smp,
-            memory,
-            rw,
-            env: Vec::new(),
-            stdout_copy: None,
-            command,
-        }),
+        } => {
+            let opts = vm::VmOptions {
+                series: kernel,
+                timeout,
+                smp,
+                memory,
+                rw,
+                env: Vec::new(),
+                stdout_copy: None,
+                command,
+            };
+            match arch {
+                arch::Arch::X86_64 => vm::run(&opts),
+                arch::Arch::Aarch64 => arm64::vm::run(&opts),
+            }
+        }
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -121,6 +121,8 @@ pub fn complete() -> bool {
         && cargo_fuzz_ok()
         && venv_ok()
         && kernels_ok()
+        && crate::cross::complete()
+        && crate::dist::setup_complete()
 }
 
 /// Runs setup first when something is missing (the start of every task that needs it).
@@ -276,6 +278,8 @@ pub fn run(refresh: bool) -> anyhow::Result<()> {
         Some(a) => Ok(a),
         None => apt::Apt::open(refresh),
     })?;
+    crate::cross::setup(refresh)?;
+    crate::dist::setup(refresh)?;
     cmd::green(&format!(
         "setup complete in {:.1} s",
         start.elapsed().as_secs_f64()

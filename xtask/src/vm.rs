@@ -8,7 +8,7 @@ use std::{
     ffi::OsString,
     io::{Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -47,12 +47,13 @@ pub struct VmOptions {
     pub command: Vec<OsString>,
 }
 
-fn quote(s: &str) -> String {
+/// `s` quoted for the guest's shell.
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Environment variables passed from the host to the guest command.
-const PASS_ENV: [&str; 5] = [
+pub(crate) const PASS_ENV: [&str; 5] = [
     "RUST_LOG",
     "RUST_BACKTRACE",
     "RUST_TEST_THREADS",
@@ -60,7 +61,9 @@ const PASS_ENV: [&str; 5] = [
     "SNAPSHOT_TEST_BREAK",
 ];
 
-fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
+/// The guest's job: the environment, the working directory (`/` when the guest does not have
+/// it) and `exec` of the command.
+pub(crate) fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<String> {
     let mut s = String::from(
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb\n",
     );
@@ -114,6 +117,7 @@ fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
     }
 }
 
+/// `-accel` and `-cpu` for an `x86_64` guest.
 fn accel() -> (&'static str, &'static str) {
     // /dev/kvm on this machine kind is PVM, which cannot boot a stock kernel: use TCG there.
     let kvm_usable = Path::new("/dev/kvm").exists() && !Path::new("/sys/module/kvm_pvm").exists();
@@ -202,12 +206,23 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
             .args(["-device", "virtio-9p-pci,fsdev=rwd,mount_tag=rwdir"]);
     }
     let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: run `cargo xtask setup` (it installs QEMU from bookworm-backports)")?;
+    let timed_out = wait(&mut child, &job.0, opts)?;
+    Ok(outcome(&job.0, &kernel.release, opts.timeout, timed_out))
+}
+
+/// Waits for QEMU (`child`, killed after `opts.timeout`) while copying the command's output from
+/// the files `stdout` and `stderr` of the job directory `job` to ours as they grow; keeps a copy
+/// of its stdout where `opts.stdout_copy` says. True when it timed out.
+pub(crate) fn wait(child: &mut Child, job: &Path, opts: &VmOptions) -> anyhow::Result<bool> {
     let start = Instant::now();
-    let (stdout_file, stderr_file) = (job.0.join("stdout"), job.0.join("stderr"));
-    let (mut out_pos, mut pos) = (0, 0);
-    let timed_out = loop {
+    let (stdout_file, stderr_file) = (job.join("stdout"), job.join("stderr"));
+    let (mut out_pos, mut err_pos) = (0, 0);
+    let mut pump = || {
         forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-        forward(&stderr_file, &mut pos, &mut std::io::stderr());
+        forward(&stderr_file, &mut err_pos, &mut std::io::stderr());
+    };
+    let timed_out = loop {
+        pump();
         if child.try_wait()?.is_some() {
             break false;
         }
@@ -218,13 +233,19 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-    forward(&stderr_file, &mut pos, &mut std::io::stderr());
+    pump();
     if let Some(copy) = &opts.stdout_copy {
         std::fs::copy(&stdout_file, copy)
             .with_context(|| format!("cannot copy the VM's output to {}", copy.display()))?;
     }
-    let klog = std::fs::read_to_string(job.0.join("kernel.log")).unwrap_or_default();
+    Ok(timed_out)
+}
+
+/// The exit code of a finished VM run whose job directory is `job` (the command's `rc`, or why
+/// there is none: a panic, a timeout, a boot failure, each explained in red with the tail of
+/// `kernel.log`).
+pub(crate) fn outcome(job: &Path, release: &str, timeout: u64, timed_out: bool) -> i32 {
+    let klog = std::fs::read_to_string(job.join("kernel.log")).unwrap_or_default();
     let tail = |n: usize| {
         klog.lines()
             .rev()
@@ -235,39 +256,37 @@ pub fn run(opts: &VmOptions) -> anyhow::Result<i32> {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    if let Ok(rc) = std::fs::read_to_string(job.0.join("rc")) {
-        return Ok(rc.trim().parse().unwrap_or(EXIT_BOOT));
+    if let Ok(rc) = std::fs::read_to_string(job.join("rc")) {
+        return rc.trim().parse().unwrap_or(EXIT_BOOT);
     }
     if klog.contains("Kernel panic") {
         cmd::red(&format!(
-            "vm: the guest kernel {} panicked (exit {EXIT_PANIC}); kernel log tail:",
-            kernel.release
+            "vm: the guest kernel {release} panicked (exit {EXIT_PANIC}); kernel log tail:"
         ));
         eprintln!("{}", tail(40));
-        return Ok(EXIT_PANIC);
+        return EXIT_PANIC;
     }
     if timed_out {
-        let phase = if job.0.join("started").exists() {
+        let phase = if job.join("started").exists() {
             "the command did not finish"
         } else {
             "the guest did not finish booting"
         };
         cmd::red(&format!(
-            "vm: timed out after {} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer",
-            opts.timeout
+            "vm: timed out after {timeout} s: {phase} (exit {EXIT_TIMEOUT}); raise --timeout if it needs longer"
         ));
         eprintln!("{}", tail(20));
-        return Ok(EXIT_TIMEOUT);
+        return EXIT_TIMEOUT;
     }
-    let why = std::fs::read_to_string(job.0.join("boot-error"))
+    let why = std::fs::read_to_string(job.join("boot-error"))
         .unwrap_or_else(|_| "QEMU exited before the command ran".into());
     cmd::red(&format!(
         "vm: boot failure on {} (exit {EXIT_BOOT}): {}; kernel log tail:",
-        kernel.release,
+        release,
         why.trim()
     ));
     eprintln!("{}", tail(40));
-    Ok(EXIT_BOOT)
+    EXIT_BOOT
 }
 
 /// Finds `prog` on PATH.
@@ -279,10 +298,10 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 }
 
 /// A temporary directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         let base = std::env::temp_dir();
         for n in 0..1000u32 {
             let p = base.join(format!("snapshot-vm-{}-{n}", std::process::id()));

@@ -323,7 +323,12 @@ mod ids {
 
 /// Loads `insns` as a `spec` program and closes it: present, or the kernel's reason.
 fn loads(spec: ProgSpec, insns: &[Insn]) -> Result<(), String> {
-    bpf::prog_load(spec, insns).map(drop).map_err(|(e, log)| {
+    load(spec, insns).map(drop)
+}
+
+/// Loads `insns` as a `spec` program, or says why the kernel refused it.
+fn load(spec: ProgSpec, insns: &[Insn]) -> Result<std::os::fd::OwnedFd, String> {
+    bpf::prog_load(spec, insns).map_err(|(e, log)| {
         let last = log
             .lines()
             .rev()
@@ -388,16 +393,29 @@ fn tracing_target(btf: &Btf) -> Option<u32> {
         .find_map(|f| btf.func_id(f))
 }
 
-fn tracing(target: Option<u32>, body: &[Insn]) -> Result<(), String> {
+fn tracing_spec(target: Option<u32>) -> Result<ProgSpec, String> {
     let id = target.ok_or("no kernel BTF to find a function in")?;
-    loads(
-        ProgSpec {
-            prog_type: ids::TRACING,
-            expected_attach_type: ids::TRACE_FENTRY,
-            attach_btf_id: id,
-        },
-        body,
-    )
+    Ok(ProgSpec {
+        prog_type: ids::TRACING,
+        expected_attach_type: ids::TRACE_FENTRY,
+        attach_btf_id: id,
+    })
+}
+
+fn tracing(target: Option<u32>, body: &[Insn]) -> Result<(), String> {
+    loads(tracing_spec(target)?, body)
+}
+
+/// An fentry program loads and attaches (arm64 before 6.4 loads it but cannot build the
+/// trampoline: error 524), detached again at once.
+fn trampoline_attaches(target: Option<u32>) -> Result<(), String> {
+    let prog = load(tracing_spec(target)?, &asm::RETURN_0)?;
+    bpf::tracing_attach(std::os::fd::AsFd::as_fd(&prog))
+        .map(drop)
+        .map_err(|e| match e.raw_os_error() {
+            Some(524) => "attaching fails with error 524 (ENOTSUPP): the kernel cannot build a BPF trampoline here".to_owned(),
+            _ => format!("attaching fails: {e}"),
+        })
 }
 
 fn mmap_array() -> Result<(), String> {
@@ -455,7 +473,6 @@ impl Features {
     pub fn probe(support: &KernelSupport) -> Self {
         let btf = Btf::from_sys_fs().ok().and_then(Result::ok);
         let target = btf.as_ref().and_then(tracing_target);
-        let fentry_body = asm::RETURN_0;
         let func_arg_body = [
             asm::mov(2, 0),
             asm::stack_store(-8, 2),
@@ -467,7 +484,7 @@ impl Features {
         ];
         let fs = |ok: bool, why: &str| if ok { Ok(()) } else { Err(why.to_owned()) };
         let fentry_loads = if support.trampolines {
-            tracing(target, &fentry_body)
+            trampoline_attaches(target)
         } else {
             Err(format!("hidden by {}", super::kernel::HIDE_ENV))
         };
@@ -481,7 +498,7 @@ impl Features {
                     Feature::FuncIp => kprobe_calls(ids::HELPER_FUNC_IP),
                     Feature::FuncArgs => fentry_loads
                         .clone()
-                        .map_err(|e| format!("cannot tell: fentry programs do not load here ({e})"))
+                        .map_err(|e| format!("cannot tell: fentry programs cannot run here ({e})"))
                         .and_then(|()| tracing(target, &func_arg_body)),
                     Feature::BootClock => kprobe_calls(ids::HELPER_BOOT_NS),
                     Feature::RingBuf => bpf::map_create(ids::MAP_RINGBUF, 0, 0, 4096, 0)

@@ -4,11 +4,19 @@ use std::path::Path;
 
 /// Facts about the kernel that decide which probe kinds can work.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "facts about the kernel, each yes or no"
+)]
 pub struct KernelSupport {
     /// `uname -r`.
     pub release: String,
-    /// kprobes are built in (`/sys/bus/event_source/devices/kprobe/type` exists).
+    /// kprobes can be used: built in and not hidden by [`HIDE_ENV`].
     pub kprobes: bool,
+    /// kprobes are built in (`/sys/bus/event_source/devices/kprobe/type` exists).
+    pub kprobes_built_in: bool,
+    /// kprobes are hidden by [`HIDE_ENV`].
+    pub kprobes_hidden: bool,
     /// BTF for the kernel is available (needed by fentry/fexit).
     pub btf: bool,
     /// fentry/fexit not hidden by [`HIDE_ENV`] (the kernel may still refuse them at load).
@@ -25,13 +33,28 @@ impl KernelSupport {
     pub fn probe(root: &Path) -> Self {
         let release = std::fs::read_to_string(root.join("proc/sys/kernel/osrelease"))
             .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
+        let kprobes = root
+            .join("sys/bus/event_source/devices/kprobe/type")
+            .exists();
         Self {
             release,
-            kprobes: root
-                .join("sys/bus/event_source/devices/kprobe/type")
-                .exists(),
+            kprobes,
+            kprobes_built_in: kprobes,
+            kprobes_hidden: false,
             btf: root.join("sys/kernel/btf/vmlinux").exists(),
             trampolines: true,
+        }
+    }
+
+    /// Why kprobes cannot be used (when [`Self::kprobes`] is false).
+    #[must_use]
+    pub fn kprobes_missing(&self) -> String {
+        if !self.kprobes_built_in {
+            "/sys/bus/event_source/devices/kprobe/type is missing: CONFIG_KPROBES is off".into()
+        } else if self.kprobes_hidden {
+            format!("hidden by {HIDE_ENV}")
+        } else {
+            "kprobes are available".into()
         }
     }
 
@@ -40,7 +63,10 @@ impl KernelSupport {
     pub fn hiding(mut self, hidden: &str) -> Self {
         for kind in hidden.split(',').map(str::trim) {
             match kind {
-                "kprobe" | "kretprobe" => self.kprobes = false,
+                "kprobe" | "kretprobe" => {
+                    self.kprobes = false;
+                    self.kprobes_hidden = true;
+                }
                 "fentry" | "fexit" => self.trampolines = false,
                 _ => {}
             }
@@ -64,8 +90,15 @@ mod tests {
         assert_eq!(s.release, "6.1.0-test");
         assert!(s.kprobes);
         assert!(!s.btf);
+        assert_eq!(s.kprobes_missing(), "kprobes are available");
         let hidden = s.hiding("kprobe, fentry");
         assert!(!hidden.kprobes && !hidden.trampolines);
+        assert_eq!(
+            hidden.kprobes_missing(),
+            "hidden by SNAPSHOT_HIDE_PROBE_KINDS"
+        );
+        let none = KernelSupport::probe(&root.join("nothing")).hiding("kprobe");
+        assert!(none.kprobes_missing().contains("CONFIG_KPROBES is off"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

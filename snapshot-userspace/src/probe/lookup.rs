@@ -92,6 +92,28 @@ pub fn kernel_functions(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Where the ftrace patch site of `function` is, as an offset from its symbol: tracefs's
+/// `available_filter_functions_addrs` (Linux 6.5+) against `/proc/kallsyms` (under `root`).
+/// `None` when the kernel does not say, or the function is not traceable.
+#[must_use]
+pub fn ftrace_site(root: &Path, function: &str) -> Option<u64> {
+    let sites =
+        std::fs::read_to_string(root.join("sys/kernel/tracing/available_filter_functions_addrs"))
+            .ok()?;
+    let site = sites.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        let addr = u64::from_str_radix(w.next()?, 16).ok()?;
+        (w.next()? == function).then_some(addr)
+    })?;
+    let symbols = std::fs::read_to_string(root.join("proc/kallsyms")).ok()?;
+    // A static function may have namesakes: the symbol the site is in, just before it.
+    parse_kallsyms(&symbols)
+        .into_iter()
+        .filter(|(addr, name)| name == function && *addr <= site && site - *addr < 64)
+        .map(|(addr, _)| site - addr)
+        .min()
+}
+
 /// Text symbols of a kallsyms listing: (address, name), module symbols included.
 #[must_use]
 pub fn parse_kallsyms(text: &str) -> Vec<(u64, String)> {
@@ -193,6 +215,33 @@ mod tests {
                 (0xffff_ffff_c000_0000, "mod_fn".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn ftrace_sites_from_a_fake_root() {
+        let root = std::env::temp_dir().join(format!("snapshot-lookup-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("sys/kernel/tracing")).unwrap();
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        assert_eq!(ftrace_site(&root, "vfs_write"), None, "no tracefs file");
+        // Debian's arm64 6.12: the call site is the symbol's second instruction.
+        std::fs::write(
+            root.join("proc/kallsyms"),
+            "ffffaebeb164f000 t helper\nffffaebeb164f088 T vfs_write\nffffaebeb1700000 t helper\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("sys/kernel/tracing/available_filter_functions_addrs"),
+            "ffffaebeb164f08c vfs_write\nffffaebeb1700004 helper\n",
+        )
+        .unwrap();
+        assert_eq!(ftrace_site(&root, "vfs_write"), Some(4));
+        assert_eq!(
+            ftrace_site(&root, "helper"),
+            Some(4),
+            "the namesake it is in"
+        );
+        assert_eq!(ftrace_site(&root, "vfs_read"), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Loading and attaching one program per probe spec: kprobes and fentry/fexit fall back to each
-//! other (with a notice; `--strict` refuses), globs expand against the kernel's function list,
-//! and every failure names what is missing and the way out, with the closest valid names.
+//! other (with a notice; `--strict` refuses) when the kind asked for is missing or fails at load
+//! or attach, and an error names both causes when neither works; kprobe offsets are checked for
+//! the architecture first ([`offset`]); globs expand against the kernel's function list; and
+//! every failure names what is missing and the way out, with the closest valid names.
 
 use std::path::Path;
 
@@ -18,7 +20,7 @@ use snapshot_common::{kfeature, names};
 use super::load;
 use crate::probe::{
     kernel::{self, KernelSupport},
-    lookup,
+    lookup, offset,
     spec::{Location, ProbeKind, ProbeSpec},
     tracefs,
 };
@@ -31,19 +33,21 @@ pub const DEFAULT_MAX_GLOB: usize = 64;
 pub enum AttachError {
     /// No kprobes in this kernel.
     #[error(
-        "`{spec}` needs kprobes, which this kernel ({release}) lacks (/sys/bus/event_source/devices/kprobe/type is missing: CONFIG_KPROBES is off){also}. Ways out: run inside a kprobe-capable kernel with `cargo xtask vm -- <this command>`, or probe a tracepoint that covers the same call (for example `tracepoint:syscalls:sys_enter_read` instead of `kprobe:vfs_read`)"
+        "`{spec}` needs kprobes, which this kernel ({release}) cannot provide here: {cause}{also}. Ways out: run inside a kprobe-capable kernel with `cargo xtask vm -- <this command>`, or probe a tracepoint that covers the same call (for example `tracepoint:syscalls:sys_enter_read` instead of `kprobe:vfs_read`)"
     )]
     NoKprobes {
         /// The spec.
         spec: String,
         /// Kernel release.
         release: String,
+        /// Why not.
+        cause: String,
         /// Why the fallback did not help either (empty when none was tried).
         also: String,
     },
     /// fentry/fexit refused or impossible.
     #[error(
-        "`{spec}` needs BPF trampolines (fentry/fexit), which this kernel ({release}) refuses: {cause}{also}. Ways out: `cargo xtask vm -- <this command>`, a kprobe on the same function where kprobes exist, or a tracepoint that covers the same call"
+        "`{spec}` needs BPF trampolines (fentry/fexit), which this kernel ({release}) cannot provide here: {cause}{also}. Ways out: `cargo xtask vm -- <this command>`, a kprobe on the same function where kprobes exist, or a tracepoint that covers the same call"
     )]
     NoTrampolines {
         /// The spec.
@@ -218,6 +222,33 @@ impl AttachContext<'_> {
     }
 }
 
+/// Why one kind of kernel-function probe did not attach.
+enum KindError {
+    /// The kernel cannot provide this kind for this function (missing up front, or refused at
+    /// load or attach): the other kind may.
+    Unavailable(String),
+    /// Anything else (a name that does not exist, an offset that cannot work, a glob): no other
+    /// kind helps.
+    Other(anyhow::Error),
+}
+
+/// Why attaching a kprobe to `target` failed, in words.
+fn kprobe_refusal(target: &str, err: &(dyn std::error::Error + 'static)) -> String {
+    if os_error(err) == Some(libc::EINVAL) {
+        let blacklist =
+            std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist").unwrap_or_default();
+        if blacklist
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(target))
+        {
+            return format!(
+                "`{target}` is on the kernel's kprobe blacklist (/sys/kernel/debug/kprobes/blacklist)"
+            );
+        }
+    }
+    format!("attaching to `{target}` fails: {}", chain(err))
+}
+
 /// kprobe or kretprobe on `function` (or the functions a glob matches).
 fn attach_kprobe(
     ebpf: &mut Ebpf,
@@ -227,7 +258,21 @@ fn attach_kprobe(
     function: &str,
     offset: u64,
     cx: &mut AttachContext<'_>,
-) -> anyhow::Result<Attached> {
+) -> Result<Attached, KindError> {
+    use KindError::{Other, Unavailable};
+    if !cx.support.kprobes {
+        return Err(Unavailable(cx.support.kprobes_missing()));
+    }
+    let arch = offset::Arch::current();
+    if offset != 0 {
+        offset::check(
+            arch,
+            function,
+            offset,
+            lookup::ftrace_site(Path::new("/"), function),
+        )
+        .map_err(|e| Other(failed(spec, &e).into()))?;
+    }
     let mut attached = Attached::default();
     let targets: Vec<String> = if spec.is_glob() {
         let matches: Vec<String> = cx
@@ -239,19 +284,23 @@ fn attach_kprobe(
         if matches.is_empty() {
             let plain = function.replace(['*', '?'], "");
             let close = lookup::closest(&plain, cx.functions().iter().map(String::as_str), 3);
-            return Err(AttachError::GlobEmpty {
-                spec: spec.text.clone(),
-                suggest: lookup::suggestion(&close),
-            }
-            .into());
+            return Err(Other(
+                AttachError::GlobEmpty {
+                    spec: spec.text.clone(),
+                    suggest: lookup::suggestion(&close),
+                }
+                .into(),
+            ));
         }
         if matches.len() > cx.max_glob {
-            return Err(AttachError::GlobTooLarge {
-                spec: spec.text.clone(),
-                count: matches.len(),
-                max: cx.max_glob,
-            }
-            .into());
+            return Err(Other(
+                AttachError::GlobTooLarge {
+                    spec: spec.text.clone(),
+                    count: matches.len(),
+                    max: cx.max_glob,
+                }
+                .into(),
+            ));
         }
         let syms =
             lookup::parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
@@ -268,19 +317,30 @@ fn attach_kprobe(
         vec![function.to_owned()]
     };
     if kind == ProbeKind::Kretprobe && spec.is_glob() && cx.kfeatures & kfeature::FUNC_IP == 0 {
-        note_calls(ebpf, spec, &targets, cx)?;
+        note_calls(ebpf, spec, &targets, cx).map_err(Other)?;
     }
-    let prog: &mut KProbe = program(ebpf, kind, id)?;
-    prog.load().map_err(|e| failed(spec, &chain(&e)))?;
+    let prog: &mut KProbe = program(ebpf, kind, id).map_err(Other)?;
+    prog.load()
+        .map_err(|e| Unavailable(format!("loading the {kind} program fails: {}", chain(&e))))?;
     for target in &targets {
         if let Err(e) = prog.attach(target, offset) {
             if !spec.is_glob() && !cx.functions().iter().any(|f| f == target) {
-                return Err(cx.unknown_function(spec, target).into());
+                return Err(Other(cx.unknown_function(spec, target).into()));
             }
             if offset != 0 && os_error(&e) == Some(libc::EILSEQ) {
-                return Err(failed(spec, &format!("+{offset} is not at an instruction boundary of `{target}` (the kernel refuses with EILSEQ): pick an offset from its disassembly, e.g. `gdb -batch -ex 'disassemble {target}' vmlinux`")).into());
+                return Err(Other(failed(spec, &format!("+{offset} is not at an instruction boundary of `{target}` (the kernel refuses with EILSEQ): pick an offset from its disassembly, e.g. `gdb -batch -ex 'disassemble {target}' vmlinux`")).into()));
             }
-            return Err(failed(spec, &format!("{} (attaching to `{target}`)", chain(&e))).into());
+            if os_error(&e) == Some(libc::EINVAL) && offset::likely_patch_site(arch, offset) {
+                return Err(Other(failed(spec, &format!("+{offset} is most likely the ftrace patch site of `{target}` (the instruction ftrace rewrites to call its trampoline), where {} kprobes cannot go (the kernel refuses with EINVAL); use +0 or an offset past it, e.g. +{}", arch.name(), offset + 4)).into()));
+            }
+            if offset != 0 || spec.is_glob() {
+                return Err(Other(
+                    failed(spec, &format!("{} (attaching to `{target}`)", chain(&e))).into(),
+                ));
+            }
+            let why = kprobe_refusal(target, &e);
+            let _ = prog.unload();
+            return Err(Unavailable(why));
         }
     }
     Ok(attached)
@@ -327,52 +387,68 @@ fn attach_trampoline(
     spec: &ProbeSpec,
     function: &str,
     cx: &mut AttachContext<'_>,
-) -> Result<(), TrampolineError> {
+) -> Result<Attached, KindError> {
+    use KindError::{Other, Unavailable};
     if !cx.support.trampolines {
-        return Err(TrampolineError::Unavailable(format!(
-            "hidden by {}",
-            kernel::HIDE_ENV
-        )));
+        return Err(Unavailable(format!("hidden by {}", kernel::HIDE_ENV)));
     }
     if cx.btf.is_none() {
-        cx.btf = Some(
-            Btf::from_sys_fs()
-                .map_err(|e| TrampolineError::Unavailable(format!("no kernel BTF ({e})")))?,
-        );
+        cx.btf = Some(Btf::from_sys_fs().map_err(|e| Unavailable(format!("no kernel BTF ({e})")))?);
     }
     let btf = cx
         .btf
         .as_ref()
-        .ok_or_else(|| TrampolineError::Unavailable("no kernel BTF".into()))?;
-    let other = |e: anyhow::Error| TrampolineError::Other(e);
+        .ok_or_else(|| Unavailable("no kernel BTF".into()))?;
+    // Outer: loading; inner: attaching (the program is unloaded again when that fails).
     let result = if kind == ProbeKind::Fentry {
-        let prog: &mut FEntry = program(ebpf, kind, id).map_err(other)?;
-        prog.load(function, btf)
-            .and_then(|()| prog.attach().map(drop))
+        let prog: &mut FEntry = program(ebpf, kind, id).map_err(Other)?;
+        prog.load(function, btf).map(|()| {
+            let attached = prog.attach().map(drop);
+            if attached.is_err() {
+                let _ = prog.unload();
+            }
+            attached
+        })
     } else {
-        let prog: &mut FExit = program(ebpf, kind, id).map_err(other)?;
-        prog.load(function, btf)
-            .and_then(|()| prog.attach().map(drop))
+        let prog: &mut FExit = program(ebpf, kind, id).map_err(Other)?;
+        prog.load(function, btf).map(|()| {
+            let attached = prog.attach().map(drop);
+            if attached.is_err() {
+                let _ = prog.unload();
+            }
+            attached
+        })
     };
-    result.map_err(|e| {
-        if is_eperm(&e) {
-            TrampolineError::Unavailable(
-                "loading a tracing program fails with EPERM (kernel lockdown)".into(),
-            )
-        } else if matches!(&e, ProgramError::Btf(_)) {
-            TrampolineError::Other(cx.unknown_function(spec, function).into())
-        } else {
-            TrampolineError::Other(failed(spec, &chain(&e)).into())
+    let attached = match result {
+        Ok(attached) => attached,
+        Err(e) => {
+            return Err(if is_eperm(&e) {
+                Unavailable("loading a tracing program fails with EPERM (kernel lockdown)".into())
+            } else if matches!(&e, ProgramError::Btf(_)) {
+                if cx.functions().iter().any(|f| f == function) {
+                    Unavailable(format!(
+                        "`{function}` has no BTF type information, which {kind} needs"
+                    ))
+                } else {
+                    Other(cx.unknown_function(spec, function).into())
+                }
+            } else {
+                Unavailable(format!("loading the {kind} program fails: {}", chain(&e)))
+            });
         }
-    })
-}
-
-/// Why fentry/fexit did not attach.
-enum TrampolineError {
-    /// The kernel cannot run them (a fallback may help).
-    Unavailable(String),
-    /// Anything else (no fallback).
-    Other(anyhow::Error),
+    };
+    match attached {
+        Err(e) if os_error(&e) == Some(524) => Err(Unavailable(format!(
+            "attaching fails with error 524 (ENOTSUPP): the kernel cannot build a BPF trampoline here{}",
+            if offset::Arch::current() == offset::Arch::Aarch64 {
+                " (arm64 has them from Linux 6.4, DYNAMIC_FTRACE_WITH_DIRECT_CALLS)"
+            } else {
+                ""
+            }
+        ))),
+        Err(e) => Err(Unavailable(format!("attaching fails: {}", chain(&e)))),
+        Ok(()) => Ok(Attached::default()),
+    }
 }
 
 const fn counterpart(kind: ProbeKind) -> ProbeKind {
@@ -385,11 +461,88 @@ const fn counterpart(kind: ProbeKind) -> ProbeKind {
     }
 }
 
-fn notice(spec: &ProbeSpec, missing: &str, used: ProbeKind, function: &str) {
-    log::warn!(
-        "notice: {missing} are not available on this kernel; `{}` uses {used}:{function} instead (--strict refuses)",
-        spec.text
-    );
+/// kprobe/kretprobe or fentry/fexit, as asked.
+fn attach_kind(
+    ebpf: &mut Ebpf,
+    id: usize,
+    kind: ProbeKind,
+    spec: &ProbeSpec,
+    function: &str,
+    offset: u64,
+    cx: &mut AttachContext<'_>,
+) -> Result<Attached, KindError> {
+    match kind {
+        ProbeKind::Kprobe | ProbeKind::Kretprobe => {
+            attach_kprobe(ebpf, id, kind, spec, function, offset, cx)
+        }
+        _ => attach_trampoline(ebpf, id, kind, spec, function, cx),
+    }
+}
+
+/// The kernel-function probe `kind` on `function`; when the kernel cannot provide that kind
+/// there (missing, or refused at load or attach), its counterpart (fentry for a kprobe, kprobe
+/// for an fentry, …) is tried before giving up, with a notice; an error then names both causes.
+fn attach_function(
+    ebpf: &mut Ebpf,
+    id: usize,
+    kind: ProbeKind,
+    spec: &ProbeSpec,
+    function: &str,
+    offset: u64,
+    cx: &mut AttachContext<'_>,
+) -> anyhow::Result<Attached> {
+    let why = match attach_kind(ebpf, id, kind, spec, function, offset, cx) {
+        Ok(attached) => return Ok(attached),
+        Err(KindError::Other(e)) => return Err(e),
+        Err(KindError::Unavailable(why)) => why,
+    };
+    let other = counterpart(kind);
+    let missing = |also: String| -> anyhow::Error {
+        let (spec, release, cause) = (spec.text.clone(), cx.support.release.clone(), why.clone());
+        if matches!(kind, ProbeKind::Kprobe | ProbeKind::Kretprobe) {
+            AttachError::NoKprobes {
+                spec,
+                release,
+                cause,
+                also,
+            }
+            .into()
+        } else {
+            AttachError::NoTrampolines {
+                spec,
+                release,
+                cause,
+                also,
+            }
+            .into()
+        }
+    };
+    if cx.strict {
+        return Err(missing(format!("; --strict refuses {other} instead")));
+    }
+    if offset != 0 {
+        return Err(missing(format!(
+            "; {other} cannot replace a kprobe with an offset"
+        )));
+    }
+    if spec.is_glob() {
+        return Err(missing(format!("; {other} cannot replace a glob")));
+    }
+    match attach_kind(ebpf, id, other, spec, function, 0, cx) {
+        Ok(attached) => {
+            log::warn!(
+                "notice: `{}`: {kind} cannot attach here ({why}); it uses {other}:{function} instead (--strict refuses)",
+                spec.text
+            );
+            Ok(attached)
+        }
+        Err(KindError::Unavailable(why_other)) => Err(missing(format!(
+            "; the fallback to {other} failed too: {why_other}"
+        ))),
+        Err(KindError::Other(e)) => Err(e.context(format!(
+            "{kind} cannot attach here ({why}); {other} was tried instead"
+        ))),
+    }
 }
 
 /// Loads and attaches the program for probe `id`.
@@ -399,76 +552,12 @@ pub fn attach(
     spec: &ProbeSpec,
     cx: &mut AttachContext<'_>,
 ) -> anyhow::Result<Attached> {
-    let release = cx.support.release.clone();
     match (&spec.location, spec.kind) {
         (
             Location::Kernel { function, offset },
-            kind @ (ProbeKind::Kprobe | ProbeKind::Kretprobe),
-        ) => {
-            if cx.support.kprobes {
-                return attach_kprobe(ebpf, id, kind, spec, function, *offset, cx);
-            }
-            let no_kprobes = |also: String| AttachError::NoKprobes {
-                spec: spec.text.clone(),
-                release: release.clone(),
-                also,
-            };
-            if cx.strict || *offset != 0 || spec.is_glob() {
-                let why = if cx.strict {
-                    ""
-                } else if *offset != 0 {
-                    "; fentry cannot replace a kprobe with an offset"
-                } else {
-                    "; fentry cannot replace a glob"
-                };
-                return Err(no_kprobes(why.to_owned()).into());
-            }
-            match attach_trampoline(ebpf, id, counterpart(kind), spec, function, cx) {
-                Ok(()) => {
-                    notice(spec, "kprobes", counterpart(kind), function);
-                    Ok(Attached::default())
-                }
-                Err(TrampolineError::Unavailable(why)) => Err(no_kprobes(format!(
-                    "; the fallback to {} failed too: {why}",
-                    counterpart(kind)
-                ))
-                .into()),
-                Err(TrampolineError::Other(e)) => Err(e),
-            }
-        }
-        (Location::Kernel { function, .. }, kind @ (ProbeKind::Fentry | ProbeKind::Fexit)) => {
-            match attach_trampoline(ebpf, id, kind, spec, function, cx) {
-                Ok(()) => Ok(Attached::default()),
-                Err(TrampolineError::Other(e)) => Err(e),
-                Err(TrampolineError::Unavailable(cause)) => {
-                    let no_trampolines = |also: String| AttachError::NoTrampolines {
-                        spec: spec.text.clone(),
-                        release: release.clone(),
-                        cause: cause.clone(),
-                        also,
-                    };
-                    if cx.strict {
-                        return Err(no_trampolines(String::new()).into());
-                    }
-                    if !cx.support.kprobes {
-                        return Err(no_trampolines(format!(
-                            "; the fallback to {} is impossible too: this kernel has no kprobes",
-                            counterpart(kind)
-                        ))
-                        .into());
-                    }
-                    let attached =
-                        attach_kprobe(ebpf, id, counterpart(kind), spec, function, 0, cx)?;
-                    notice(
-                        spec,
-                        "BPF trampolines (fentry/fexit)",
-                        counterpart(kind),
-                        function,
-                    );
-                    Ok(attached)
-                }
-            }
-        }
+            kind
+            @ (ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit),
+        ) => attach_function(ebpf, id, kind, spec, function, *offset, cx),
         (Location::Tracepoint { category, name }, _) => {
             tracefs::ensure_mounted()?;
             let root = Path::new(tracefs::TRACEFS);

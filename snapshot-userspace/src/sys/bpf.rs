@@ -16,6 +16,8 @@ const MAP_LOOKUP_ELEM: libc::c_long = 1;
 const MAP_UPDATE_ELEM: libc::c_long = 2;
 /// `BPF_PROG_LOAD`.
 const PROG_LOAD: libc::c_long = 5;
+/// `BPF_RAW_TRACEPOINT_OPEN` (also attaches fentry/fexit programs).
+const RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (pop, for a queue).
 const MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
 
@@ -82,6 +84,14 @@ struct MapCreateAttr {
     value_size: u32,
     max_entries: u32,
     map_flags: u32,
+}
+
+/// The `BPF_RAW_TRACEPOINT_OPEN` part of `union bpf_attr`.
+#[repr(C)]
+struct RawTracepointOpenAttr {
+    name: u64,
+    prog_fd: u32,
+    pad: u32,
 }
 
 /// The element commands' part of `union bpf_attr`.
@@ -153,6 +163,17 @@ pub fn prog_load(spec: ProgSpec, insns: &[Insn]) -> Result<OwnedFd, (io::Error, 
             Err((e, String::from_utf8_lossy(&log[..end]).trim().to_owned()))
         }
     }
+}
+
+/// Attaches a loaded fentry/fexit program to the function it was loaded for (building its BPF
+/// trampoline); detached when the returned descriptor closes.
+pub fn tracing_attach(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut attr = RawTracepointOpenAttr {
+        name: 0,
+        prog_fd: prog.as_raw_fd() as u32,
+        pad: 0,
+    };
+    owned(bpf(RAW_TRACEPOINT_OPEN, &mut attr)?)
 }
 
 /// Creates a map.

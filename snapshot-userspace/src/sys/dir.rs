@@ -160,8 +160,18 @@ impl Dir {
             check(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) })?;
             return Ok(());
         }
+        // By system call: musl (the static builds) has no `renameat2` wrapper.
         // SAFETY: as above.
-        let r = unsafe { libc::renameat2(fd, f.as_ptr(), fd, t.as_ptr(), libc::RENAME_NOREPLACE) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                fd,
+                f.as_ptr(),
+                fd,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
         if r == 0 {
             return Ok(());
         }
