@@ -225,28 +225,128 @@ impl UserSymbols {
     }
 }
 
+/// The file-backed mappings of process `pid` under `root` (empty: gone, a zombie, or no
+/// file mapped).
+fn read_maps(root: &Path, pid: u32) -> Vec<Mapping> {
+    std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
+        .map(|t| parse_maps(&t))
+        .unwrap_or_default()
+}
+
+/// The memory maps of the targets as last seen, for the user stacks of a process that is gone
+/// by the time its trigger is handled (a crash: the process exits right after the signal is
+/// delivered, usually before userspace hears of it).
+#[derive(Debug, Default)]
+pub struct MapsCache {
+    /// pid → (mappings, when read: boot-time ns).
+    entries: HashMap<u32, (Vec<Mapping>, u64)>,
+}
+
+/// Most processes cached (a `--follow-forks` tree or a notice storm cannot grow it further).
+const MAPS_CACHED: usize = 1024;
+
+impl MapsCache {
+    /// Reads the maps of `pids` under `root` now, at boot time `now_ns`; a process whose maps
+    /// read empty (gone, a zombie) keeps its last entry.
+    pub fn refresh(&mut self, root: &Path, pids: impl IntoIterator<Item = u32>, now_ns: u64) {
+        for pid in pids {
+            let maps = read_maps(root, pid);
+            if maps.is_empty() {
+                continue;
+            }
+            if self.entries.len() >= MAPS_CACHED && !self.entries.contains_key(&pid) {
+                continue;
+            }
+            self.entries.insert(pid, (maps, now_ns));
+        }
+    }
+
+    /// Forgets processes that are gone (their entries stay until then for their triggers).
+    pub fn retain_alive(&mut self, root: &Path) {
+        self.entries
+            .retain(|pid, _| root.join(format!("proc/{pid}/maps")).exists());
+    }
+}
+
+/// Where the memory map that symbolized a user stack came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MapsSource {
+    /// No user stack.
+    #[default]
+    None,
+    /// Read when userspace handled the trigger.
+    AtTrigger,
+    /// The process was gone: the map cached at this boot time (ns).
+    Cached(u64),
+    /// The process was gone and no map of it was cached.
+    Missing,
+}
+
 /// A trigger's stacks as taken: instruction addresses, and the memory map of the process the
-/// user stack belongs to (read while it still runs).
+/// user stack belongs to (read while it still runs, or cached before it exited).
 #[derive(Debug, Default)]
 pub struct Stacks {
     kernel: Vec<u64>,
     user: Vec<u64>,
     maps: Vec<Mapping>,
+    source: MapsSource,
+    /// When the trigger fired (boot-time ns).
+    fired_ns: u64,
 }
 
 impl Stacks {
     /// The stacks of process `pid`, reading its memory map under `root` now when there is a
-    /// user stack.
+    /// user stack, else taking the one `cache` kept of it.
     #[must_use]
     pub fn read(root: &Path, pid: u32, kernel: Vec<u64>, user: Vec<u64>) -> Self {
-        let maps = if user.is_empty() {
-            Vec::new()
+        Self::read_cached(root, pid, kernel, user, None, 0)
+    }
+
+    /// As [`Self::read`], falling back on `cache` when the process is gone; `fired_ns` is when
+    /// the trigger fired (the header says how long before it a cached map was read).
+    #[must_use]
+    pub fn read_cached(
+        root: &Path,
+        pid: u32,
+        kernel: Vec<u64>,
+        user: Vec<u64>,
+        cache: Option<&MapsCache>,
+        fired_ns: u64,
+    ) -> Self {
+        let (maps, source) = if user.is_empty() {
+            (Vec::new(), MapsSource::None)
         } else {
-            std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
-                .map(|t| parse_maps(&t))
-                .unwrap_or_default()
+            let maps = read_maps(root, pid);
+            match cache.and_then(|c| c.entries.get(&pid)) {
+                Some((cached, at)) if maps.is_empty() => (cached.clone(), MapsSource::Cached(*at)),
+                _ if maps.is_empty() => (maps, MapsSource::Missing),
+                _ => (maps, MapsSource::AtTrigger),
+            }
         };
-        Self { kernel, user, maps }
+        Self {
+            kernel,
+            user,
+            maps,
+            source,
+            fired_ns,
+        }
+    }
+
+    /// How the header describes the map used: `read at the trigger`, `cached 120 ms before
+    /// the trigger, the process having exited`.
+    #[must_use]
+    pub fn maps_note(&self) -> Option<String> {
+        match self.source {
+            MapsSource::None => None,
+            MapsSource::AtTrigger => Some("read at the trigger".to_owned()),
+            MapsSource::Cached(at) => Some(format!(
+                "cached {} ms before the trigger, the process having exited",
+                self.fired_ns.saturating_sub(at) / 1_000_000
+            )),
+            MapsSource::Missing => {
+                Some("none: the process had exited and no map of it was cached".to_owned())
+            }
+        }
     }
 }
 
@@ -271,6 +371,7 @@ impl Symbolizer {
     pub fn apply(&mut self, fired: &mut super::Fired, stacks: &Stacks) {
         fired.kernel_stack = self.kernel.frames(&stacks.kernel);
         fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
+        fired.user_maps = stacks.maps_note();
     }
 }
 
