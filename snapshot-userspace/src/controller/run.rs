@@ -235,6 +235,19 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     let mut ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
         .map_err(|e| e.into_parts().1)
         .context("cannot watch the notification ring buffer")?;
+    // Crash and OOM triggers: the targets' memory maps, read before anyone is told the
+    // recorder records and kept fresh, for the user stacks of a process gone by the time its
+    // trigger is handled.
+    let maps_pids: Vec<u32> = if trigger::builtin::watches_deaths(&rec.triggers) {
+        match &target.targets {
+            Targets::Processes(pids) => pids.clone(),
+            Targets::Thread(tid) => vec![*tid],
+            Targets::All | Targets::Comm(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    controller.refresh_maps(maps_pids.iter().copied());
     if let Err(e) = controller.out().write_pid_file() {
         log::warn!(
             "cannot write the pid file into {}: {e} (`snapshot trigger` still works)",
@@ -260,18 +273,6 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         watch.exited().await
     };
     tokio::pin!(exited);
-    // Crash and OOM triggers: the targets' memory maps, kept fresh for the user stacks of a
-    // process gone by the time its trigger is handled.
-    let maps_pids: Vec<u32> = if trigger::builtin::watches_deaths(&rec.triggers) {
-        match &target.targets {
-            Targets::Processes(pids) => pids.clone(),
-            Targets::Thread(tid) => vec![*tid],
-            Targets::All | Targets::Comm(_) => Vec::new(),
-        }
-    } else {
-        Vec::new()
-    };
-    controller.refresh_maps(maps_pids.iter().copied());
     let mut maps_refresh = tokio::time::interval(MAPS_PERIOD);
     maps_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut refresh = tokio::time::interval(STATUS_PERIOD);

@@ -239,13 +239,13 @@ pub fn ordered(triggers: &[Trigger]) -> Vec<Trigger> {
     first
 }
 
-/// How a trigger value on probe `probe` reads: `SIGSEGV` for a delivered signal, `victim pid`
+/// How a trigger value on probe `probe` reads: `SIGSEGV` for a delivered signal, `(victim pid)`
 /// for an OOM victim.
 #[must_use]
 pub fn describe_value(probe: &str, value: i64) -> Option<String> {
     match probe {
         SIGNAL_PROBE => Some(crate::abi::signal(value)),
-        OOM_PROBE => Some("oom victim pid".to_owned()),
+        OOM_PROBE => Some("(victim pid)".to_owned()),
         _ => None,
     }
 }

@@ -22,6 +22,8 @@
 //! patterns of at most 63 characters.
 
 pub mod builtin;
+#[cfg(test)]
+mod builtin_tests;
 mod compile;
 mod eval;
 mod lex;
