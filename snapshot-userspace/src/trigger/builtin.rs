@@ -3,7 +3,7 @@
 //!
 //! | keyword       | probe added (name = tracepoint)     | condition                                 |
 //! |---------------|-------------------------------------|-------------------------------------------|
-//! | `crash`       | `tracepoint:signal:signal_deliver`  | `sig` ∈ {ILL TRAP ABRT BUS FPE SEGV SYS} && `sa_handler == 0` (SIG_DFL: the signal kills) |
+//! | `crash`       | `tracepoint:signal:signal_deliver`  | `sig` ∈ {ILL TRAP ABRT BUS FPE SEGV SYS} && `sa_handler == 0` (`SIG_DFL`: the signal kills) |
 //! | `signal(SIG)` | `tracepoint:signal:signal_deliver`  | `sig == SIG` (whatever its disposition)   |
 //! | `oom`         | `tracepoint:oom:mark_victim`        | `pid > 0` (the OOM killer chose a victim) |
 //!
