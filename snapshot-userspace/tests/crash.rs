@@ -82,6 +82,7 @@ fn assert_crash(run: &common::Run, pid: u32, sig: i64, name: &str, function: &st
     );
     assert!(text.contains(&format!("sig={name}")), "{text}");
     assert!(text.contains(&format!("{function}+")), "{text}");
+    assert!(text.contains("# user stack's memory map: "), "{text}");
 }
 
 #[test]

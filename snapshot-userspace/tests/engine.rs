@@ -703,7 +703,8 @@ fn json_output_is_complete_and_exact() {
             "missed_triggers",
             "ncpu",
             "capacity",
-            "cpus"
+            "cpus",
+            "string_size"
         ])
     );
     let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_owned();

@@ -176,12 +176,10 @@ pub fn text(s: &Snapshot) -> String {
         }
         for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
             if !frames.is_empty() {
-                match (what, &f.user_maps) {
-                    ("user", Some(maps)) => {
-                        out.push_str(&format!("# user stack (memory map {}):\n", p(maps)));
-                    }
-                    _ => out.push_str(&format!("# {what} stack:\n")),
+                if let ("user", Some(maps)) = (what, &f.user_maps) {
+                    out.push_str(&format!("# user stack's memory map: {}\n", p(maps)));
                 }
+                out.push_str(&format!("# {what} stack:\n"));
                 for line in stack_lines(frames) {
                     out.push_str(&format!("#   {}\n", p(&line)));
                 }
