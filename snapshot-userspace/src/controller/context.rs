@@ -21,9 +21,10 @@ impl Controller {
             .find(|p| p.id == n.probe_id)
             .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
         let pid = (n.pid_tgid >> 32) as u32;
+        let comm = comm_str(&n.comm);
         let stacks = Stacks::read_cached(
             Path::new("/"),
-            pid,
+            (pid, &comm),
             self.session.take_stack(n.kstack),
             self.session.take_stack(n.ustack),
             Some(&self.maps_cache),
@@ -34,7 +35,7 @@ impl Controller {
             cpu: n.cpu,
             pid,
             tid: n.pid_tgid as u32,
-            comm: comm_str(&n.comm),
+            comm,
             probe,
             value: n.value as i64,
             post: self.session.rules().post.describe(),

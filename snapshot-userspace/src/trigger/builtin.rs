@@ -172,7 +172,7 @@ fn probes_of(a: &Ast, out: &mut Vec<&'static str>) {
 /// Why the built-in probes cannot be added.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "--probe `{taken}` is named `{name}`, the name of the probe the trigger adds itself (`{builtin}`): rename yours with NAME={taken}, or probe the same tracepoint"
+    "--probe `{taken}` is named `{name}`, the name of the probe the trigger adds itself (`{builtin}`): rename yours (`-p OTHER_NAME=SPEC`), or make it probe that tracepoint"
 )]
 pub struct NameTaken {
     /// The name.
