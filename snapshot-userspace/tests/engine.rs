@@ -703,8 +703,7 @@ fn json_output_is_complete_and_exact() {
             "missed_triggers",
             "ncpu",
             "capacity",
-            "cpus",
-            "string_size"
+            "cpus"
         ])
     );
     let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_owned();
