@@ -744,6 +744,7 @@ fn json_output_is_complete_and_exact() {
         "value",
         "kernel_stack",
         "user_stack",
+        "user_maps",
     ]);
     assert!(
         keys(f).is_subset(&allowed)

@@ -99,7 +99,7 @@ fn cases() -> Vec<Case> {
     let mut v = vec![
         // The command line itself (exit 2).
         case(&["record"], 2, "required arguments were not provided"),
-        case(&["record", "--out", "{out}", "--trigger", "manual"], 2, "--probe <SPEC>"),
+        case(&["record", "--out", "{out}", "--trigger", "manual"], 1, "nothing to record"),
         case(&["record", "--out", "{out}", "-p", &up], 2, "--trigger <EXPR>"),
         case(&["record", "-p", &up, "--trigger", "manual"], 2, "--out <DIR>"),
         case(&["record", "--bogus"], 2, "unexpected argument '--bogus'"),

@@ -36,6 +36,13 @@
 //! `snapshot-workload str TEXT`: one `snapshot_workload_str(TEXT, TEXT, len)`.
 //! `snapshot-workload str-threads TOTAL PERIOD`: two pinned threads call
 //! `snapshot_workload_str(SEQ, SEQ, SEQ)` for distinct SEQs, every PERIOD-th text ending in `!`.
+//! `snapshot-workload segfault [MS]`: sleeps MS, then `snapshot_workload_segfault` writes
+//! through a null pointer (address 16: dies of SIGSEGV). `snapshot-workload abort [MS]`: sleeps MS, then
+//! `snapshot_workload_abort` calls `abort()` (dies of SIGABRT).
+//! `snapshot-workload signal-self SIG`: installs a handler for signal number SIG, sends it to
+//! itself (`kill`), and exits once the handler ran.
+//! `snapshot-workload oom MB`: allocates and touches MB mebibytes, 1 MiB at a time (in a
+//! memory cgroup smaller than that, the OOM killer takes it).
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -52,6 +59,88 @@ pub extern "C" fn snapshot_workload_fn(a: u64, b: u64, c: u64) -> u64 {
 pub extern "C" fn snapshot_workload_sleep(ms: u64) -> u64 {
     std::thread::sleep(std::time::Duration::from_millis(ms));
     std::hint::black_box(ms)
+}
+
+/// Dies of SIGSEGV here: the faulting function a crash snapshot's user stack names.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn snapshot_workload_segfault(addr: usize) -> u64 {
+    let p = std::hint::black_box(addr) as *mut u64;
+    // SAFETY: none: the write faults on purpose (`addr` is in the unmapped first page), killing the process. A plain
+    // store, not a call, so that the faulting instruction is in this function.
+    unsafe { *p = 1 };
+    std::hint::black_box(0)
+}
+
+/// Dies of SIGABRT from here, as `abort()` does (`tgkill` of its own thread with SIGABRT),
+/// with the system call made in this function: glibc's `abort` has no frame pointers, so a
+/// user stack walked from inside it does not reach its caller.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn snapshot_workload_abort() -> u64 {
+    // SAFETY: getpid/gettid have no preconditions.
+    let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the tgkill system call (number 234 on x86-64) with SIGABRT for this thread; it
+    // clobbers rcx and r11 as every syscall does. SIGABRT's default action kills the process.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") 234i64 => _,
+            in("rdi") i64::from(pid),
+            in("rsi") i64::from(tid),
+            in("rdx") i64::from(libc::SIGABRT),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    std::process::abort()
+}
+
+static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    SIGNALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Handles signal `sig`, sends it to this process, waits (up to 10 s) for the handler.
+fn signal_self(sig: u64) -> anyhow::Result<()> {
+    let sig = libc::c_int::try_from(sig)?;
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: installs an async-signal-safe handler (one atomic store).
+    if unsafe { libc::signal(sig, handler as libc::sighandler_t) } == libc::SIG_ERR {
+        anyhow::bail!(
+            "cannot handle signal {sig}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: a signal to this process, which handles it.
+    if unsafe { libc::kill(libc::getpid(), sig) } != 0 {
+        anyhow::bail!("kill: {}", std::io::Error::last_os_error());
+    }
+    let start = std::time::Instant::now();
+    while !SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::ensure!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the handler did not run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Allocates and touches `mb` MiB, 1 MiB at a time, keeping all of it.
+fn oom(mb: u64) {
+    let mut kept = Vec::new();
+    for _ in 0..mb {
+        let mut chunk = vec![0u8; 1 << 20];
+        for b in chunk.iter_mut().step_by(4096) {
+            *b = 1;
+        }
+        kept.push(std::hint::black_box(chunk));
+    }
+    println!("allocated {mb} MiB");
 }
 
 fn clock(clock: libc::clockid_t) -> u64 {
@@ -457,9 +546,19 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             let owned = std::ffi::CString::new(text)?;
             snapshot_workload_str(owned.as_ptr(), owned.as_ptr().cast(), text.len() as u64);
         }
+        Some("segfault") => {
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 2, 0)?));
+            snapshot_workload_segfault(16);
+        }
+        Some("abort") => {
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 2, 0)?));
+            snapshot_workload_abort();
+        }
+        Some("signal-self") => signal_self(arg(args, 2, 15)?)?,
+        Some("oom") => oom(arg(args, 2, 256)?),
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N"
+                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N"
             );
         }
     }

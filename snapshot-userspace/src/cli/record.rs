@@ -48,12 +48,8 @@ pub struct RecordArgs {
     /// `uprobe:/bin/x:f(arg0:str, arg1:buf(arg2))`, `uretprobe:/bin/bash:readline(ret:str)`.
     /// Tracepoint `const char *` and `__data_loc char[]` fields and fentry/fexit `char *`
     /// arguments are captured without asking.
-    #[arg(
-        long = "probe",
-        short = 'p',
-        value_name = "SPEC",
-        required_unless_present = "config"
-    )]
+    /// Optional with a built-in trigger (`crash`, `oom`, `signal(SIG)`), which adds its own.
+    #[arg(long = "probe", short = 'p', value_name = "SPEC")]
     pub probes: Vec<ProbeSpec>,
     /// Record this process (all its threads).
     #[arg(long, value_name = "PID", conflicts_with_all = ["command", "tid", "comm"])]
@@ -84,7 +80,13 @@ pub struct RecordArgs {
     /// "name"; `max(FIELD)` (new maximum), `changed(FIELD)`. Captured strings and `comm`
     /// compare with `==`, `!=` and the globs `~` / `!~` (`*`, `?`; a prefix is `"/tmp/*"`).
     /// Example: `sys_exit_read.ret < 0 && comm == "nginx"`,
-    /// `sys_enter_openat.filename ~ "/tmp/*.lock"`.
+    /// `sys_enter_openat.filename ~ "/tmp/*.lock"`. Built-ins add their own probes and combine
+    /// with the rest: `crash` (a target takes a fatal SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+    /// SIGABRT, SIGSYS or SIGTRAP: the snapshot is taken as the signal is delivered, with the
+    /// faulting thread's stacks), `signal(SIGTERM)` (that signal delivered to a target, by name
+    /// or number; the kernel delivers a fatal signal the target does not handle and that
+    /// dumps no core as SIGKILL), `oom` (the OOM killer chose a victim while a target
+    /// allocated).
     #[arg(
         long,
         value_name = "EXPR",

@@ -21,23 +21,34 @@ impl Controller {
             .find(|p| p.id == n.probe_id)
             .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
         let pid = (n.pid_tgid >> 32) as u32;
-        let stacks = Stacks::read(
+        let comm = comm_str(&n.comm);
+        let stacks = Stacks::read_cached(
             Path::new("/"),
-            pid,
+            (pid, &comm),
             self.session.take_stack(n.kstack),
             self.session.take_stack(n.ustack),
+            Some(&self.maps_cache),
+            n.ts_ns,
         );
         let fired = Fired {
             ts_ns: n.ts_ns,
             cpu: n.cpu,
             pid,
             tid: n.pid_tgid as u32,
-            comm: comm_str(&n.comm),
+            comm,
             probe,
             value: n.value as i64,
             post: self.session.rules().post.describe(),
             ..Fired::default()
         };
         (fired, stacks)
+    }
+
+    /// Reads the memory maps of processes `pids` into the cache the user stacks of processes
+    /// gone at their trigger are symbolized with (see [`crate::snapshot::symbols::MapsCache`]), and forgets the dead.
+    pub fn refresh_maps(&mut self, pids: impl IntoIterator<Item = u32>) {
+        let root = Path::new("/");
+        self.maps_cache.retain_alive(root);
+        self.maps_cache.refresh(root, pids, crate::sys::boot_ns());
     }
 }

@@ -36,7 +36,7 @@ use crate::{
     snapshot::{
         self, ClockRef, Fired, Header, SnapshotKind, Strings,
         dir::OutDir,
-        symbols::{Stacks, Symbolizer},
+        symbols::{MapsCache, Stacks, Symbolizer},
     },
     sys,
 };
@@ -185,6 +185,8 @@ pub struct Controller {
     /// be gone by the time the window closes).
     window_fired: Option<(Fired, Stacks)>,
     symbolizer: Symbolizer,
+    /// The targets' memory maps as last read, for crash stacks (see [`MapsCache`]).
+    maps_cache: MapsCache,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -229,6 +231,7 @@ impl Controller {
             window_until: None,
             window_fired: None,
             symbolizer: Symbolizer::load(std::path::Path::new("/")),
+            maps_cache: MapsCache::default(),
             out,
             session,
         };

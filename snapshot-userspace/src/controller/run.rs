@@ -25,7 +25,7 @@ use crate::{
     probe::ProbeSpec,
     session::{
         Rules, Session, SessionConfig, SessionError,
-        target::{TargetError, TargetSpec, Watch},
+        target::{TargetError, TargetSpec, Targets, Watch},
     },
     snapshot::dir::OutDir,
     sys,
@@ -126,6 +126,10 @@ pub trait Reporter {
     fn status(&mut self, live: &Live);
 }
 
+/// How often the targets' memory maps are read while a crash or OOM trigger waits (see
+/// [`crate::snapshot::symbols::MapsCache`]).
+pub const MAPS_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How often the live counters are reported.
 pub const STATUS_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -180,8 +184,14 @@ fn reopened(
 
 /// Records until the target exits, a signal arrives or a limit is reached.
 pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result<Outcome> {
-    // Refused before anything is created.
-    crate::probe::spec::check_names(&rec.probes)?;
+    // Refused before anything is created. Built-in triggers (`crash`, `oom`) add their probes.
+    let specs = trigger::builtin::with_probes(&rec.triggers, &rec.probes)?;
+    if specs.is_empty() {
+        anyhow::bail!(
+            "nothing to record: give at least one --probe SPEC (e.g. `tracepoint:syscalls:sys_enter_openat`), or a built-in trigger that adds its own (`--trigger crash`, `oom`, `signal(SIGTERM)`)"
+        );
+    }
+    crate::probe::spec::check_names(&specs)?;
     if !sys::is_root() {
         return Err(SessionError::NotRoot.into());
     }
@@ -218,7 +228,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     };
     let mut target = rec.target.prepare(command_stdout)?;
     let mut session = Session::start(&SessionConfig {
-        specs: &rec.probes,
+        specs: &specs,
         capacity: rec.capacity,
         targets: &target.targets,
         follow_forks: rec.follow_forks,
@@ -227,7 +237,11 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         rules: rec.rules,
         string_size: rec.string_size,
     })?;
-    let program = trigger::compile_sized(&rec.triggers, session.probes(), rec.string_size)?;
+    let program = trigger::compile_sized(
+        &trigger::builtin::ordered(&rec.triggers),
+        session.probes(),
+        rec.string_size,
+    )?;
     session.set_trigger(&program)?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)
         .ok()
@@ -250,6 +264,19 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     let mut ring = unsafe { tokio::io::unix::AsyncFd::register(ring) }
         .map_err(|e| e.into_parts().1)
         .context("cannot watch the notification ring buffer")?;
+    // Crash and OOM triggers: the targets' memory maps, read before anyone is told the
+    // recorder records and kept fresh, for the user stacks of a process gone by the time its
+    // trigger is handled.
+    let maps_pids: Vec<u32> = if trigger::builtin::watches_deaths(&rec.triggers) {
+        match &target.targets {
+            Targets::Processes(pids) => pids.clone(),
+            Targets::Thread(tid) => vec![*tid],
+            Targets::All | Targets::Comm(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    controller.refresh_maps(maps_pids.iter().copied());
     if let Err(e) = controller.out().write_pid_file() {
         log::warn!(
             "cannot write the pid file into {}: {e} (`snapshot trigger` still works)",
@@ -275,6 +302,8 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         watch.exited().await
     };
     tokio::pin!(exited);
+    let mut maps_refresh = tokio::time::interval(MAPS_PERIOD);
+    maps_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut refresh = tokio::time::interval(STATUS_PERIOD);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let report = |reporter: &mut dyn Reporter, written: Vec<Written>| {
@@ -323,6 +352,9 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
                 report(reporter, controller.close_window(false));
             }
             _ = refresh.tick(), if reporter.wants_status() => reporter.status(&controller.live()),
+            _ = maps_refresh.tick(), if !maps_pids.is_empty() => {
+                controller.refresh_maps(maps_pids.iter().copied());
+            }
             () = sleep_until(controller.retry_at()) => controller.retry_pending(),
             () = hooks.reaped() => {}
             request = requests.next() => {

@@ -209,7 +209,9 @@ fn add_decoded(v: &mut EventView, f: &ProbeFacts<'_>, fds: &mut Fds) {
                 0 => "0".to_owned(),
                 m => format!("0{m:o}"),
             }),
-            "sig" if SIGNALS.contains(&call) => Some(abi::signal(int)),
+            "sig" if SIGNALS.contains(&call) || p.spec.contains("tracepoint:signal:") => {
+                Some(abi::signal(int))
+            }
             _ => None,
         };
         if let Some(d) = decoded {

@@ -82,7 +82,10 @@ fn fired_value(s: &Snapshot, fired: &crate::snapshot::Fired) -> String {
         .find(|p| p.name == fired.probe)
         .filter(|p| p.ret_errno)
         .and_then(|_| crate::abi::errno_of_ret(fired.value));
-    match errno {
+    match errno
+        .map(str::to_owned)
+        .or_else(|| crate::trigger::builtin::describe_value(&fired.probe, fired.value))
+    {
         Some(e) => format!("{} {e}", fired.value),
         None => fired.value.to_string(),
     }
@@ -173,6 +176,9 @@ pub fn text(s: &Snapshot) -> String {
         }
         for (what, frames) in [("kernel", &f.kernel_stack), ("user", &f.user_stack)] {
             if !frames.is_empty() {
+                if let ("user", Some(maps)) = (what, &f.user_maps) {
+                    out.push_str(&format!("# user stack's memory map: {}\n", p(maps)));
+                }
                 out.push_str(&format!("# {what} stack:\n"));
                 for line in stack_lines(frames) {
                     out.push_str(&format!("#   {}\n", p(&line)));

@@ -126,6 +126,10 @@ pub struct Fired {
     /// User stack at the trigger, innermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_stack: Vec<Frame>,
+    /// Where the memory map that symbolized the user stack came from: `read at the trigger`,
+    /// or cached before the process exited (a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_maps: Option<String>,
 }
 
 /// Everything about a snapshot but its records.

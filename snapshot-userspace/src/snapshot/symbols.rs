@@ -225,28 +225,140 @@ impl UserSymbols {
     }
 }
 
+/// The file-backed mappings of process `pid` under `root` (empty: gone, a zombie, or no
+/// file mapped).
+fn read_maps(root: &Path, pid: u32) -> Vec<Mapping> {
+    std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
+        .map(|t| parse_maps(&t))
+        .unwrap_or_default()
+}
+
+/// The memory maps of the targets as last seen, for the user stacks of a process that is gone
+/// by the time its trigger is handled (a crash: the process exits right after the signal is
+/// delivered, usually before userspace hears of it).
+#[derive(Debug, Default)]
+pub struct MapsCache {
+    /// pid → (mappings, when read: boot-time ns, the process's command name then).
+    entries: HashMap<u32, (Vec<Mapping>, u64, String)>,
+}
+
+/// Most processes cached (a `--follow-forks` tree or a notice storm cannot grow it further).
+const MAPS_CACHED: usize = 1024;
+
+impl MapsCache {
+    /// Reads the maps of `pids` under `root` now, at boot time `now_ns`, with their command
+    /// names; a process whose maps read empty (gone, a zombie) keeps its last entry, and one
+    /// still running this binary (a started command not yet past its `exec`) is skipped.
+    pub fn refresh(&mut self, root: &Path, pids: impl IntoIterator<Item = u32>, now_ns: u64) {
+        let exe = |p: &str| std::fs::read_link(root.join(p)).ok();
+        let own = exe("proc/self/exe");
+        for pid in pids {
+            if own.is_some() && exe(&format!("proc/{pid}/exe")) == own {
+                continue;
+            }
+            let maps = read_maps(root, pid);
+            let comm = std::fs::read_to_string(root.join(format!("proc/{pid}/comm")))
+                .map(|c| c.trim_end_matches('\n').to_owned());
+            let (false, Ok(comm)) = (maps.is_empty(), comm) else {
+                continue;
+            };
+            if self.entries.len() >= MAPS_CACHED && !self.entries.contains_key(&pid) {
+                continue;
+            }
+            self.entries.insert(pid, (maps, now_ns, comm));
+        }
+    }
+
+    /// Forgets processes that are gone (their entries stay until then for their triggers).
+    pub fn retain_alive(&mut self, root: &Path) {
+        self.entries
+            .retain(|pid, _| root.join(format!("proc/{pid}/maps")).exists());
+    }
+}
+
+/// Where the memory map that symbolized a user stack came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MapsSource {
+    /// No user stack.
+    #[default]
+    None,
+    /// Read when userspace handled the trigger.
+    AtTrigger,
+    /// The process was gone: the map cached at this boot time (ns).
+    Cached(u64),
+    /// The process was gone and no map of it was cached.
+    Missing,
+}
+
 /// A trigger's stacks as taken: instruction addresses, and the memory map of the process the
-/// user stack belongs to (read while it still runs).
+/// user stack belongs to (read while it still runs, or cached before it exited).
 #[derive(Debug, Default)]
 pub struct Stacks {
     kernel: Vec<u64>,
     user: Vec<u64>,
     maps: Vec<Mapping>,
+    source: MapsSource,
+    /// When the trigger fired (boot-time ns).
+    fired_ns: u64,
 }
 
 impl Stacks {
     /// The stacks of process `pid`, reading its memory map under `root` now when there is a
-    /// user stack.
+    /// user stack, else taking the one `cache` kept of it.
     #[must_use]
     pub fn read(root: &Path, pid: u32, kernel: Vec<u64>, user: Vec<u64>) -> Self {
-        let maps = if user.is_empty() {
-            Vec::new()
+        Self::read_cached(root, (pid, ""), kernel, user, None, 0)
+    }
+
+    /// As [`Self::read`], falling back on `cache` when the process is gone: on the map cached
+    /// while it ran under the command name `comm` it had at the trigger (an `exec` since
+    /// changes the name: the map of the image before is not used); `fired_ns` is when the
+    /// trigger fired (the header says how long before it a cached map was read).
+    #[must_use]
+    pub fn read_cached(
+        root: &Path,
+        (pid, comm): (u32, &str),
+        kernel: Vec<u64>,
+        user: Vec<u64>,
+        cache: Option<&MapsCache>,
+        fired_ns: u64,
+    ) -> Self {
+        let (maps, source) = if user.is_empty() {
+            (Vec::new(), MapsSource::None)
         } else {
-            std::fs::read_to_string(root.join(format!("proc/{pid}/maps")))
-                .map(|t| parse_maps(&t))
-                .unwrap_or_default()
+            let maps = read_maps(root, pid);
+            match cache.and_then(|c| c.entries.get(&pid)) {
+                Some((cached, at, was)) if maps.is_empty() && was == comm => {
+                    (cached.clone(), MapsSource::Cached(*at))
+                }
+                _ if maps.is_empty() => (maps, MapsSource::Missing),
+                _ => (maps, MapsSource::AtTrigger),
+            }
         };
-        Self { kernel, user, maps }
+        Self {
+            kernel,
+            user,
+            maps,
+            source,
+            fired_ns,
+        }
+    }
+
+    /// How the header describes the map used: `read at the trigger`, `cached 120 ms before
+    /// the trigger, the process having exited`.
+    #[must_use]
+    pub fn maps_note(&self) -> Option<String> {
+        match self.source {
+            MapsSource::None => None,
+            MapsSource::AtTrigger => Some("read at the trigger".to_owned()),
+            MapsSource::Cached(at) => Some(format!(
+                "cached {} ms before the trigger, the process having exited",
+                self.fired_ns.saturating_sub(at) / 1_000_000
+            )),
+            MapsSource::Missing => {
+                Some("none: the process had exited and no map of it was cached".to_owned())
+            }
+        }
     }
 }
 
@@ -271,6 +383,7 @@ impl Symbolizer {
     pub fn apply(&mut self, fired: &mut super::Fired, stacks: &Stacks) {
         fired.kernel_stack = self.kernel.frames(&stacks.kernel);
         fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
+        fired.user_maps = stacks.maps_note();
     }
 }
 
@@ -344,5 +457,70 @@ mod tests {
         );
         assert_eq!(f[1].symbol, None);
         assert_eq!(f[1].object, None);
+    }
+
+    /// A crashed process's stack is symbolized on the map cached while it ran, under the same
+    /// command name only; a started command still running this binary is not cached.
+    #[test]
+    fn cached_maps_stand_in_for_a_process_gone() {
+        let root = std::env::temp_dir().join(format!("maps-cache-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let proc7 = root.join("proc/7");
+        std::fs::create_dir_all(&proc7).unwrap();
+        std::fs::create_dir_all(root.join("proc/8")).unwrap();
+        std::fs::write(
+            proc7.join("maps"),
+            "55d0c0000000-55d0c0001000 r-xp 00001000 08:01 42 /usr/bin/work\n",
+        )
+        .unwrap();
+        std::fs::write(proc7.join("comm"), "work\n").unwrap();
+        // Process 8 runs this binary (a held command before its exec).
+        std::fs::create_dir_all(root.join("proc/self")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/snapshot", root.join("proc/self/exe")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/snapshot", root.join("proc/8/exe")).unwrap();
+        std::fs::copy(proc7.join("maps"), root.join("proc/8/maps")).unwrap();
+        std::fs::write(root.join("proc/8/comm"), "snapshot\n").unwrap();
+        let mut cache = MapsCache::default();
+        cache.refresh(&root, [7, 8, 9], 1_000_000);
+        assert_eq!(
+            cache.entries.len(),
+            1,
+            "only 7: 8 runs this binary, 9 is gone"
+        );
+        // Alive: read at the trigger.
+        let at = |cache: &MapsCache, pid, comm| {
+            Stacks::read_cached(
+                &root,
+                (pid, comm),
+                vec![],
+                vec![0x55d0_c000_0010],
+                Some(cache),
+                121_000_000,
+            )
+        };
+        assert_eq!(at(&cache, 7, "work").source, MapsSource::AtTrigger);
+        // Gone: the cached map, under the same name only.
+        std::fs::remove_file(proc7.join("maps")).unwrap();
+        let gone = at(&cache, 7, "work");
+        assert_eq!(gone.source, MapsSource::Cached(1_000_000));
+        assert_eq!(gone.maps.len(), 1);
+        assert_eq!(
+            gone.maps_note().as_deref(),
+            Some("cached 120 ms before the trigger, the process having exited")
+        );
+        assert_eq!(
+            at(&cache, 7, "other").source,
+            MapsSource::Missing,
+            "an exec since"
+        );
+        std::fs::remove_file(root.join("proc/8/maps")).unwrap();
+        assert_eq!(at(&cache, 8, "snapshot").source, MapsSource::Missing);
+        // Refreshing keeps the entry of a process gone; the dead are forgotten on request.
+        cache.refresh(&root, [7], 2_000_000);
+        assert_eq!(at(&cache, 7, "work").source, MapsSource::Cached(1_000_000));
+        std::fs::remove_dir_all(&proc7).unwrap();
+        cache.retain_alive(&root);
+        assert!(cache.entries.is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -49,6 +49,7 @@ pub(crate) fn sample() -> Snapshot {
                     symbol: None,
                     object: Some("workload".into()),
                 }],
+                user_maps: Some("read at the trigger".into()),
             }),
             missed_triggers: 3,
             ncpu: 2,

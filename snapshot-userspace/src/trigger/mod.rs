@@ -5,6 +5,7 @@
 //! expr    := and ('||' and)*
 //! and     := unary ('&&' unary)*
 //! unary   := '!' unary | '(' expr ')' | 'max' '(' field ')' | 'changed' '(' field ')'
+//!          | 'crash' | 'oom' | 'signal' '(' SIGNAME | number ')'   (built-ins: [`builtin`])
 //!          | operand OP operand          OP: == != < <= > >= & (bit test)
 //!          | string ('~' | '!~') "glob"  (`*` any bytes, `?` one byte, `\*` a star)
 //! operand := field | literal
@@ -20,6 +21,9 @@
 //! instructions, stack depth 8, 8 constants, 4 `max`/`changed`, 4 string comparisons with
 //! patterns of at most 63 characters.
 
+pub mod builtin;
+#[cfg(test)]
+mod builtin_tests;
 mod compile;
 mod eval;
 mod lex;

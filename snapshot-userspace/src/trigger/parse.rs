@@ -3,7 +3,7 @@
 use snapshot_common::CmpOp;
 
 use super::{
-    ExprError,
+    ExprError, builtin,
     lex::{Tok, lex},
 };
 
@@ -173,6 +173,9 @@ impl Parser<'_> {
                 Ast::Changed(arg, pos)
             });
         }
+        if let Some(ast) = self.builtin(pos)? {
+            return Ok(ast);
+        }
         let lhs = self.operand()?;
         if let Some(Tok::Glob(negate)) = self.peek().cloned() {
             self.i += 1;
@@ -205,6 +208,35 @@ impl Parser<'_> {
         self.i += 1;
         let rhs = self.operand()?;
         Ok(Ast::Cmp { lhs, op, rhs, pos })
+    }
+
+    /// A built-in trigger (`crash`, `oom`, `signal(SIG)`) at the current token, expanded
+    /// (see [`builtin`]).
+    fn builtin(&mut self, pos: usize) -> Result<Option<Ast>, ExprError> {
+        let Some(Tok::Ident(name)) = self.peek().cloned() else {
+            return Ok(None);
+        };
+        let next = self.toks.get(self.i + 1).map(|(t, _)| t);
+        let operator = matches!(next, Some(Tok::Dot | Tok::Cmp(_) | Tok::Amp | Tok::Glob(_)));
+        if !builtin::is_keyword(&name, operator) {
+            return Ok(None);
+        }
+        self.i += 1;
+        let mut arg = None;
+        if self.eat(&Tok::LParen) {
+            arg = match self.peek().cloned() {
+                Some(Tok::Ident(a)) => Some(a),
+                Some(Tok::Int(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            if arg.is_some() {
+                self.i += 1;
+            }
+            if arg.is_some() && !self.eat(&Tok::RParen) {
+                return Err(self.err("missing `)`", "write e.g. signal(SIGTERM)"));
+            }
+        }
+        builtin::expand(self.expr, pos, &name, arg.as_deref()).map(Some)
     }
 
     fn operand(&mut self) -> Result<Operand, ExprError> {
