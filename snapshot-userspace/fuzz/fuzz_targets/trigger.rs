@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             tid: w(4) % 3,
             cpu: w(5) % 2,
             comm: if w(6) % 2 == 0 { *b"work\0\0\0\0\0\0\0\0\0\0\0\0" } else { [b'x'; 16] },
+            strings: Default::default(),
         };
         let want = trigger::evaluate_tree(&triggers, &probes, &ctx, &mut tree_state)
             .expect("what compiles evaluates");

@@ -96,7 +96,8 @@ pub struct Written {
     /// Record bytes drained.
     pub drained_bytes: u64,
     /// Snapshot files deleted by `--keep` / `--max-disk` since the previous snapshot (this
-    /// one's write included).
+    /// one's write included); left out of the JSON line when none were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<PathBuf>,
 }
 
