@@ -83,8 +83,17 @@ fn host_fallbacks() -> anyhow::Result<()> {
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
 /// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
-pub const HOST_TARGETS: [&str; 9] = [
-    "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults", "strings",
+pub const HOST_TARGETS: [&str; 10] = [
+    "host",
+    "engine",
+    "probes",
+    "triggers",
+    "post",
+    "findings",
+    "matrix",
+    "faults",
+    "strings",
+    "sequences",
 ];
 
 /// Where the VM layer keeps each kernel's results: the tests' output (`test.log`), the

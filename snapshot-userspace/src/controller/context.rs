@@ -8,7 +8,7 @@ use snapshot_common::Notice;
 
 use super::Controller;
 use crate::{
-    snapshot::{Fired, symbols::Stacks},
+    snapshot::{Fired, SequenceFired, symbols::Stacks},
     sys::comm_str,
 };
 
@@ -36,6 +36,17 @@ impl Controller {
             probe,
             value: n.value as i64,
             post: self.session.rules().post.describe(),
+            sequence: (n.sequence != 0).then(|| SequenceFired {
+                index: n.sequence,
+                text: self
+                    .ctx
+                    .sequences
+                    .get(n.sequence as usize - 1)
+                    .cloned()
+                    .unwrap_or_default(),
+                first_ns: n.seq_start_ns,
+                then_ns: n.ts_ns,
+            }),
             ..Fired::default()
         };
         (fired, stacks)

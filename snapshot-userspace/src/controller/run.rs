@@ -214,7 +214,12 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         return Err(TargetError::ExitedDuringAttach(*pid).into());
     }
     let trigger_text = trigger::describe(&rec.triggers);
-    let mut controller = Controller::new(session, out, &trigger_text, rec.limits);
+    let mut controller = Controller::with_sequences(
+        session,
+        out,
+        (&trigger_text, trigger::sequences(&rec.triggers)),
+        rec.limits,
+    );
     let ring = controller.session_mut().take_notify()?;
     // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
     // open until it is dropped (after deregistration).

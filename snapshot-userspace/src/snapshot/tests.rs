@@ -49,6 +49,7 @@ pub(crate) fn sample() -> Snapshot {
                     symbol: None,
                     object: Some("workload".into()),
                 }],
+                sequence: None,
             }),
             missed_triggers: 3,
             ncpu: 2,
