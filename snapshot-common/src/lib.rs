@@ -493,12 +493,9 @@ pub struct Notice {
     /// Id of the user stack at the trigger in the `STACKS` map; negative: none (a kernel
     /// thread, or the stack could not be walked).
     pub ustack: i64,
-    /// A sequence trigger fired: when its A matched (boot-time ns; `ts_ns` is B's). 0: none.
-    pub seq_start_ns: u64,
-    /// Which sequence fired (1-based, in the order of the triggers); 0: not a sequence.
-    pub sequence: u32,
-    /// Explicit padding.
-    pub pad: u32,
+    /// The sequence trigger that fired and when its A held, packed into one word (the
+    /// probes' stack is tight): [`sequence::fired`] and [`sequence::fired_parts`]; 0: none.
+    pub sequence: u64,
 }
 
 /// Where a tracepoint field lives in the raw tracepoint record.
@@ -558,12 +555,11 @@ const _: () = assert!(
             + (size_of::<StrOp>() + size_of::<Pattern>()) * MAX_STR_OPS
 );
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
-const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 16);
+const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 8);
 const _: () = {
     use core::mem::offset_of;
     assert!(offset_of!(Notice, ustack) == 80);
-    assert!(offset_of!(Notice, seq_start_ns) == 88);
-    assert!(offset_of!(Notice, sequence) == 96);
+    assert!(offset_of!(Notice, sequence) == 88);
     assert!(op::SEQ_MATCH > op::STR && op::SEQ_ARM > op::SEQ_MATCH);
 };
 const _: () = assert!(size_of::<FieldLoc>() == 4);

@@ -25,5 +25,25 @@ pub const fn seq_key(tid: u32, seq: u8) -> u64 {
     ((seq as u64) << 32) | tid as u64
 }
 
+/// Bits of [`fired`] that hold A's time; the bits above hold the sequence's number.
+const TIME_BITS: u32 = 61;
+
+/// The `Notice::sequence` word of sequence `number` (1-based; 0: none) whose A held at boot
+/// time `start_ns` (below 2^61 ns: 73 years of uptime).
+#[must_use]
+#[inline(always)]
+pub const fn fired(number: u32, start_ns: u64) -> u64 {
+    ((number as u64) << TIME_BITS) | (start_ns & ((1 << TIME_BITS) - 1))
+}
+
+/// (number, A's time) of a `Notice::sequence` word; number 0: not a sequence.
+#[must_use]
+pub const fn fired_parts(word: u64) -> (u32, u64) {
+    ((word >> TIME_BITS) as u32, word & ((1 << TIME_BITS) - 1))
+}
+
+const _: () = assert!(MAX_SEQS < 1 << (64 - TIME_BITS));
+const _: () = assert!(fired_parts(fired(MAX_SEQS as u32, 123)).0 == MAX_SEQS as u32);
+const _: () = assert!(fired_parts(fired(1, 123)).1 == 123 && fired_parts(0).0 == 0);
 const _: () = assert!(MAX_SEQS <= u8::MAX as usize && MAX_SEQS.is_power_of_two());
 const _: () = assert!(seq_key(7, 3) == (3 << 32) | 7);

@@ -92,9 +92,7 @@ fn notice<C: StackIdContext>(
         probe_id,
         kstack: stack_id(ctx, REUSE_STACKID),
         ustack: stack_id(ctx, REUSE_STACKID | USER_STACK),
-        seq_start_ns: 0,
         sequence: 0,
-        pad: 0,
     }
 }
 
@@ -146,7 +144,8 @@ pub fn close_post(control: *mut Control) {
 }
 
 /// A trigger fired on the event of `probe_id` recorded at `now` whose tested field was
-/// `value`; `sequence`: (which sequence completed, 1-based or 0, and when its A held).
+/// `value`; `sequence`: the sequence that completed and when its A held, as
+/// `snapshot_common::sequence::fired` packs them (0: none).
 #[inline(always)]
 pub fn fire<C: StackIdContext>(
     ctx: &C,
@@ -154,7 +153,7 @@ pub fn fire<C: StackIdContext>(
     value: u64,
     pid_tgid: u64,
     now: u64,
-    sequence: (u32, u64),
+    sequence: u64,
 ) {
     let Some(control) = CONTROL.get_ptr_mut(0) else {
         return;
@@ -196,7 +195,7 @@ pub fn fire<C: StackIdContext>(
             wr(&raw mut (*control).last_fire_ns, now);
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_POST, live, probe_id, value, pid_tgid, now);
-            (n.sequence, n.seq_start_ns) = sequence;
+            n.sequence = sequence;
             let (post_events, post_ns) = post();
             let window = if post_events == 0 && post_ns == 0 {
                 None
@@ -243,7 +242,7 @@ pub fn fire<C: StackIdContext>(
             atomic::publish(&raw mut (*control).stopped, 1);
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
-            (n.sequence, n.seq_start_ns) = sequence;
+            n.sequence = sequence;
             n.missed = rd(&raw const (*control).missed);
             diag::stopped(&n);
             let _ = NOTIFY.output(&n, 0);

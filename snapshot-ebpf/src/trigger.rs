@@ -16,7 +16,7 @@ use aya_ebpf::{
 use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
     ANY_PROBE, CmpOp, EVENT_HAS_RET, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID,
-    MAX_CONSTS, MAX_INSNS, MAX_SLOTS, STACK_DEPTH, op,
+    MAX_CONSTS, MAX_INSNS, MAX_SLOTS, STACK_DEPTH, op, sequence::fired,
 };
 
 use crate::{
@@ -236,10 +236,10 @@ pub fn check<C: StackIdContext>(
         let (v, ok) = pop(s);
         if rd(&raw const (*s).sp) == 0 && ok && v != 0 {
             let seq = rd(&raw const (*s).seq);
-            let start = if seq == 0 {
+            let sequence = if seq == 0 {
                 0
             } else {
-                rd(&raw const (*s).seq_start)
+                fired(seq as u32, rd(&raw const (*s).seq_start))
             };
             flip::fire(
                 ctx,
@@ -247,7 +247,7 @@ pub fn check<C: StackIdContext>(
                 rd(&raw const (*s).value),
                 pid_tgid,
                 ts,
-                (seq as u32, start),
+                sequence,
             );
         }
     }

@@ -27,6 +27,7 @@ impl Controller {
             self.session.take_stack(n.kstack),
             self.session.take_stack(n.ustack),
         );
+        let (number, first_ns) = snapshot_common::sequence::fired_parts(n.sequence);
         let fired = Fired {
             ts_ns: n.ts_ns,
             cpu: n.cpu,
@@ -36,15 +37,15 @@ impl Controller {
             probe,
             value: n.value as i64,
             post: self.session.rules().post.describe(),
-            sequence: (n.sequence != 0).then(|| SequenceFired {
-                index: n.sequence,
+            sequence: (number != 0).then(|| SequenceFired {
+                index: number,
                 text: self
                     .ctx
                     .sequences
-                    .get(n.sequence as usize - 1)
+                    .get(number as usize - 1)
                     .cloned()
                     .unwrap_or_default(),
-                first_ns: n.seq_start_ns,
+                first_ns,
                 then_ns: n.ts_ns,
             }),
             ..Fired::default()
