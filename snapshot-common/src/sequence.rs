@@ -20,7 +20,7 @@ pub const SEQ_THREADS: u32 = 16_384;
 
 /// The `SEQ_STATE` key of thread `tid` in sequence `seq` (0-based).
 #[must_use]
-#[inline(always)]
+#[inline]
 pub const fn seq_key(tid: u32, seq: u8) -> u64 {
     ((seq as u64) << 32) | tid as u64
 }
@@ -31,7 +31,7 @@ const TIME_BITS: u32 = 61;
 /// The `Notice::sequence` word of sequence `number` (1-based; 0: none) whose A held at boot
 /// time `start_ns` (below 2^61 ns: 73 years of uptime).
 #[must_use]
-#[inline(always)]
+#[inline]
 pub const fn fired(number: u32, start_ns: u64) -> u64 {
     ((number as u64) << TIME_BITS) | (start_ns & ((1 << TIME_BITS) - 1))
 }

@@ -34,7 +34,7 @@ fn run(within: &str, thread: &str, ms: &str) -> common::Run {
     run
 }
 
-/// (tid of the failed openat, tid of exit_group), from every snapshot's events: both steps
+/// (tid of the failed openat, tid of `exit_group`), from every snapshot's events: both steps
 /// were recorded, so a sequence that does not fire did not fire for its semantics.
 fn steps(run: &common::Run) -> (u32, u32) {
     let open = run
