@@ -10,6 +10,7 @@ extern crate alloc;
 
 use core::mem::size_of;
 
+pub mod sequence;
 pub mod strings;
 
 pub use strings::{
@@ -39,6 +40,9 @@ pub mod names {
     pub const TRIGGERS: &str = "TRIGGERS";
     /// `max()` / `changed()` state ([`super::TriggerState`]), one element.
     pub const TRIGGER_STATE: &str = "TRIGGER_STATE";
+    /// Sequence triggers' per-thread state (see [`super::sequence`]): LRU hash, key
+    /// [`super::sequence::seq_key`], value the boot-time ns of the thread's last A.
+    pub const SEQ_STATE: &str = "SEQ_STATE";
     /// Ring buffer of [`super::Notice`]s: flips and stops, for userspace to act on.
     pub const NOTIFY: &str = "NOTIFY";
     /// Target thread-group ids (tgid → 1) when filtering by process.
@@ -384,6 +388,11 @@ pub mod op {
     /// Push the result of string comparison `b` (`TriggerProgram::str_ops`), computed before
     /// the program runs.
     pub const STR: u8 = 11;
+    /// Pop B; push whether sequence `a`'s last A on this thread is at most constant `b` ns
+    /// old, and forget that A (see [`super::sequence`]).
+    pub const SEQ_MATCH: u8 = 12;
+    /// Pop A; when it holds, remember now as sequence `a`'s last A on this thread.
+    pub const SEQ_ARM: u8 = 13;
 }
 
 /// `Insn::b` of a field that any probe's events have (pid, tid, cpu).
@@ -484,6 +493,9 @@ pub struct Notice {
     /// Id of the user stack at the trigger in the `STACKS` map; negative: none (a kernel
     /// thread, or the stack could not be walked).
     pub ustack: i64,
+    /// The sequence trigger that fired and when its A held, packed into one word (the
+    /// probes' stack is tight): [`sequence::fired`] and [`sequence::fired_parts`]; 0: none.
+    pub sequence: u64,
 }
 
 /// Where a tracepoint field lives in the raw tracepoint record.
@@ -543,7 +555,13 @@ const _: () = assert!(
             + (size_of::<StrOp>() + size_of::<Pattern>()) * MAX_STR_OPS
 );
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
-const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16);
+const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 8);
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Notice, ustack) == 80);
+    assert!(offset_of!(Notice, sequence) == 88);
+    assert!(op::SEQ_MATCH > op::STR && op::SEQ_ARM > op::SEQ_MATCH);
+};
 const _: () = assert!(size_of::<FieldLoc>() == 4);
 const _: () = assert!(size_of::<ProbeConfig>() == 4 * MAX_ARGS + 4 + 4);
 

@@ -92,6 +92,7 @@ fn notice<C: StackIdContext>(
         probe_id,
         kstack: stack_id(ctx, REUSE_STACKID),
         ustack: stack_id(ctx, REUSE_STACKID | USER_STACK),
+        sequence: 0,
     }
 }
 
@@ -143,9 +144,17 @@ pub fn close_post(control: *mut Control) {
 }
 
 /// A trigger fired on the event of `probe_id` recorded at `now` whose tested field was
-/// `value`.
+/// `value`; `sequence`: the sequence that completed and when its A held, as
+/// `snapshot_common::sequence::fired` packs them (0: none).
 #[inline(always)]
-pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64, now: u64) {
+pub fn fire<C: StackIdContext>(
+    ctx: &C,
+    probe_id: u32,
+    value: u64,
+    pid_tgid: u64,
+    now: u64,
+    sequence: u64,
+) {
     let Some(control) = CONTROL.get_ptr_mut(0) else {
         return;
     };
@@ -186,6 +195,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             wr(&raw mut (*control).last_fire_ns, now);
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_POST, live, probe_id, value, pid_tgid, now);
+            n.sequence = sequence;
             let (post_events, post_ns) = post();
             let window = if post_events == 0 && post_ns == 0 {
                 None
@@ -232,6 +242,7 @@ pub fn fire<C: StackIdContext>(ctx: &C, probe_id: u32, value: u64, pid_tgid: u64
             atomic::publish(&raw mut (*control).stopped, 1);
             let live = rd(&raw const (*control).active) & 1;
             let mut n = notice(ctx, NOTICE_STOPPED, live, probe_id, value, pid_tgid, now);
+            n.sequence = sequence;
             n.missed = rd(&raw const (*control).missed);
             diag::stopped(&n);
             let _ = NOTIFY.output(&n, 0);

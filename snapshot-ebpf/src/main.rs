@@ -20,6 +20,7 @@ mod funcs;
 mod maps;
 mod pairs;
 mod record;
+mod sequence;
 mod strmatch;
 mod trigger;
 

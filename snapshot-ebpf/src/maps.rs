@@ -31,6 +31,11 @@ pub static TRIGGERS: Array<TriggerProgram> = Array::with_max_entries(1, 0);
 #[map]
 pub static TRIGGER_STATE: Array<TriggerState> = Array::with_max_entries(1, 0);
 
+/// Sequence triggers' per-thread state (`sequence.rs`): (thread, sequence) → time of its last A.
+#[map]
+pub static SEQ_STATE: LruHashMap<u64, u64> =
+    LruHashMap::with_max_entries(snapshot_common::sequence::SEQ_THREADS, 0);
+
 /// The trigger program's evaluation stack (values, valid flags), per CPU.
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -49,6 +54,10 @@ pub struct Scratch {
     pub value: u64,
     /// 1 once `value` is set.
     pub have: u64,
+    /// The sequence that completed on this event (1-based; 0: none).
+    pub seq: u64,
+    /// When that sequence's A held (boot-time ns).
+    pub seq_start: u64,
 }
 
 /// Flip and stop notices for userspace (at most one flip per arming, so a few KiB suffice).

@@ -16,14 +16,14 @@ use aya_ebpf::{
 use core::ptr::{read_volatile as rd, write_volatile as wr};
 use snapshot_common::{
     ANY_PROBE, CmpOp, EVENT_HAS_RET, FIELD_CPU, FIELD_LATENCY, FIELD_PID, FIELD_RET, FIELD_TID,
-    MAX_CONSTS, MAX_INSNS, MAX_SLOTS, STACK_DEPTH, op,
+    MAX_CONSTS, MAX_INSNS, MAX_SLOTS, STACK_DEPTH, op, sequence::fired,
 };
 
 use crate::{
     flip,
     maps::{SCRATCH, Scratch, TRIGGER_STATE, TRIGGERS},
     record::Payload,
-    strmatch,
+    sequence, strmatch,
 };
 
 const MASK: u64 = STACK_DEPTH as u64 - 1;
@@ -137,6 +137,7 @@ pub fn check<C: StackIdContext>(
         wr(&raw mut (*s).sp, 0);
         wr(&raw mut (*s).have, 0);
         wr(&raw mut (*s).value, 0);
+        wr(&raw mut (*s).seq, 0);
         for pc in 0..MAX_INSNS {
             if pc >= len {
                 break;
@@ -207,12 +208,47 @@ pub fn check<C: StackIdContext>(
                     }
                     push(s, u64::from(result), true);
                 }
+                op::SEQ_MATCH => {
+                    let (v, ok) = pop(s);
+                    let mut hit = false;
+                    if ok && v != 0 {
+                        let window =
+                            rd(&raw const (*prog).consts[(insn.b as usize) & (MAX_CONSTS - 1)]);
+                        if let Some(start) = sequence::complete(insn.a, pid_tgid, ts, window) {
+                            hit = true;
+                            if rd(&raw const (*s).seq) == 0 {
+                                wr(&raw mut (*s).seq, u64::from(insn.a) + 1);
+                                wr(&raw mut (*s).seq_start, start);
+                            }
+                        }
+                    }
+                    push(s, u64::from(hit), true);
+                }
+                op::SEQ_ARM => {
+                    let (v, ok) = pop(s);
+                    if ok && v != 0 {
+                        sequence::arm(insn.a, pid_tgid, ts);
+                    }
+                }
                 _ => return,
             }
         }
         let (v, ok) = pop(s);
         if rd(&raw const (*s).sp) == 0 && ok && v != 0 {
-            flip::fire(ctx, probe_id, rd(&raw const (*s).value), pid_tgid, ts);
+            let seq = rd(&raw const (*s).seq);
+            let sequence = if seq == 0 {
+                0
+            } else {
+                fired(seq as u32, rd(&raw const (*s).seq_start))
+            };
+            flip::fire(
+                ctx,
+                probe_id,
+                rd(&raw const (*s).value),
+                pid_tgid,
+                ts,
+                sequence,
+            );
         }
     }
 }

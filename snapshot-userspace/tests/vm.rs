@@ -919,3 +919,51 @@ fn fexit_captures_a_read_s_buffer_sized_by_its_return() {
         Some(String::new())
     );
 }
+
+/// A sequence over a kretprobe and a tracepoint: `do_sys_openat2` failing with ENOTDIR, then
+/// the same thread's `exit_group` within 5 s, fires (its header names both steps); the same
+/// failure on a second thread does not (the window, far longer than the runs, is not what
+/// stops it). Checks the per-thread state passes each kernel's verifier and works there.
+#[test]
+fn a_sequence_fires_on_the_same_thread_only() {
+    let kernel = require_vm();
+    let f = opener();
+    let ret = format!("kretprobe:{f}");
+    let trigger = format!("{f}.ret == -ENOTDIR then sys_enter_exit_group within 5s");
+    let run = |thread: &str| {
+        let run = common::record(&[
+            "--probe",
+            &ret,
+            "--probe",
+            "tracepoint:syscalls:sys_enter_exit_group",
+            "--trigger",
+            &trigger,
+            "--dump-on-exit",
+            "--",
+            common::WORKLOAD,
+            "open-notdir",
+            thread,
+            "0",
+        ]);
+        assert_eq!(run.code, Some(0), "{thread} on {kernel}: {}", run.stderr);
+        run
+    };
+    let same = run("main");
+    let fired = same.of_kind(SnapshotKind::Condition);
+    assert_eq!(fired.len(), 1, "one sequence on {kernel}: {}", same.stderr);
+    let h = fired[0].header.fired.as_ref().expect("trigger context");
+    let q = h.sequence.as_ref().expect("the header names the sequence");
+    assert_eq!(h.probe, "sys_enter_exit_group");
+    assert!(q.first_ns < q.then_ns && q.then_ns == h.ts_ns, "{q:?}");
+    let other = run("thread");
+    assert!(
+        other.of_kind(SnapshotKind::Condition).is_empty(),
+        "another thread's A on {kernel}: {}",
+        other.stderr
+    );
+    assert_eq!(
+        of(&other, f).iter().filter(|e| e.ret == Some(-20)).count(),
+        1,
+        "the second thread's failure was recorded on {kernel}"
+    );
+}

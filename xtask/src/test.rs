@@ -132,9 +132,19 @@ fn host_fallbacks() -> anyhow::Result<()> {
 
 /// Integration test targets run on the host (root); `vm` runs in the VM layer. Every
 /// `[[test]]` of snapshot-userspace must be in one of them (checked by a unit test).
-pub const HOST_TARGETS: [&str; 11] = [
-    "host", "engine", "probes", "triggers", "post", "findings", "matrix", "faults", "strings",
-    "service", "crash",
+pub const HOST_TARGETS: [&str; 12] = [
+    "host",
+    "engine",
+    "probes",
+    "triggers",
+    "post",
+    "findings",
+    "matrix",
+    "faults",
+    "strings",
+    "service",
+    "crash",
+    "sequences",
 ];
 
 /// Where the VM layer keeps each kernel's results: the tests' output (`test.log`), the

@@ -464,6 +464,22 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("getpid") => getpid_loop(arg(args, 2, 1_000_000)?, arg(args, 3, 0)?),
         Some("getpid-threads") => getpid_threads(arg(args, 2, 1_000_000)?)?,
         Some("openat") => openat_loop(arg(args, 2, 100_000)?)?,
+        Some("open-notdir") => {
+            // An openat failing with ENOTDIR (nothing else in a run fails so), on the main
+            // thread or on a second one; then the main thread sleeps MS and exits (exit_group).
+            let open = || {
+                // SAFETY: a NUL-terminated path; the call fails and opens nothing.
+                unsafe { libc::open(c"/proc/self/exe/not-a-dir".as_ptr(), libc::O_RDONLY) }
+            };
+            match args.get(2).map(String::as_str) {
+                Some("main") => open(),
+                Some("thread") => std::thread::spawn(open)
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("thread panicked"))?,
+                _ => anyhow::bail!("usage: open-notdir main|thread MS"),
+            };
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 0)?));
+        }
         Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
         Some("named") => {
             let name = args
@@ -558,7 +574,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("oom") => oom(arg(args, 2, 256)?),
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N"
+                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS"
             );
         }
     }

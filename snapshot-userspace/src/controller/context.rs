@@ -8,7 +8,7 @@ use snapshot_common::Notice;
 
 use super::Controller;
 use crate::{
-    snapshot::{Fired, symbols::Stacks},
+    snapshot::{Fired, SequenceFired, symbols::Stacks},
     sys::comm_str,
 };
 
@@ -30,6 +30,7 @@ impl Controller {
             Some(&self.maps_cache),
             n.ts_ns,
         );
+        let (number, first_ns) = snapshot_common::sequence::fired_parts(n.sequence);
         let fired = Fired {
             ts_ns: n.ts_ns,
             cpu: n.cpu,
@@ -39,6 +40,17 @@ impl Controller {
             probe,
             value: n.value as i64,
             post: self.session.rules().post.describe(),
+            sequence: (number != 0).then(|| SequenceFired {
+                index: number,
+                text: self
+                    .ctx
+                    .sequences
+                    .get(number as usize - 1)
+                    .cloned()
+                    .unwrap_or_default(),
+                first_ns,
+                then_ns: n.ts_ns,
+            }),
             ..Fired::default()
         };
         (fired, stacks)

@@ -107,6 +107,8 @@ struct Context {
     kernel_release: String,
     clock: ClockRef,
     trigger: String,
+    /// The sequence triggers as written, by number (a notice's `sequence` - 1).
+    sequences: Vec<String>,
 }
 
 /// Limits on what a recording writes and keeps.
@@ -200,6 +202,19 @@ impl Controller {
     /// that symbolizing a trigger's stack costs nothing then.
     #[must_use]
     pub fn new(session: Session, out: OutDir, trigger: &str, limits: Limits) -> Self {
+        Self::with_sequences(session, out, (trigger, Vec::new()), limits)
+    }
+
+    /// As [`Controller::new`], with the sequence triggers as written (in the order the
+    /// compiled program numbers them: [`crate::trigger::sequences`]), named in the headers of
+    /// the snapshots they take.
+    #[must_use]
+    pub fn with_sequences(
+        session: Session,
+        out: OutDir,
+        (trigger, sequences): (&str, Vec<String>),
+        limits: Limits,
+    ) -> Self {
         let b = session.buffers();
         let ncpu = b.ncpu() as usize;
         let half = ncpu as u64
@@ -212,6 +227,7 @@ impl Controller {
                 kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
                 clock: ClockRef::now(),
                 trigger: trigger.to_owned(),
+                sequences,
             },
             bases: [b.heads(0), b.heads(1)],
             dropped_seen: vec![0; ncpu],

@@ -237,11 +237,9 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         rules: rec.rules,
         string_size: rec.string_size,
     })?;
-    let program = trigger::compile_sized(
-        &trigger::builtin::ordered(&rec.triggers),
-        session.probes(),
-        rec.string_size,
-    )?;
+    // Compiled in this order, and the sequences numbered in it.
+    let ordered = trigger::builtin::ordered(&rec.triggers);
+    let program = trigger::compile_sized(&ordered, session.probes(), rec.string_size)?;
     session.set_trigger(&program)?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)
         .ok()
@@ -257,7 +255,12 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         return Err(TargetError::ExitedDuringAttach(*pid).into());
     }
     let trigger_text = trigger::describe(&rec.triggers);
-    let mut controller = Controller::new(session, out, &trigger_text, rec.limits);
+    let mut controller = Controller::with_sequences(
+        session,
+        out,
+        (&trigger_text, trigger::sequences(&ordered)),
+        rec.limits,
+    );
     let ring = controller.session_mut().take_notify()?;
     // SAFETY: the ring buffer owns its map fd and is moved into the AsyncFd, which keeps it
     // open until it is dropped (after deregistration).

@@ -73,6 +73,40 @@ pub fn trigger_event<'a>(s: &Snapshot, views: &'a [EventView]) -> Option<&'a Eve
         .find(|v| v.ts_ns == f.ts_ns && v.tid == f.tid && v.probe == f.probe)
 }
 
+/// The header lines of a sequence that fired: which, when A and B held, and A's event when
+/// the snapshot holds it (B's is "the event").
+fn sequence_lines(
+    s: &Snapshot,
+    views: &[EventView],
+    f: &crate::snapshot::Fired,
+    q: &crate::snapshot::SequenceFired,
+) -> String {
+    let at = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
+    let gap = q.then_ns.saturating_sub(q.first_ns);
+    let mut out = format!(
+        "# sequence {} `{}`: A at {}, B at {} ({}.{:03} ms later, same thread {})\n",
+        q.index,
+        q.text,
+        at(q.first_ns),
+        at(q.then_ns),
+        gap / 1_000_000,
+        (gap % 1_000_000) / 1000,
+        f.tid
+    );
+    if let Some(v) = views
+        .iter()
+        .find(|v| v.ts_ns == q.first_ns && v.tid == f.tid)
+    {
+        let probe = s.header.probes.iter().find(|p| p.name == v.probe);
+        out.push_str(&format!(
+            "# the A event: {}:{}\n",
+            v.probe,
+            event::fields_text(v, probe)
+        ));
+    }
+    out
+}
+
 /// The trigger's value as shown: `-9 EBADF` when its probe's return is an errno.
 fn fired_value(s: &Snapshot, fired: &crate::snapshot::Fired) -> String {
     let errno = s
@@ -116,6 +150,9 @@ pub fn chrome_json(s: &Snapshot) -> Value {
     if let Some(f) = &h.fired {
         let mut args = json!({"probe": f.probe, "value": f.value, "cpu": f.cpu, "comm": f.comm, "kind": h.kind, "post": f.post,
                 "kernel_stack": stack_lines(&f.kernel_stack), "user_stack": stack_lines(&f.user_stack)});
+        if let Some(q) = &f.sequence {
+            args["sequence"] = json!(q);
+        }
         if let Some(v) = trigger_event(s, &views) {
             let probe = probes.iter().find(|p| p.name == v.probe);
             for (name, text) in shown_fields(v, probe) {
@@ -160,6 +197,9 @@ pub fn text(s: &Snapshot) -> String {
             p(&f.probe),
             fired_value(s, f)
         ));
+        if let Some(q) = &f.sequence {
+            out.push_str(&sequence_lines(s, &views, f, q));
+        }
         if let Some(v) = trigger_event(s, &views) {
             let probe = h.probes.iter().find(|p| p.name == v.probe);
             out.push_str(&format!(

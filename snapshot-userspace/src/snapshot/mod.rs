@@ -130,6 +130,22 @@ pub struct Fired {
     /// or cached before the process exited (a crash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_maps: Option<String>,
+    /// The sequence trigger that fired, when one did (`ts_ns` is then its B's time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<SequenceFired>,
+}
+
+/// A sequence trigger `A then B within T` that fired: which, and when each step held.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequenceFired {
+    /// Its number among the recording's sequences (1, 2, …).
+    pub index: u32,
+    /// The sequence as written.
+    pub text: String,
+    /// When A held on the thread (boot-time ns).
+    pub first_ns: u64,
+    /// When B held and completed it (boot-time ns; the trigger's time).
+    pub then_ns: u64,
 }
 
 /// Everything about a snapshot but its records.

@@ -50,6 +50,7 @@ pub(crate) fn sample() -> Snapshot {
                     object: Some("workload".into()),
                 }],
                 user_maps: Some("read at the trigger".into()),
+                sequence: None,
             }),
             missed_triggers: 3,
             ncpu: 2,

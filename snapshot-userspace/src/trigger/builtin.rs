@@ -166,6 +166,25 @@ fn probes_of(a: &Ast, out: &mut Vec<&'static str>) {
             operand(rhs);
         }
         Ast::Glob { lhs, .. } | Ast::Max(lhs, _) | Ast::Changed(lhs, _) => operand(lhs),
+        Ast::Probe(name, _) => {
+            if let Some(s) = spec_of(name)
+                && !out.contains(&s)
+            {
+                out.push(s);
+            }
+        }
+    }
+}
+
+/// The built-in probes a trigger names (both steps of a sequence).
+fn probes_of_trigger(t: &Trigger, out: &mut Vec<&'static str>) {
+    match t {
+        Trigger::Condition { ast, .. } => probes_of(ast, out),
+        Trigger::Sequence { first, then, .. } => {
+            probes_of(first, out);
+            probes_of(then, out);
+        }
+        Trigger::Manual => {}
     }
 }
 
@@ -188,9 +207,7 @@ pub struct NameTaken {
 pub fn with_probes(triggers: &[Trigger], specs: &[ProbeSpec]) -> Result<Vec<ProbeSpec>, NameTaken> {
     let mut needed = Vec::new();
     for t in triggers {
-        if let Trigger::Condition { ast, .. } = t {
-            probes_of(ast, &mut needed);
-        }
+        probes_of_trigger(t, &mut needed);
     }
     let mut out = specs.to_vec();
     for text in needed {
@@ -216,13 +233,10 @@ pub fn with_probes(triggers: &[Trigger], specs: &[ProbeSpec]) -> Result<Vec<Prob
 /// when its trigger is handled, so the recorder keeps the targets' memory maps).
 #[must_use]
 pub fn watches_deaths(triggers: &[Trigger]) -> bool {
-    triggers.iter().any(|t| match t {
-        Trigger::Condition { ast, .. } => {
-            let mut v = Vec::new();
-            probes_of(ast, &mut v);
-            !v.is_empty()
-        }
-        Trigger::Manual => false,
+    triggers.iter().any(|t| {
+        let mut v = Vec::new();
+        probes_of_trigger(t, &mut v);
+        !v.is_empty()
     })
 }
 

@@ -101,6 +101,34 @@ pub(super) fn resolve(
     ))
 }
 
+/// The ids of the probes named `name` (a probe's name alone, as a condition), or the error
+/// when none is.
+pub(super) fn probe_ids(
+    probes: &[ProbeInfo],
+    expr: &str,
+    pos: usize,
+    name: &str,
+) -> Result<Vec<u32>, ExprError> {
+    let ids: Vec<u32> = probes
+        .iter()
+        .filter(|p| p.name == name)
+        .map(|p| p.id)
+        .collect();
+    if ids.is_empty() {
+        let known: Vec<String> = probes.iter().map(|p| format!("`{}`", p.name)).collect();
+        return Err(ExprError::new(
+            expr,
+            pos,
+            format!("`{name}` is not a probe, and a value alone is not a condition"),
+            format!(
+                "name a probe for any of its events ({}), or compare a value with == != < <= > >=",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
 struct Compiler<'a> {
     expr: &'a str,
     probes: &'a [ProbeInfo],
@@ -410,6 +438,20 @@ impl Compiler<'_> {
                 let sop = self.string_of(lhs, *pos, "`~` matches strings only")?;
                 self.string_cmps(&sop, pattern, true, *negate, *pos)
             }
+            Ast::Probe(name, pos) => {
+                // An event of the probe: its pid is valid (and >= 0) on its events only.
+                let ids = probe_ids(self.probes, self.expr, *pos, name)?;
+                let zero = self.constant(0, *pos)?;
+                for (n, id) in ids.into_iter().enumerate() {
+                    self.emit(op::FIELD, FIELD_PID, id, *pos, 1)?;
+                    self.emit(op::CONST, 0, zero, *pos, 1)?;
+                    self.emit(op::CMP, CmpOp::Ge as u8, 0, *pos, -1)?;
+                    if n > 0 {
+                        self.emit(op::OR, 0, 0, *pos, -1)?;
+                    }
+                }
+                Ok(())
+            }
             Ast::Max(o, pos) | Ast::Changed(o, pos) => {
                 if self.slots >= MAX_SLOTS {
                     return Err(ExprError::new(
@@ -429,6 +471,25 @@ impl Compiler<'_> {
                 self.emit(o, 0, self.slots as u32 - 1, *pos, 0)
             }
         }
+    }
+}
+
+impl Compiler<'_> {
+    /// Sequence number `index`: B, `SEQ_MATCH` (pops B, pushes whether it completes this
+    /// thread's A within the window), A, `SEQ_ARM` (pops A); see `sequence.rs`.
+    fn sequence(
+        &mut self,
+        index: usize,
+        (first, then): (&Ast, &Ast),
+        within_ns: u64,
+        pos: usize,
+    ) -> Result<(), ExprError> {
+        let seq = super::sequence::number(self.expr, pos, index)?;
+        self.ast(then)?;
+        let window = self.constant(within_ns as i64, pos)?;
+        self.emit(op::SEQ_MATCH, seq, window, pos, 0)?;
+        self.ast(first)?;
+        self.emit(op::SEQ_ARM, seq, 0, pos, -1)
     }
 }
 
@@ -455,14 +516,28 @@ pub fn compile_sized(
         slots: 0,
         comm: None,
     };
-    let conditions = triggers.iter().filter_map(|t| match t {
-        Trigger::Manual => None,
-        Trigger::Condition { text, ast } => Some((text, ast)),
-    });
-    for (n, (text, ast)) in conditions.enumerate() {
-        c.expr = text;
-        c.ast(ast)?;
-        if n > 0 {
+    let (mut n, mut seqs) = (0, 0);
+    for t in triggers {
+        match t {
+            Trigger::Manual => continue,
+            Trigger::Condition { text, ast } => {
+                c.expr = text;
+                c.ast(ast)?;
+            }
+            Trigger::Sequence {
+                text,
+                first,
+                then,
+                within_ns,
+                pos,
+            } => {
+                c.expr = text;
+                c.sequence(seqs, (first, then), *within_ns, *pos)?;
+                seqs += 1;
+            }
+        }
+        n += 1;
+        if n > 1 {
             c.emit(op::OR, 0, 0, 0, -1)?;
         }
     }

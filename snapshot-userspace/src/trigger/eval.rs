@@ -7,6 +7,13 @@ use snapshot_common::{
     strings::{MATCH_MAX, STR_SRC_COMM},
 };
 
+use std::collections::HashMap;
+
+use snapshot_common::{
+    MAX_CONSTS,
+    sequence::{MAX_SEQS, seq_key},
+};
+
 use super::strings::run;
 
 /// What the evaluator sees of an event (the userspace reference of the kernel's evaluator).
@@ -58,12 +65,29 @@ fn string_results(prog: &TriggerProgram, ctx: &EventCtx) -> [u64; MAX_STR_OPS] {
 }
 
 /// Runs a program on an event exactly as `snapshot-ebpf/src/trigger.rs` does; `state` holds
-/// the `max()`/`changed()` slots (value, seen).
+/// the `max()`/`changed()` slots (value, seen). Sequences see no earlier event here: see
+/// [`evaluate_at`].
 #[must_use]
 pub fn evaluate(
     prog: &TriggerProgram,
     ctx: &EventCtx,
     state: &mut [(u64, bool); MAX_SLOTS],
+) -> bool {
+    evaluate_at(prog, (ctx, 0), state, &mut SeqState::new())
+}
+
+/// The kernel's `SEQ_STATE` map: [`seq_key`] → boot-time ns of the thread's last A (unbounded
+/// here; the kernel's LRU forgets the least recently used past `SEQ_THREADS`).
+pub type SeqState = HashMap<u64, u64>;
+
+/// As [`evaluate`] for the event `ctx` recorded at boot-time `ts`, with the sequences'
+/// per-thread state `seqs`, as `snapshot-ebpf/src/sequence.rs` keeps it.
+#[must_use]
+pub fn evaluate_at(
+    prog: &TriggerProgram,
+    (ctx, ts): (&EventCtx, u64),
+    state: &mut [(u64, bool); MAX_SLOTS],
+    seqs: &mut SeqState,
 ) -> bool {
     let mut stack: Vec<(u64, bool)> = Vec::new();
     let strings = string_results(prog, ctx);
@@ -140,6 +164,24 @@ pub fn evaluate(
                     slot.1 = true;
                 }
                 stack.push((u64::from(result), true));
+            }
+            op::SEQ_MATCH => {
+                let (v, ok) = stack.pop().unwrap_or_default();
+                let mut hit = false;
+                if ok && v != 0 {
+                    let key = seq_key(ctx.tid as u32, insn.a % MAX_SEQS as u8);
+                    if let Some(start) = seqs.remove(&key) {
+                        let window = prog.consts[insn.b as usize % MAX_CONSTS];
+                        hit = start <= ts && ts - start <= window;
+                    }
+                }
+                stack.push((u64::from(hit), true));
+            }
+            op::SEQ_ARM => {
+                let (v, ok) = stack.pop().unwrap_or_default();
+                if ok && v != 0 {
+                    seqs.insert(seq_key(ctx.tid as u32, insn.a % MAX_SEQS as u8), ts);
+                }
             }
             _ => return false,
         }

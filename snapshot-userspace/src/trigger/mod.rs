@@ -4,10 +4,12 @@
 //! ```text
 //! expr    := and ('||' and)*
 //! and     := unary ('&&' unary)*
+//! trigger := expr | expr 'then' expr 'within' DURATION   (see `sequence.rs`)
 //! unary   := '!' unary | '(' expr ')' | 'max' '(' field ')' | 'changed' '(' field ')'
 //!          | 'crash' | 'oom' | 'signal' '(' SIGNAME | number ')'   (built-ins: [`builtin`])
 //!          | operand OP operand          OP: == != < <= > >= & (bit test)
 //!          | string ('~' | '!~') "glob"  (`*` any bytes, `?` one byte, `\*` a star)
+//!          | PROBE                       (any event of that probe)
 //! operand := field | literal
 //! field   := PROBE '.' (argN | ret | latency | TRACEPOINT_FIELD) | pid | tid | cpu | comm
 //! literal := 12 | 0x1f | -3 | -ENOENT | 10ms (ns us ms s) | 4K (K M G) | "text"
@@ -19,7 +21,8 @@
 //! on the bytes captured (the first `--string-size`). A field of another probe than the
 //! event's, or a string the event could not read, makes its comparison false. Limits: 32
 //! instructions, stack depth 8, 8 constants, 4 `max`/`changed`, 4 string comparisons with
-//! patterns of at most 63 characters.
+//! patterns of at most 63 characters; windows of sequences up to an hour (a sequence of two
+//! simple comparisons takes 8 instructions: three fit).
 
 pub mod builtin;
 #[cfg(test)]
@@ -28,6 +31,9 @@ mod compile;
 mod eval;
 mod lex;
 mod parse;
+mod sequence;
+#[cfg(test)]
+mod sequence_tests;
 mod strings;
 #[cfg(test)]
 mod tests;
@@ -36,9 +42,10 @@ mod tree;
 use std::{fmt, str::FromStr};
 
 pub use compile::{FieldRef, compile, compile_sized, glob_pattern};
-pub use eval::{EventCtx, evaluate};
+pub use eval::{EventCtx, SeqState, evaluate, evaluate_at};
 pub use parse::{Ast, Operand, parse};
-pub use tree::evaluate_tree;
+pub use sequence::History;
+pub use tree::{evaluate_tree, evaluate_tree_at};
 
 /// A trigger expression that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +121,20 @@ pub enum Trigger {
         /// Its syntax tree (names are resolved against the probes when compiled).
         ast: Ast,
     },
+    /// `A then B within T`: B on a thread at most T after A on the same thread, checked in
+    /// the kernel (see `sequence.rs`).
+    Sequence {
+        /// The expression as written.
+        text: String,
+        /// A.
+        first: Ast,
+        /// B.
+        then: Ast,
+        /// T, ns.
+        within_ns: u64,
+        /// Offset of `then`.
+        pos: usize,
+    },
 }
 
 impl FromStr for Trigger {
@@ -123,9 +144,18 @@ impl FromStr for Trigger {
         if text.trim() == "manual" {
             return Ok(Self::Manual);
         }
-        Ok(Self::Condition {
-            text: text.to_owned(),
-            ast: parse(text)?,
+        Ok(match parse::parse_trigger(text)? {
+            (ast, None) => Self::Condition {
+                text: text.to_owned(),
+                ast,
+            },
+            (first, Some(then)) => Self::Sequence {
+                text: text.to_owned(),
+                first,
+                then: then.ast,
+                within_ns: then.within_ns,
+                pos: then.pos,
+            },
         })
     }
 }
@@ -134,7 +164,7 @@ impl fmt::Display for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Manual => f.write_str("manual"),
-            Self::Condition { text, .. } => f.write_str(text),
+            Self::Condition { text, .. } | Self::Sequence { text, .. } => f.write_str(text),
         }
     }
 }
@@ -147,4 +177,17 @@ pub fn describe(triggers: &[Trigger]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" || ")
+}
+
+/// The sequences among `triggers`, in the order the compiled program numbers them (a
+/// notice's `sequence` is one more than the index).
+#[must_use]
+pub fn sequences(triggers: &[Trigger]) -> Vec<String> {
+    triggers
+        .iter()
+        .filter_map(|t| match t {
+            Trigger::Sequence { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
 }

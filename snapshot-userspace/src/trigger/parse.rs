@@ -60,6 +60,8 @@ pub enum Ast {
     Max(Operand, usize),
     /// `changed(field)`: a new value.
     Changed(Operand, usize),
+    /// A probe's name alone: an event of that probe (`sys_enter_exit_group`), at an offset.
+    Probe(String, usize),
 }
 
 /// Deepest nesting of `(` and `!` accepted (far more than the kernel program can hold; the
@@ -98,6 +100,12 @@ impl Parser<'_> {
         }
     }
 
+    /// Whether the next token is the word `kw` (`then`, `within`: keywords only where a
+    /// condition ends or starts, so they stay usable as field names after a `.`).
+    fn keyword(&self, kw: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(w)) if w == kw)
+    }
+
     fn or(&mut self) -> Result<Ast, ExprError> {
         let mut l = self.and()?;
         while self.eat(&Tok::OrOr) {
@@ -129,6 +137,12 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Ast, ExprError> {
+        if self.keyword("then") || self.keyword("within") {
+            return Err(self.err(
+                "expected a condition here",
+                "a sequence is written `A then B within 10ms`, with a condition on each side of `then`",
+            ));
+        }
         if matches!(self.peek(), Some(Tok::Not)) {
             self.deeper()?;
             self.i += 1;
@@ -140,6 +154,9 @@ impl Parser<'_> {
             self.deeper()?;
             self.i += 1;
             let inner = self.or()?;
+            if self.keyword("then") {
+                return Err(super::sequence::nested(self.expr, self.pos()));
+            }
             if !self.eat(&Tok::RParen) {
                 return Err(self.err("missing `)`", "close the parenthesis"));
             }
@@ -177,6 +194,15 @@ impl Parser<'_> {
             return Ok(ast);
         }
         let lhs = self.operand()?;
+        if let Operand::Field { probe: None, name } = &lhs
+            && (matches!(
+                self.peek(),
+                None | Some(Tok::RParen | Tok::AndAnd | Tok::OrOr)
+            ) || self.keyword("then")
+                || self.keyword("within"))
+        {
+            return Ok(Ast::Probe(name.clone(), pos));
+        }
         if let Some(Tok::Glob(negate)) = self.peek().cloned() {
             self.i += 1;
             let Some(Tok::Str(pattern)) = self.peek().cloned() else {
@@ -280,8 +306,27 @@ impl Parser<'_> {
     }
 }
 
-/// Parses a trigger expression.
+/// Parses a trigger condition (no sequence: see [`parse_trigger`]).
 pub fn parse(expr: &str) -> Result<Ast, ExprError> {
+    match parse_trigger(expr)? {
+        (ast, None) => Ok(ast),
+        (_, Some(then)) => Err(super::sequence::nested(expr, then.pos)),
+    }
+}
+
+/// The part of a sequence after `then`: B and the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Then {
+    /// B.
+    pub ast: Ast,
+    /// The window, ns (checked: positive, at most the supported maximum).
+    pub within_ns: u64,
+    /// Offset of `then`.
+    pub pos: usize,
+}
+
+/// Parses a trigger: a condition, or a sequence `A then B within T` (A, and the rest).
+pub fn parse_trigger(expr: &str) -> Result<(Ast, Option<Then>), ExprError> {
     let toks = lex(expr)?;
     if toks.is_empty() {
         return Err(ExprError::new(
@@ -306,11 +351,57 @@ pub fn parse(expr: &str) -> Result<Ast, ExprError> {
         depth: 0,
     };
     let ast = p.or()?;
+    let then = if p.keyword("then") {
+        let pos = p.pos();
+        p.i += 1;
+        if p.peek().is_none() {
+            return Err(p.err(
+                "`then` needs a condition after it",
+                "write `A then B within 10ms`",
+            ));
+        }
+        let b = p.or()?;
+        if p.keyword("then") {
+            return Err(super::sequence::chained(expr, p.pos()));
+        }
+        if !p.keyword("within") {
+            return Err(p.err(
+                "a sequence needs a window: `within` and a duration after its second condition",
+                "write `A then B within 10ms` (ns, us, ms, s)",
+            ));
+        }
+        p.i += 1;
+        let within_ns = match p.toks.get(p.i) {
+            Some((Tok::Int(v), at)) => {
+                p.i += 1;
+                super::sequence::window(expr, *at, *v)?
+            }
+            _ => {
+                return Err(p.err(
+                    "`within` takes a duration",
+                    "write e.g. `within 10ms` (ns, us, ms, s)",
+                ));
+            }
+        };
+        Some(Then {
+            ast: b,
+            within_ns,
+            pos,
+        })
+    } else {
+        None
+    };
+    if then.is_some() && p.i < p.toks.len() {
+        return Err(p.err(
+            "a sequence ends at its window: nothing may follow `within DURATION`",
+            "put more conditions inside A or B (in parentheses), or give them their own --trigger",
+        ));
+    }
     if p.i < p.toks.len() {
         return Err(p.err(
             "unexpected text after the condition",
             "join conditions with && or ||",
         ));
     }
-    Ok(ast)
+    Ok((ast, then))
 }

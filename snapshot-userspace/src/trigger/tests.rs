@@ -9,7 +9,10 @@ use crate::{
 use snapshot_common::{MAX_SLOTS, TriggerProgram};
 
 /// Parses each text as a `--trigger` and compiles them together.
-fn compile_texts(texts: &[&str], probes: &[ProbeInfo]) -> Result<TriggerProgram, ExprError> {
+pub(super) fn compile_texts(
+    texts: &[&str],
+    probes: &[ProbeInfo],
+) -> Result<TriggerProgram, ExprError> {
     let triggers = texts
         .iter()
         .map(|t| t.parse::<Trigger>())
@@ -17,7 +20,7 @@ fn compile_texts(texts: &[&str], probes: &[ProbeInfo]) -> Result<TriggerProgram,
     compile(&triggers, probes)
 }
 
-fn probes() -> Vec<ProbeInfo> {
+pub(super) fn probes() -> Vec<ProbeInfo> {
     let tp: ProbeSpec = "tracepoint:syscalls:sys_exit_openat".parse().unwrap();
     let up: ProbeSpec = "f=uprobe:/bin/x:work".parse().unwrap();
     let close: ProbeSpec = "tracepoint:syscalls:sys_enter_close".parse().unwrap();
@@ -58,7 +61,7 @@ fn with_strings(probe: u32, strings: &[Option<&[u8]>]) -> EventCtx {
     c
 }
 
-fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
+pub(super) fn ctx(probe: u32, args: [u64; 6], ret: Option<i64>) -> EventCtx {
     EventCtx {
         probe,
         args,

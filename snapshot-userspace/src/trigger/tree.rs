@@ -15,8 +15,8 @@ use snapshot_common::{
 };
 
 use super::{
-    Ast, EventCtx, ExprError, Operand, Trigger,
-    compile::resolve,
+    Ast, EventCtx, ExprError, History, Operand, Trigger,
+    compile::{probe_ids, resolve},
     strings::{self, PatTok},
 };
 use crate::probe::ProbeInfo;
@@ -118,6 +118,13 @@ impl Walk<'_> {
     /// A condition's truth and validity.
     fn node(&mut self, a: &Ast) -> Result<(bool, bool), ExprError> {
         Ok(match a {
+            Ast::Probe(name, pos) => {
+                // An event of the probe: one probe's is valid on its events only; several are
+                // or-ed (valid).
+                let ids = probe_ids(self.probes, self.expr, *pos, name)?;
+                let any = ids.contains(&self.ctx.probe);
+                (any, any || ids.len() > 1)
+            }
             Ast::Or(l, r) | Ast::And(l, r) => {
                 let (lv, lok) = self.node(l)?;
                 let (rv, rok) = self.node(r)?;
@@ -217,12 +224,24 @@ pub fn glob_matches(p: &[PatTok], t: &[u8]) -> bool {
 
 /// Whether the triggers fire on the event `ctx` (any one of them; `manual` never), by the
 /// reference semantics above; `state` holds the `max()`/`changed()` slots, numbered in the
-/// order they appear.
+/// order they appear. Sequences see no earlier event here: see [`evaluate_tree_at`].
 pub fn evaluate_tree(
     triggers: &[Trigger],
     probes: &[ProbeInfo],
     ctx: &EventCtx,
     state: &mut [(u64, bool); MAX_SLOTS],
+) -> Result<bool, ExprError> {
+    evaluate_tree_at(triggers, probes, (ctx, 0), state, &mut History::default())
+}
+
+/// As [`evaluate_tree`] for the event `ctx` at boot-time `ts`, with the sequences' `history`
+/// (the reference semantics in `sequence.rs`): a sequence walks B, then A, as it compiles.
+pub fn evaluate_tree_at(
+    triggers: &[Trigger],
+    probes: &[ProbeInfo],
+    (ctx, ts): (&EventCtx, u64),
+    state: &mut [(u64, bool); MAX_SLOTS],
+    history: &mut History,
 ) -> Result<bool, ExprError> {
     let mut walk = Walk {
         expr: "",
@@ -231,12 +250,28 @@ pub fn evaluate_tree(
         state,
         slot: 0,
     };
-    let mut any = false;
+    let (mut any, mut seqs) = (false, 0);
     for t in triggers {
-        if let Trigger::Condition { text, ast } = t {
-            walk.expr = text;
-            let (v, ok) = walk.node(ast)?;
-            any |= v && ok;
+        match t {
+            Trigger::Condition { text, ast } => {
+                walk.expr = text;
+                let (v, ok) = walk.node(ast)?;
+                any |= v && ok;
+            }
+            Trigger::Sequence {
+                text,
+                first,
+                then,
+                within_ns,
+                ..
+            } => {
+                walk.expr = text;
+                let (b, bok) = walk.node(then)?;
+                let (a, aok) = walk.node(first)?;
+                any |= history.step(seqs, ctx.tid, ts, a && aok, b && bok, *within_ns);
+                seqs += 1;
+            }
+            Trigger::Manual => {}
         }
     }
     Ok(any)
