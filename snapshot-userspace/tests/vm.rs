@@ -899,6 +899,25 @@ fn fexit_captures_a_read_s_buffer_sized_by_its_return() {
     let spec = format!("fexit:{f}(buf:buf(ret))");
     let run = record_workload(&[&spec], &["fileio", "1", "0"]);
     let reads = of(&run, f);
+    if missing("trampolines") {
+        // fexit falls back to kretprobe, which sees no arguments at the return: the reads are
+        // recorded with their return values, their buffers are not.
+        assert!(
+            reads.iter().any(|e| e.ret == Some(128)),
+            "the 128-byte read on {kernel}"
+        );
+        assert!(
+            reads
+                .iter()
+                .all(|e| e.strings.get("buf").cloned().flatten().is_none()),
+            "no buffer without fexit on {kernel}"
+        );
+        unsupported(
+            &kernel,
+            "a buffer argument at fexit (fexit falls back to kretprobe, which cannot read arguments at the return)",
+        );
+        return;
+    }
     // `fileio` writes "round 0\n" 16 times (128 bytes) and reads it back: 64 kept, cut.
     let full = reads
         .iter()
