@@ -12,6 +12,7 @@ use core::mem::size_of;
 
 pub mod sequence;
 pub mod strings;
+pub mod widen;
 
 pub use strings::{
     EVENT_HAS_STRINGS, MAX_STR_OPS, MAX_STRINGS, Pattern, PayloadHeader, StrOp, StringSpec,
@@ -128,6 +129,9 @@ pub mod names {
     /// Read-only global: per probe slot, the argument words of the traced function (fentry and
     /// fexit without `bpf_get_func_arg`: the context holds them, then the return value).
     pub const GLOBAL_FUNC_WORDS: &str = "SNAPSHOT_FUNC_WORDS";
+    /// Read-only global: per probe slot, how the return register is widened to 64 bits
+    /// (a [`super::widen`] code; kretprobe and fexit of kernel functions).
+    pub const GLOBAL_RET_WIDEN: &str = "SNAPSHOT_RET_WIDEN";
     /// Queue of one token: present while the spare is armed (kernels without BPF atomic
     /// exchange; see `snapshot-ebpf/src/atomic.rs`).
     pub const ARM_TOKEN: &str = "ARM_TOKEN";

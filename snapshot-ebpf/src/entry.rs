@@ -14,7 +14,7 @@ use snapshot_common::{EVENT_HAS_ARGS, EVENT_HAS_RET, FieldLoc, MAX_ARGS};
 
 use crate::{
     funcs,
-    maps::PROBES,
+    maps::{PROBES, widen_ret},
     record::{Payload, Role, record, record_from},
 };
 
@@ -41,15 +41,17 @@ pub fn probe_entry(ctx: &ProbeContext, probe_id: u32) -> u32 {
     0
 }
 
-/// kretprobe / uretprobe: the return register.
+/// kretprobe / uretprobe: the return register, widened as the function's return type says
+/// (an `int` function sets only its low half; uretprobes keep it whole).
 #[inline(always)]
 pub fn probe_return(ctx: &RetProbeContext, probe_id: u32) -> u32 {
+    let ret = widen_ret(probe_id, ctx.ret::<u64>());
     record(
         ctx,
         probe_id,
         &Payload {
             ip: funcs::kretprobe_ip(ctx, probe_id),
-            ..payload([0; MAX_ARGS], ctx.ret::<u64>(), EVENT_HAS_RET, Role::Return)
+            ..payload([0; MAX_ARGS], ret, EVENT_HAS_RET, Role::Return)
         },
     );
     0

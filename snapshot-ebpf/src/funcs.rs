@@ -33,7 +33,7 @@ use snapshot_common::{MAX_ARGS, kfeature};
 
 use crate::{
     filter,
-    maps::{CALL_SITES, func_words, has, wants_ip},
+    maps::{CALL_SITES, func_words, has, wants_ip, widen_ret},
 };
 
 /// The kprobe's function address from the registers: on `x86_64` the breakpoint's address + 1;
@@ -165,13 +165,17 @@ pub fn args(ctx: *mut core::ffi::c_void, probe_id: u32) -> [u64; MAX_ARGS] {
     args
 }
 
-/// The traced function's return value (fexit of probe slot `probe_id`).
+/// The traced function's return value (fexit of probe slot `probe_id`), widened as its
+/// return type says: the trampoline saves the whole register, of which an `int` function set
+/// only the low half.
 #[inline(always)]
 pub fn ret(ctx: &FExitContext, probe_id: u32) -> u64 {
-    if has(kfeature::FUNC_ARGS) {
-        return ctx.ret::<u64>().unwrap_or(0);
-    }
-    // The word after the arguments.
-    let [ret] = words::<1>(ctx.as_ptr(), func_words(probe_id));
-    ret
+    let raw = if has(kfeature::FUNC_ARGS) {
+        ctx.ret::<u64>().unwrap_or(0)
+    } else {
+        // The word after the arguments.
+        let [ret] = words::<1>(ctx.as_ptr(), func_words(probe_id));
+        ret
+    };
+    widen_ret(probe_id, raw)
 }

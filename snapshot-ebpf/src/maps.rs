@@ -142,6 +142,11 @@ static SNAPSHOT_FEATURES: u32 = 0;
 #[unsafe(no_mangle)]
 static SNAPSHOT_FUNC_WORDS: [u32; MAX_PROBES] = [0; MAX_PROBES];
 
+/// Per probe slot, how the return register is widened (a `snapshot_common::widen` code from
+/// the function's BTF return type; kretprobe and fexit), set at load.
+#[unsafe(no_mangle)]
+static SNAPSHOT_RET_WIDEN: [u32; MAX_PROBES] = [0; MAX_PROBES];
+
 /// True when the kernel has `feature` (a `kfeature` bit). A load-time constant: the verifier
 /// prunes the branch not taken, so a helper or instruction the kernel lacks is never checked.
 #[inline(always)]
@@ -159,6 +164,20 @@ pub fn func_words(id: u32) -> u32 {
     }
     // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
     unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_FUNC_WORDS).cast::<u32>().add(i)) }
+}
+
+/// The return register of probe slot `id`'s function, widened to 64 bits as its return type
+/// says (see `snapshot_common::widen`; the code is a load-time constant, read from `.rodata`).
+#[inline(always)]
+pub fn widen_ret(id: u32, raw: u64) -> u64 {
+    let i = id as usize;
+    if i >= MAX_PROBES {
+        return raw;
+    }
+    // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
+    let code =
+        unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_RET_WIDEN).cast::<u32>().add(i)) };
+    snapshot_common::widen::apply(raw, code)
 }
 
 /// Command name recorded under `FilterMode::Comm`, set at load.

@@ -318,6 +318,83 @@ impl Btf {
     }
 }
 
+/// Hand-built BTF for unit tests: functions of no parameter, each returning one type.
+#[cfg(test)]
+pub(crate) mod sample {
+    use super::kind;
+
+    /// A return type of [`returning`].
+    #[derive(Clone, Copy)]
+    pub enum Ret {
+        /// An integer: name, bytes, signed (`BTF_INT_SIGNED`).
+        Int(&'static str, u32, bool),
+        /// An integer through a typedef (`ssize_t`-like): typedef name, bytes, signed.
+        Typedef(&'static str, u32, bool),
+        /// A pointer to `void`.
+        Pointer,
+        /// `void`.
+        Void,
+        /// An enum of `bytes` bytes.
+        Enum(u32),
+    }
+
+    /// BTF with one function per `(name, return type)`, in that order.
+    pub fn returning(funcs: &[(&str, Ret)]) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut name = |s: &str| {
+            let at = strings.len() as u32;
+            strings.extend(s.as_bytes());
+            strings.push(0);
+            at
+        };
+        let mut t: Vec<u32> = Vec::new();
+        let mut next = 1u32;
+        let info = |k: u32, vlen: u32| (k << 24) | vlen;
+        for &(func, ret) in funcs {
+            let ret_id = match ret {
+                Ret::Void => 0,
+                Ret::Int(n, bytes, signed) | Ret::Typedef(n, bytes, signed) => {
+                    let enc = (u32::from(signed) << 24) | (8 * bytes);
+                    t.extend([name(n), info(kind::INT, 0), bytes, enc]);
+                    next += 1;
+                    if matches!(ret, Ret::Typedef(..)) {
+                        t.extend([name(n), info(kind::TYPEDEF, 0), next - 1]);
+                        next += 1;
+                    }
+                    next - 1
+                }
+                Ret::Pointer => {
+                    t.extend([0, info(kind::PTR, 0), 0]);
+                    next += 1;
+                    next - 1
+                }
+                Ret::Enum(bytes) => {
+                    t.extend([name("e"), info(kind::ENUM, 0), bytes]);
+                    next += 1;
+                    next - 1
+                }
+            };
+            t.extend([0, info(kind::FUNC_PROTO, 0), ret_id]);
+            t.extend([name(func), info(kind::FUNC, 0), next]);
+            next += 2;
+        }
+        let types: Vec<u8> = t.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = vec![0x9f, 0xeb, 1, 0];
+        for w in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(types);
+        out.extend(strings);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

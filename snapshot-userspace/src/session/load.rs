@@ -43,6 +43,9 @@ pub struct LoadConfig {
     /// Per probe slot, the argument words of the traced function (fentry/fexit without
     /// `kfeature::FUNC_ARGS`).
     pub func_words: [u32; snapshot_common::MAX_PROBES],
+    /// Per probe slot, how the return register is widened to 64 bits (a
+    /// [`snapshot_common::widen`] code, from the function's BTF return type).
+    pub ret_widen: [u32; snapshot_common::MAX_PROBES],
     /// What each probe slot captures (`MAX_STRINGS` per slot, unused ones `kind::NONE`).
     pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
     /// `--string-size`.
@@ -65,6 +68,7 @@ impl Default for LoadConfig {
             string_size: 0,
             features: 0,
             func_words: [0; MAX_PROBES],
+            ret_widen: [0; MAX_PROBES],
         }
     }
 }
@@ -162,6 +166,7 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         )
         .override_global(names::GLOBAL_FEATURES, &config.features, true)
         .override_global(names::GLOBAL_FUNC_WORDS, &config.func_words, true)
+        .override_global(names::GLOBAL_RET_WIDEN, &config.ret_widen, true)
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)
@@ -310,6 +315,7 @@ mod tests {
             names::PROG_BENCH_EMPTY,
             names::GLOBAL_FEATURES,
             names::GLOBAL_FUNC_WORDS,
+            names::GLOBAL_RET_WIDEN,
             names::ARM_TOKEN,
             names::STOP_TOKEN,
             names::POST_TICKETS,

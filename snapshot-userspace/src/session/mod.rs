@@ -183,6 +183,7 @@ impl Session {
             for (k, c) in p.captures.iter().enumerate() {
                 load_config.strings[id * MAX_STRINGS + k] = c.spec();
             }
+            load_config.ret_widen[id] = p.ret_widen;
         }
         load_config.string_size = config.string_size;
         let pairs = spec::pairs(config.specs);
