@@ -948,11 +948,9 @@ fn a_sequence_fires_on_the_same_thread_only() {
     let kernel = require_vm();
     let f = opener();
     let ret = format!("kretprobe:{f}");
-    // `do_sys_openat2` returns `long` before 7.x and `int` since: a kretprobe sees -ENOTDIR
-    // sign-extended on one and as 0xffffffec on the other (a known gap: int returns are not
-    // sign-extended yet), so the failure is matched by its sign bit, which both carry. The
-    // workload's other opens succeed.
-    let trigger = format!("{f}.ret & 0x80000000 then sys_enter_exit_group within 5s");
+    // `do_sys_openat2` returns `long` before 7.x and `int` since: its -ENOTDIR is the same
+    // 64-bit value on both (the recorder widens an `int` return from BTF).
+    let trigger = format!("{f}.ret == -ENOTDIR then sys_enter_exit_group within 5s");
     let run = |thread: &str| {
         let run = common::record(&[
             "--probe",
@@ -985,11 +983,83 @@ fn a_sequence_fires_on_the_same_thread_only() {
         other.stderr
     );
     assert_eq!(
-        of(&other, f)
-            .iter()
-            .filter(|e| e.ret.is_some_and(|r| r as i32 == -20))
-            .count(),
+        of(&other, f).iter().filter(|e| e.ret == Some(-20)).count(),
         1,
         "the second thread's failure was recorded on {kernel}"
     );
+}
+
+/// A function returning `int` on every kernel here (5.10 to 7.2): `vfs_statx`; with
+/// `SNAPSHOT_TEST_BREAK` one the workload never calls.
+fn statter() -> &'static str {
+    if std::env::var_os("SNAPSHOT_TEST_BREAK").is_some() {
+        "vfs_fsync"
+    } else {
+        "vfs_statx"
+    }
+}
+
+/// An `int` function's failure: the workload's stat fails with ENOTDIR, which the return
+/// register holds in its low half only (`eax` on `x86_64`, `w0` on arm64). The recorder widens
+/// it as BTF says: the event's `ret` is -20, the kernel's trigger `ret == -ENOTDIR` fires on
+/// it, and `show` names the errno. At a kretprobe, and at an fexit with the return as the
+/// kernel offers it and, hiding `bpf_get_func_ret`, read from the context as before 5.17
+/// (without trampolines, fexit falls back to kretprobe).
+#[test]
+fn an_int_return_is_negative_with_its_errno_at_kretprobe_and_fexit() {
+    let kernel = require_vm();
+    let f = statter();
+    let trigger = format!("{f}.ret == -ENOTDIR");
+    let mut cases = vec![(format!("kretprobe:{f}"), ""), (format!("fexit:{f}"), "")];
+    if !missing("trampolines") {
+        cases.push((format!("fexit:{f}"), "func_args"));
+    }
+    for (spec, hide) in &cases {
+        let what = format!("{spec} on {kernel}, hiding `{hide}`");
+        let run = common::record_with_env(
+            &[
+                "--probe",
+                spec,
+                "--trigger",
+                &trigger,
+                "--dump-on-exit",
+                "--",
+                common::WORKLOAD,
+                "stat-notdir",
+            ],
+            &[("SNAPSHOT_HIDE_FEATURES", hide)],
+        );
+        assert_eq!(run.code, Some(0), "{what}: {}", run.stderr);
+        if spec.starts_with("fexit") && missing("trampolines") {
+            fell_back_from_trampolines(&kernel, &run, spec);
+        }
+        let failed: Vec<_> = of(&run, f)
+            .into_iter()
+            .filter(|e| e.ret.is_some_and(|r| r as i32 == -20))
+            .collect();
+        assert_eq!(failed.len(), 1, "the failed stat on {what}: {}", run.stderr);
+        assert_eq!(failed[0].ret, Some(-20), "sign-extended on {what}");
+        assert_eq!(
+            failed[0].decoded.get("ret").map(String::as_str),
+            Some("ENOTDIR"),
+            "{what}"
+        );
+        let fired = run.of_kind(SnapshotKind::Condition);
+        assert_eq!(
+            fired.len(),
+            1,
+            "the kernel's trigger on {what}: {}",
+            run.stderr
+        );
+        let h = fired[0].header.fired.as_ref().expect("trigger context");
+        assert_eq!((h.probe.as_str(), h.value), (f, -20), "{what}");
+        let path = common::snapshot_files(&run.out.0).remove(0);
+        let out = common::snapshot(&["show", &path.to_string_lossy()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!(" {f}: ")) && l.ends_with(" ret=-20 ENOTDIR")),
+            "show on {what}: {text}"
+        );
+    }
 }

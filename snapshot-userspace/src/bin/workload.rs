@@ -480,6 +480,15 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             };
             std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 0)?));
         }
+        Some("stat-notdir") => {
+            // A stat failing with ENOTDIR (`vfs_statx`, which returns `int` on every kernel).
+            let err = std::fs::metadata("/proc/self/exe/not-a-dir")
+                .expect_err("a path under a regular file does not exist");
+            anyhow::ensure!(
+                err.raw_os_error() == Some(libc::ENOTDIR),
+                "stat-notdir: expected ENOTDIR, got {err}"
+            );
+        }
         Some("threads-calls") => threads_calls(arg(args, 2, 300)?, arg(args, 3, 5)?)?,
         Some("named") => {
             let name = args
@@ -574,7 +583,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("oom") => oom(arg(args, 2, 256)?),
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS"
+                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS | stat-notdir"
             );
         }
     }
