@@ -28,7 +28,7 @@ pub const fn code(signed: bool, bytes: u32) -> u32 {
 /// The register `raw` widened by `code`: its low bits, sign- or zero-extended. Branch-free: a
 /// shift up, then an arithmetic and a logical shift down, one of them picked by a mask.
 #[must_use]
-#[inline(always)]
+#[inline]
 pub const fn apply(raw: u64, code: u32) -> u64 {
     let shift = code & SHIFT;
     let up = raw << shift;

@@ -159,11 +159,11 @@ mod tests {
         for kind in ["kretprobe", "fexit"] {
             let w = |f: &str| widen(&format!("{kind}:{f}"));
             assert_eq!(w("f_int"), widen::code(true, 4), "{kind}: int");
-            assert_eq!(w("f_int"), 32 | widen::SIGNED);
+            assert_eq!(w("f_int"), 0x20 | widen::SIGNED, "shift 32, signed");
             assert_eq!(w("f_uint"), widen::code(false, 4), "{kind}: u32 typedef");
-            assert_eq!(w("f_short"), 48 | widen::SIGNED);
+            assert_eq!(w("f_short"), 0x30 | widen::SIGNED);
             assert_eq!(w("f_u16"), 48);
-            assert_eq!(w("f_s8"), 56 | widen::SIGNED);
+            assert_eq!(w("f_s8"), 0x38 | widen::SIGNED);
             assert_eq!(w("f_bool"), 56);
             assert_eq!(w("f_enum"), 32, "{kind}: enums are unsigned");
             for whole in ["f_long", "f_ssize", "f_ptr", "f_void", "no_such_function"] {
