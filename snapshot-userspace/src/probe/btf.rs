@@ -378,6 +378,11 @@ pub(crate) mod sample {
             t.extend([name(func), info(kind::FUNC, 0), next]);
             next += 2;
         }
+        assemble(&t, &strings)
+    }
+
+    /// A BTF blob of the type words `t` and the string section `strings`.
+    pub fn assemble(t: &[u32], strings: &[u8]) -> Vec<u8> {
         let types: Vec<u8> = t.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut out = vec![0x9f, 0xeb, 1, 0];
         for w in [
@@ -427,20 +432,7 @@ mod tests {
         types.extend([name("a"), 1, name("b"), 5, name("c"), 2]);
         // 7: func f
         types.extend([name("f"), info(kind::FUNC, 0), 6]);
-        let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut blob = vec![0x9f, 0xeb, 1, 0];
-        for w in [
-            24u32,
-            0,
-            type_bytes.len() as u32,
-            type_bytes.len() as u32,
-            strings.len() as u32,
-        ] {
-            blob.extend(w.to_le_bytes());
-        }
-        blob.extend(type_bytes);
-        blob.extend(strings);
-        blob
+        sample::assemble(&types, strings)
     }
 
     #[test]
@@ -496,20 +488,7 @@ mod tests {
         t.extend([off("dfd"), 1, off("filename"), 5, off("how"), 7]);
         // 10: func do_open
         t.extend([off("do_open"), info(kind::FUNC, 0), 9]);
-        let types: Vec<u8> = t.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut out = vec![0x9f, 0xeb, 1, 0];
-        for w in [
-            24,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend(w.to_le_bytes());
-        }
-        out.extend(types);
-        out.extend_from_slice(strings);
-        out
+        sample::assemble(&t, strings)
     }
 
     #[test]
