@@ -178,6 +178,7 @@ fn main() {
                 rw,
                 env: Vec::new(),
                 stdout_copy: None,
+                prefix: None,
                 command,
             };
             match arch {

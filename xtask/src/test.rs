@@ -98,8 +98,10 @@ fn host_layer() -> anyhow::Result<()> {
     let mut cargo = build::cargo();
     // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
     cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
-    // Every target runs even when one fails: a failure must not hide the others' results.
-    cargo.args(["test", "--no-fail-fast", "--package", "snapshot-userspace"]);
+    // Every target runs even when one fails: a failure must not hide the others' results. No
+    // `--package`: selecting the default members, as the unit layer does, unifies the
+    // dependencies' features the same way, so its build is reused instead of redone.
+    cargo.args(["test", "--no-fail-fast"]);
     for target in HOST_TARGETS {
         cargo.args(["--test", target]);
     }
@@ -118,7 +120,7 @@ fn host_fallbacks() -> anyhow::Result<()> {
     cargo
         .env("SNAPSHOT_PYTHON", crate::paths::python())
         .env("SNAPSHOT_HIDE_FEATURES", "atomics,func_ip,func_args")
-        .args(["test", "--package", "snapshot-userspace"])
+        .args(["test"])
         .args([
             "--test",
             "engine",
@@ -167,18 +169,35 @@ fn passed_count(log: &str) -> Option<u64> {
         .find_map(|rest| rest.split(" passed").next()?.parse().ok())
 }
 
-/// The VM layer on `arch`'s kernel `series`: the `vm` test binary, optimised, run in one boot
-/// with two CPUs (for arm64 cross-built static, and its VM given twice the time: under TCG
-/// arm64 runs about 2.4 times slower than `x86_64`).
-fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
+/// The VM test binary for `arch`: optimised and static (musl), as `cargo xtask dist` builds
+/// the shipped binary, so the `x86_64` build is also the one the dist layer packs.
+fn vm_test_binary(arch: Arch) -> anyhow::Result<std::path::PathBuf> {
+    // Optimised: under TCG a debug `snapshot record` takes 22 s where a release one takes
+    // 4 (measured on 6.12), and the VM layer runs about 40 of them per kernel.
+    cross::test_binary(arch, "vm")
+}
+
+/// How many VMs the VM layer runs at once: one per host CPU (a guest runs its tests one at a
+/// time and keeps about one host CPU busy), or `SNAPSHOT_VM_JOBS`.
+fn vm_jobs() -> usize {
+    std::env::var("SNAPSHOT_VM_JOBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// The VM layer on `arch`'s kernel `series` with the test executable `exe`: run in one boot
+/// with two CPUs (arm64's VM given twice the time: under TCG arm64 runs about 2.4 times slower
+/// than `x86_64`), its output lines marked with `label`.
+fn vm_layer(
+    arch: Arch,
+    series: &str,
+    exe: &std::path::Path,
+    label: &str,
+) -> (anyhow::Result<String>, Vec<String>) {
     let out = vm_results(arch, series);
     let run = || -> anyhow::Result<String> {
-        // Optimised: under TCG a debug `snapshot record` takes 22 s where a release one takes
-        // 4 (measured on 6.12), and the VM layer runs about 40 of them per kernel.
-        let exe = match arch {
-            Arch::X86_64 => build::test_binary("vm", true)?,
-            Arch::Aarch64 => cross::test_binary(arch, "vm")?,
-        };
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| anyhow!("{}: {e}", out.display()))?;
         let opts = vm::VmOptions {
@@ -195,7 +214,8 @@ fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
                 ("SNAPSHOT_VM_OUT".into(), out.to_string_lossy().into_owned()),
             ],
             stdout_copy: Some(out.join("test.log")),
-            command: vec![exe.into_os_string(), OsString::from("--test-threads=1")],
+            prefix: Some(format!("[{label}] ")),
+            command: vec![exe.into(), OsString::from("--test-threads=1")],
         };
         let code = match arch {
             Arch::X86_64 => vm::run(&opts)?,
@@ -226,6 +246,74 @@ fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
     (result, unsupported)
 }
 
+/// The VM layer on every kernel of `kernels`: the test binaries built first (one per
+/// architecture), then [`vm_jobs`] VMs at a time, each kernel's outcome in `kernels`' order.
+fn vm_pool(kernels: &[(Arch, String)]) -> Vec<Outcome> {
+    let mut exes: Vec<(Arch, anyhow::Result<std::path::PathBuf>)> = Vec::new();
+    for &(arch, _) in kernels {
+        if !exes.iter().any(|(a, _)| *a == arch) {
+            cmd::step(&format!("VM tests: static build for {}", arch.name()));
+            exes.push((arch, vm_test_binary(arch)));
+        }
+    }
+    let jobs = vm_jobs().min(kernels.len()).max(1);
+    cmd::step(&format!(
+        "test layer vm: {} kernel(s), {jobs} VM(s) at a time, each line marked with its kernel",
+        kernels.len()
+    ));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, Outcome)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((arch, series)) = kernels.get(i) else {
+                        break;
+                    };
+                    let release = match arch {
+                        Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
+                        Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
+                    }
+                    .unwrap_or_else(|_| format!("{series} {arch}"));
+                    let label = match arch {
+                        Arch::X86_64 => series.clone(),
+                        Arch::Aarch64 => format!("arm64 {series}"),
+                    };
+                    let start = Instant::now();
+                    let exe = &exes.iter().find(|(a, _)| a == arch).expect("built above").1;
+                    let (result, unsupported) = match exe {
+                        Ok(exe) => vm_layer(*arch, series, exe, &label),
+                        Err(e) => (
+                            Err(anyhow!("the VM tests did not build: {e:#}")),
+                            Vec::new(),
+                        ),
+                    };
+                    match &result {
+                        Ok(note) => cmd::green(&format!("[{label}] VM layer passed: {note}")),
+                        Err(e) => cmd::red(&format!("layer vm on {release} FAILED: {e:#}")),
+                    }
+                    let outcome = Outcome {
+                        layer: "vm",
+                        kernel: release,
+                        result,
+                        seconds: start.elapsed().as_secs_f64(),
+                        unsupported,
+                    };
+                    done.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, outcome));
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, o)| o).collect()
+}
+
 /// Runs the selected layers (all when empty) on the selected architectures' VM kernels (all
 /// when empty) and prints the summary; returns the exit code.
 pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Result<i32> {
@@ -246,9 +334,10 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
     let vm_kernels = vm_kernels(kernels, arches)?;
     setup::ensure()?;
     let mut outcomes = Vec::new();
-    let mut record = |layer: &'static str,
-                      kernel: String,
-                      f: &dyn Fn() -> (anyhow::Result<String>, Vec<String>)| {
+    let record = |outcomes: &mut Vec<Outcome>,
+                  layer: &'static str,
+                  kernel: String,
+                  f: &dyn Fn() -> (anyhow::Result<String>, Vec<String>)| {
         cmd::step(&format!("test layer {layer} ({kernel})"));
         let start = Instant::now();
         let (result, unsupported) = f();
@@ -266,9 +355,11 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
     let plain = |r: anyhow::Result<()>| (r.map(|()| String::new()), Vec::new());
     for layer in layers {
         match layer {
-            Layer::Unit => record("unit", host_kernel(), &|| plain(cargo_ok(&["test"]))),
-            Layer::Lint => record("lint", "-".into(), &|| plain(lint())),
-            Layer::Fuzz => record("fuzz", "-".into(), &|| {
+            Layer::Unit => record(&mut outcomes, "unit", host_kernel(), &|| {
+                plain(cargo_ok(&["test"]))
+            }),
+            Layer::Lint => record(&mut outcomes, "lint", "-".into(), &|| plain(lint())),
+            Layer::Fuzz => record(&mut outcomes, "fuzz", "-".into(), &|| {
                 plain(match fuzz::run(fuzz::TEST_SECONDS, &[]) {
                     Ok(0) => Ok(()),
                     Ok(_) => Err(anyhow!("a fuzz target crashed (see above)")),
@@ -276,39 +367,41 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
                 })
             }),
             Layer::Host => {
-                record("host", host_kernel(), &|| plain(host_layer()));
-                record("host", format!("{}, no atomics", host_kernel()), &|| {
-                    plain(host_fallbacks())
-                });
+                record(
+                    &mut outcomes,
+                    "host",
+                    host_kernel(),
+                    &|| plain(host_layer()),
+                );
+                record(
+                    &mut outcomes,
+                    "host",
+                    format!("{}, no atomics", host_kernel()),
+                    &|| plain(host_fallbacks()),
+                );
             }
             Layer::Vm => {
-                for (arch, series) in &vm_kernels {
-                    let label = match arch {
-                        Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
-                        Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
-                    }
-                    .unwrap_or_else(|_| format!("{series} {arch}"));
-                    record("vm", label, &|| vm_layer(*arch, series));
-                }
+                outcomes.extend(vm_pool(&vm_kernels));
                 if vm_kernels.len() == kernels::SERIES.len() + arm64::SERIES.len() {
                     eprintln!(
                         "    the kernels' `snapshot check` reports are in target/vm/*/check.json: `cargo xtask kernel-table` puts them into the README"
                     );
                 }
             }
-            Layer::Dist => record("dist", host_kernel(), &|| (dist::test(), Vec::new())),
+            Layer::Dist => record(&mut outcomes, "dist", host_kernel(), &|| {
+                (dist::test(), Vec::new())
+            }),
         }
     }
     Ok(summary(&outcomes))
 }
 
-/// rustfmt, then clippy on every target.
+/// rustfmt, then clippy on every target, in one run.
 fn lint() -> anyhow::Result<()> {
     cargo_ok(&["fmt", "--all", "--", "--check"])?;
     // The integration tests are `test = false` (root only), which `--all-targets` leaves out:
     // name each one.
-    cargo_ok(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
-    let mut args = vec!["clippy", "--package", "snapshot-userspace"];
+    let mut args = vec!["clippy", "--all-targets"];
     for target in HOST_TARGETS.iter().chain(&["vm"]) {
         args.extend(["--test", target]);
     }
@@ -384,7 +477,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
             .map(|k| kernels::series(k).map(|s| s.name.to_owned()))
             .collect::<anyhow::Result<_>>()?
     };
-    let exe = build::test_binary("vm", true)?;
+    let exe = vm_test_binary(Arch::X86_64)?;
     let dir = crate::paths::target()?.join("break");
     std::fs::create_dir_all(&dir)?;
     let mut failed = 0;
@@ -408,6 +501,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
                 ("SNAPSHOT_TEST_BREAK".into(), "1".into()),
             ],
             stdout_copy: None,
+            prefix: None,
             command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         };
         let _ = vm::run(&opts)?;
