@@ -91,11 +91,20 @@ fn cargo_ok(args: &[&str]) -> anyhow::Result<()> {
     cmd::run(build::cargo().args(args))
 }
 
+/// The recorder the host tests run: the static, optimised `snapshot` that `cargo xtask dist`
+/// packs (the same build serves the VM and dist layers). The tests themselves stay a debug
+/// build, as do the unit tests of the library.
+fn shipped_recorder() -> anyhow::Result<std::path::PathBuf> {
+    Ok(cross::binaries(Arch::host())?.join("snapshot"))
+}
+
 fn host_layer() -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("needs root to load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    let recorder = shipped_recorder()?;
     let mut cargo = build::cargo();
+    cargo.env("SNAPSHOT_TEST_BIN", &recorder);
     // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
     cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
     // Every target runs even when one fails: a failure must not hide the others' results. No
@@ -116,8 +125,10 @@ fn host_fallbacks() -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("needs root to load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    let recorder = shipped_recorder()?;
     let mut cargo = build::cargo();
     cargo
+        .env("SNAPSHOT_TEST_BIN", &recorder)
         .env("SNAPSHOT_PYTHON", crate::paths::python())
         .env("SNAPSHOT_HIDE_FEATURES", "atomics,func_ip,func_args")
         .args(["test"])
