@@ -82,39 +82,19 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
         targets.len(),
         work.join("logs").display()
     ));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let crashed = std::sync::Mutex::new(Vec::new());
-    let failed_to_start = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                while let Some(t) =
-                    targets.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                {
-                    match fuzz_one(t, per_target, &work) {
-                        Ok(true) => {}
-                        Ok(false) => crashed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(t.clone()),
-                        Err(e) => failed_to_start
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(format!("{t}: {e:#}")),
-                    }
-                }
-            });
+    let results = cmd::parallel(&targets, jobs, |t| fuzz_one(t, per_target, &work));
+    let mut crashed = Vec::new();
+    let mut failed = Vec::new();
+    for (t, result) in targets.iter().zip(results) {
+        match result {
+            Ok(true) => {}
+            Ok(false) => crashed.push(t.clone()),
+            Err(e) => failed.push(format!("{t}: {e:#}")),
         }
-    });
-    let failed = failed_to_start
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
     if !failed.is_empty() {
         anyhow::bail!("fuzz targets did not run: {}", failed.join("; "));
     }
-    let crashed = crashed
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if crashed.is_empty() {
         cmd::green(&format!(
             "fuzz: {} target(s), {per_target} s each, no crash",

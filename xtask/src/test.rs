@@ -272,57 +272,37 @@ fn vm_pool(kernels: &[(Arch, String)]) -> Vec<Outcome> {
         "test layer vm: {} kernel(s), {jobs} VM(s) at a time, each line marked with its kernel",
         kernels.len()
     ));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, Outcome)>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((arch, series)) = kernels.get(i) else {
-                        break;
-                    };
-                    let release = match arch {
-                        Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
-                        Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
-                    }
-                    .unwrap_or_else(|_| format!("{series} {arch}"));
-                    let label = match arch {
-                        Arch::X86_64 => series.clone(),
-                        Arch::Aarch64 => format!("arm64 {series}"),
-                    };
-                    let start = Instant::now();
-                    let exe = &exes.iter().find(|(a, _)| a == arch).expect("built above").1;
-                    let (result, unsupported) = match exe {
-                        Ok(exe) => vm_layer(*arch, series, exe, &label),
-                        Err(e) => (
-                            Err(anyhow!("the VM tests did not build: {e:#}")),
-                            Vec::new(),
-                        ),
-                    };
-                    match &result {
-                        Ok(note) => cmd::green(&format!("[{label}] VM layer passed: {note}")),
-                        Err(e) => cmd::red(&format!("layer vm on {release} FAILED: {e:#}")),
-                    }
-                    let outcome = Outcome {
-                        layer: "vm",
-                        kernel: release,
-                        result,
-                        seconds: start.elapsed().as_secs_f64(),
-                        unsupported,
-                    };
-                    done.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((i, outcome));
-                }
-            });
+    cmd::parallel(kernels, jobs, |(arch, series)| {
+        let release = match arch {
+            Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
+            Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
         }
-    });
-    let mut done = done
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, o)| o).collect()
+        .unwrap_or_else(|_| format!("{series} {arch}"));
+        let label = match arch {
+            Arch::X86_64 => series.clone(),
+            Arch::Aarch64 => format!("arm64 {series}"),
+        };
+        let start = Instant::now();
+        let exe = &exes.iter().find(|(a, _)| a == arch).expect("built above").1;
+        let (result, unsupported) = match exe {
+            Ok(exe) => vm_layer(*arch, series, exe, &label),
+            Err(e) => (
+                Err(anyhow!("the VM tests did not build: {e:#}")),
+                Vec::new(),
+            ),
+        };
+        match &result {
+            Ok(note) => cmd::green(&format!("[{label}] VM layer passed: {note}")),
+            Err(e) => cmd::red(&format!("layer vm on {release} FAILED: {e:#}")),
+        }
+        Outcome {
+            layer: "vm",
+            kernel: release,
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+            unsupported,
+        }
+    })
 }
 
 /// Runs the selected layers (all when empty) on the selected architectures' VM kernels (all
