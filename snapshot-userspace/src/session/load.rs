@@ -47,6 +47,9 @@ pub struct LoadConfig {
     pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
     /// `--string-size`.
     pub string_size: u32,
+    /// Whether the trigger has a sequence (`A then B within T`). Without one, `SEQ_STATE` is
+    /// created with a single entry instead of preallocating `SEQ_THREADS` (about 1 MiB).
+    pub sequences: bool,
 }
 
 impl Default for LoadConfig {
@@ -65,6 +68,7 @@ impl Default for LoadConfig {
             string_size: 0,
             features: 0,
             func_words: [0; MAX_PROBES],
+            sequences: false,
         }
     }
 }
@@ -88,6 +92,17 @@ impl LoadConfig {
             .map(|c| c.iter().filter(|s| s.kind != 0).count() as u32)
             .max()
             .unwrap_or(0)
+    }
+
+    /// `max_entries` of `SEQ_STATE`: the threads remembered per sequence when the trigger has
+    /// one, else 1 (the map is never touched).
+    #[must_use]
+    pub const fn seq_state_entries(&self) -> u32 {
+        if self.sequences {
+            snapshot_common::sequence::SEQ_THREADS
+        } else {
+            1
+        }
     }
 
     /// Bytes of a payload slot (0: no probe captures strings).
@@ -169,7 +184,8 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .override_global(names::GLOBAL_STRING_SIZE, &config.string_size, true)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::PAYLOADS, if payload == 0 { 1 } else { events })
-        .map_max_entries(names::CPU_STATE, config.ncpu);
+        .map_max_entries(names::CPU_STATE, config.ncpu)
+        .map_max_entries(names::SEQ_STATE, config.seq_state_entries());
     if config.features & kfeature::ATOMICS == 0 {
         let tickets = u32::try_from(config.post_tickets().max(1))
             .context("--post is too large: keep it below the buffer size")?;

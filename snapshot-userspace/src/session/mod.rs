@@ -71,6 +71,8 @@ pub struct SessionConfig<'a> {
     pub rules: Rules,
     /// `--string-size`: bytes kept per captured string (0: none captured).
     pub string_size: u32,
+    /// Whether the trigger has a sequence (sizes its per-thread state).
+    pub sequences: bool,
 }
 
 /// The plans of every probe (strings, errno returns, parameter names), made before load.
@@ -172,6 +174,7 @@ impl Session {
             capacity: config.capacity,
             rules: config.rules,
             features: features.kernel_bits(),
+            sequences: config.sequences,
             ..LoadConfig::default()
         };
         if load_config.features & kfeature::FUNC_ARGS == 0 {
