@@ -593,11 +593,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Some("signal-self") => signal_self(arg(args, 2, 15)?)?,
         Some("oom") => oom(arg(args, 2, 256)?),
-        Some("soak") => soak(
-            arg(args, 2, 60)?,
-            arg(args, 3, 2)?,
-            arg(args, 4, 50)?,
-        ),
+        Some("soak") => soak(arg(args, 2, 60)?, arg(args, 3, 2)?, arg(args, 4, 50)?),
         _ => {
             anyhow::bail!(
                 "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | soak SECONDS PERIOD_MS BURST | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS"

@@ -47,6 +47,9 @@ pub struct LoadConfig {
     pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
     /// `--string-size`.
     pub string_size: u32,
+    /// Per probe slot, 1 + the offset of the tracepoint field holding the pid the target filter
+    /// tests instead of the current task's (`ProbeSpec::subject_pid`), 0 for none.
+    pub subject_pid: [u32; MAX_PROBES],
     /// Whether the trigger has a sequence (`A then B within T`). Without one, `SEQ_STATE` is
     /// created with a single entry instead of preallocating `SEQ_THREADS` (about 1 MiB).
     pub sequences: bool,
@@ -69,6 +72,7 @@ impl Default for LoadConfig {
             features: 0,
             func_words: [0; MAX_PROBES],
             sequences: false,
+            subject_pid: [0; MAX_PROBES],
         }
     }
 }
@@ -177,6 +181,7 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         )
         .override_global(names::GLOBAL_FEATURES, &config.features, true)
         .override_global(names::GLOBAL_FUNC_WORDS, &config.func_words, true)
+        .override_global(names::GLOBAL_SUBJECT_PID, &config.subject_pid, true)
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)
