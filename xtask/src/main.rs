@@ -178,7 +178,8 @@ fn main() {
         } => match events {
             Some(events) => test::soak(events),
             None => soak::run(
-                hours.map(|h| h * 3600)
+                hours
+                    .map(|h| h * 3600)
                     .or(minutes.map(|m| m * 60))
                     .or(seconds)
                     .unwrap_or(600),

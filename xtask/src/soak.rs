@@ -254,7 +254,10 @@ fn parse_workload(stdout: &str) -> anyhow::Result<u64> {
         .lines()
         .find(|l| l.starts_with("getpid "))
         .ok_or_else(|| anyhow!("the workload printed no counts: {stdout:?}"))?;
-    match (number_after(line, "getpid "), number_after(line, "getppid ")) {
+    match (
+        number_after(line, "getpid "),
+        number_after(line, "getppid "),
+    ) {
         (Some(a), Some(b)) => Ok(a + b),
         _ => bail!("cannot read the workload's counts: {line}"),
     }
@@ -277,8 +280,8 @@ fn parse_json_lines(text: &str) -> anyhow::Result<(u64, u64)> {
 
 /// The recorder's `VmRSS` in KB.
 fn rss_kb(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("the recorder is gone")?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("the recorder is gone")?;
     status
         .lines()
         .find_map(|l| number_after(l.strip_prefix("VmRSS:")?, ""))
@@ -354,7 +357,12 @@ fn wait(child: &mut Child, limit: Instant) -> anyhow::Result<bool> {
 }
 
 /// Soaks for `duration`; returns what was measured (the bounds are checked by the caller).
-fn measure(bin: &Path, dir: &Path, duration: Duration, warmup: Duration) -> anyhow::Result<Measured> {
+fn measure(
+    bin: &Path,
+    dir: &Path,
+    duration: Duration,
+    warmup: Duration,
+) -> anyhow::Result<Measured> {
     let out = dir.join("out");
     let json = dir.join("snapshots.json");
     let _ = std::fs::remove_dir_all(dir);
@@ -399,7 +407,7 @@ fn measure(bin: &Path, dir: &Path, duration: Duration, warmup: Duration) -> anyh
     }
     // The workload starts once the probes are attached: it ends at about `started + duration`.
     let t0 = Instant::now();
-    let end_at = t0 + duration - Duration::from_secs(3);
+    let end_at = t0 + duration.saturating_sub(Duration::from_secs(3));
     let interval = (duration / 60).clamp(Duration::from_secs(1), Duration::from_secs(60));
     std::thread::sleep(warmup);
     let first = sample(pid, &out, &json)?;
@@ -419,7 +427,7 @@ fn measure(bin: &Path, dir: &Path, duration: Duration, warmup: Duration) -> anyh
         m.files_min = m.files_min.min(m.end.files);
         m.files_max = m.files_max.max(m.end.files);
         m.rss_max = m.rss_max.max(m.end.rss_kb);
-        if m.samples % 10 == 0 {
+        if m.samples.is_multiple_of(10) {
             eprintln!(
                 "    {:>5} s: RSS {} KB, {} files, {} snapshots",
                 t0.elapsed().as_secs(),
@@ -482,14 +490,19 @@ pub fn soak(duration: Duration) -> anyhow::Result<String> {
 /// `cargo xtask soak`: soaks for `seconds`; returns the exit code.
 pub fn run(seconds: u64) -> anyhow::Result<i32> {
     crate::setup::ensure()?;
-    match soak(Duration::from_secs(seconds)) {
+    Ok(verdict(soak(Duration::from_secs(seconds))))
+}
+
+/// Prints a soak's outcome (what passed, or why it failed) in colour; returns the exit code.
+pub fn verdict(result: anyhow::Result<String>) -> i32 {
+    match result {
         Ok(line) => {
             cmd::green(&format!("soak passed: {line}"));
-            Ok(0)
+            0
         }
         Err(e) => {
             cmd::red(&format!("soak FAILED: {e:#}"));
-            Ok(1)
+            1
         }
     }
 }
@@ -499,6 +512,9 @@ mod tests {
     use super::*;
 
     const SUMMARY: &str = "snapshot 9: x.snap (3 events)\nsnapshot: stopped: the target exited; 812 snapshot(s); events: recorded 1000, overwritten 20, dropped 1, torn 0, discarded at exit 7; missed triggers 3; deleted 807 old snapshot(s) (123 bytes) for --keep/--max-disk\n";
+
+    /// A change that breaks one bound.
+    type Break = fn(&mut Measured);
 
     fn passing() -> Measured {
         let sample = Sample {
@@ -557,7 +573,7 @@ mod tests {
     #[test]
     fn each_bound_fails_the_soak() {
         assert_eq!(passing().broken(), Vec::<String>::new());
-        let breaks: [(&str, fn(&mut Measured)); 9] = [
+        let breaks: [(&str, Break); 9] = [
             ("RSS grew", |m| m.end.rss_kb = 84_001),
             ("files at the end", |m| m.end.files = KEEP + 1),
             ("after the warm-up", |m| m.files_max = KEEP + 1),
@@ -572,7 +588,10 @@ mod tests {
             let mut m = passing();
             break_it(&mut m);
             let broken = m.broken();
-            assert!(broken.iter().any(|b| b.contains(what)), "{what}: {broken:?}");
+            assert!(
+                broken.iter().any(|b| b.contains(what)),
+                "{what}: {broken:?}"
+            );
         }
     }
 }

@@ -469,19 +469,9 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
             ])
             .env("SNAPSHOT_EXACTLY_ONCE_EVENTS", events.to_string()),
     );
-    match result {
-        Ok(()) => {
-            cmd::green(&format!(
-                "soak passed: {events} events in {:.0} s",
-                start.elapsed().as_secs_f64()
-            ));
-            Ok(0)
-        }
-        Err(e) => {
-            cmd::red(&format!("soak FAILED: {e:#}"));
-            Ok(1)
-        }
-    }
+    Ok(crate::soak::verdict(result.map(|()| {
+        format!("{events} events in {:.0} s", start.elapsed().as_secs_f64())
+    })))
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@
 //! itself (`kill`), and exits once the handler ran.
 //! `snapshot-workload oom MB`: allocates and touches MB mebibytes, 1 MiB at a time (in a
 //! memory cgroup smaller than that, the OOM killer takes it).
-//! `snapshot-workload soak SECONDS PERIOD_MS BURST`: for SECONDS, every PERIOD_MS: BURST getpid
-//! syscalls, then one getppid (the soak's trigger); then prints `getpid N getppid M`, the
+//! `snapshot-workload soak SECONDS PERIOD_MS BURST`: for `SECONDS`, every `PERIOD_MS`: `BURST`
+//! getpid syscalls, then one getppid (the soak's trigger); then prints `getpid N getppid M`, the
 //! exact counts (`cargo xtask soak` checks the recorder's accounting against them).
 
 use std::{io::Write as _, process::ExitCode};
