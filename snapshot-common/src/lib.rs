@@ -128,6 +128,9 @@ pub mod names {
     /// Read-only global: per probe slot, the argument words of the traced function (fentry and
     /// fexit without `bpf_get_func_arg`: the context holds them, then the return value).
     pub const GLOBAL_FUNC_WORDS: &str = "SNAPSHOT_FUNC_WORDS";
+    /// Per probe slot, 1 + the offset of a tracepoint's 4-byte field holding the pid the
+    /// target filter tests instead of the current task's (0: none).
+    pub const GLOBAL_SUBJECT_PID: &str = "SNAPSHOT_SUBJECT_PID";
     /// Queue of one token: present while the spare is armed (kernels without BPF atomic
     /// exchange; see `snapshot-ebpf/src/atomic.rs`).
     pub const ARM_TOKEN: &str = "ARM_TOKEN";

@@ -22,6 +22,9 @@ pub enum Layer {
     /// Integration tests inside QEMU on each kernel (kprobe, kretprobe, fentry), `x86_64` and
     /// aarch64.
     Vm,
+    /// The long-run proof, short: 90 s of `cargo xtask soak` (the release recorder with
+    /// `--keep 5`: RSS, files kept, accounting, BPF objects held) (root).
+    Soak,
     /// The static package (`cargo xtask dist`) installed into a fresh Debian 13 root, where it
     /// records (root).
     Dist,
@@ -314,6 +317,7 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
         Layer::Fuzz,
         Layer::Host,
         Layer::Vm,
+        Layer::Soak,
         Layer::Dist,
     ];
     let layers = if layers.is_empty() { &all[..] } else { layers };
@@ -379,6 +383,9 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
                     );
                 }
             }
+            Layer::Soak => record(&mut outcomes, "soak", host_kernel(), &|| {
+                (crate::soak::soak(crate::soak::CI), Vec::new())
+            }),
             Layer::Dist => record(&mut outcomes, "dist", host_kernel(), &|| {
                 (dist::test(), Vec::new())
             }),
@@ -521,7 +528,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
     Ok(i32::from(failed != 0))
 }
 
-/// `cargo xtask soak`: the exactly-once engine test with `events` events (release build).
+/// `cargo xtask soak --events N`: the exactly-once engine test with `events` events (release build).
 pub fn soak(events: u64) -> anyhow::Result<i32> {
     setup::ensure()?;
     if !cmd::is_root() {
@@ -547,19 +554,9 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
             ])
             .env("SNAPSHOT_EXACTLY_ONCE_EVENTS", events.to_string()),
     );
-    match result {
-        Ok(()) => {
-            cmd::green(&format!(
-                "soak passed: {events} events in {:.0} s",
-                start.elapsed().as_secs_f64()
-            ));
-            Ok(0)
-        }
-        Err(e) => {
-            cmd::red(&format!("soak FAILED: {e:#}"));
-            Ok(1)
-        }
-    }
+    Ok(crate::soak::verdict(result.map(|()| {
+        format!("{events} events in {:.0} s", start.elapsed().as_secs_f64())
+    })))
 }
 
 #[cfg(test)]
