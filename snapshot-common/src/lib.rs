@@ -132,6 +132,9 @@ pub mod names {
     /// Read-only global: per probe slot, how the return register is widened to 64 bits
     /// (a [`super::widen`] code; kretprobe and fexit of kernel functions).
     pub const GLOBAL_RET_WIDEN: &str = "SNAPSHOT_RET_WIDEN";
+    /// Per probe slot, 1 + the offset of a tracepoint's 4-byte field holding the pid the
+    /// target filter tests instead of the current task's (0: none).
+    pub const GLOBAL_SUBJECT_PID: &str = "SNAPSHOT_SUBJECT_PID";
     /// Queue of one token: present while the spare is armed (kernels without BPF atomic
     /// exchange; see `snapshot-ebpf/src/atomic.rs`).
     pub const ARM_TOKEN: &str = "ARM_TOKEN";

@@ -2,9 +2,28 @@
 
 use snapshot_common::FilterMode;
 
-use aya_ebpf::helpers::bpf_get_current_comm;
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_probe_read_kernel};
 
-use crate::maps::{TARGETS, filter_mode, self_tgid, target_comm, target_tgid};
+use crate::maps::{TARGETS, filter_mode, self_tgid, subject_pid, target_comm, target_tgid};
+
+/// As [`wanted`], for an event of probe `probe_id` read from the tracepoint record at `base`
+/// (0: not a tracepoint). A probe with a subject pid field (`maps::subject_pid`: the victim of
+/// `signal_generate` and `mark_victim`) is filtered by that task instead of the current one,
+/// unless it is the current thread (a signal a target sends itself). The pid stands for its
+/// process: a signal sent to a thread group is addressed to its leader, whose pid is the tgid.
+#[inline(always)]
+pub fn wanted_event(probe_id: u32, base: u64, pid_tgid: u64) -> bool {
+    let at = subject_pid(probe_id);
+    if base != 0 && at != 0 {
+        let src = (base + u64::from(at - 1)) as *const u32;
+        // SAFETY: the helper checks the source; a failed read gives 0 (no subject).
+        let pid = unsafe { bpf_probe_read_kernel(src) }.unwrap_or(0);
+        if pid != 0 && pid != pid_tgid as u32 {
+            return wanted((u64::from(pid) << 32) | u64::from(pid));
+        }
+    }
+    wanted(pid_tgid)
+}
 
 /// True when events of the task `pid_tgid` should be recorded.
 #[inline(always)]

@@ -147,6 +147,23 @@ static SNAPSHOT_FUNC_WORDS: [u32; MAX_PROBES] = [0; MAX_PROBES];
 #[unsafe(no_mangle)]
 static SNAPSHOT_RET_WIDEN: [u32; MAX_PROBES] = [0; MAX_PROBES];
 
+/// Per probe slot, 1 + the offset in the tracepoint record of a 4-byte field holding the pid
+/// of the task the event is about (0: none), set at load (see `filter::wanted_event`).
+#[unsafe(no_mangle)]
+static SNAPSHOT_SUBJECT_PID: [u32; MAX_PROBES] = [0; MAX_PROBES];
+
+/// 1 + the offset of probe slot `id`'s subject pid field, or 0 (a load-time constant: the
+/// verifier prunes the filter's subject code from every other program).
+#[inline(always)]
+pub fn subject_pid(id: u32) -> u32 {
+    let i = id as usize;
+    if i >= MAX_PROBES {
+        return 0;
+    }
+    // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_SUBJECT_PID).cast::<u32>().add(i)) }
+}
+
 /// True when the kernel has `feature` (a `kfeature` bit). A load-time constant: the verifier
 /// prunes the branch not taken, so a helper or instruction the kernel lacks is never checked.
 #[inline(always)]

@@ -112,7 +112,7 @@ pub fn record<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload) {
 #[inline(always)]
 pub fn record_from<C: StackIdContext>(ctx: &C, probe_id: u32, payload: &Payload, base: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !filter::wanted(pid_tgid) {
+    if !filter::wanted_event(probe_id, base, pid_tgid) {
         return;
     }
     // SAFETY: helper without preconditions.

@@ -1,7 +1,8 @@
 //! Built-in crash and kill triggers (root): a workload that segfaults and one that aborts each
 //! leave a snapshot taken in the kernel as the signal is delivered, naming the signal, the
 //! faulting thread and, on a user stack symbolized after the process died, the workload's
-//! faulting function; `signal(SIGTERM)` sees a handled SIGTERM; `oom` sees the OOM killer
+//! faulting function; `signal(SIGTERM)` sees a handled SIGTERM, and an unhandled one another
+//! process sends (which the kernel delivers as SIGKILL); `oom` sees the OOM killer
 //! choose a workload inside a small memory cgroup (32 MiB, removed afterwards).
 
 mod common;
@@ -161,7 +162,7 @@ fn signal_sees_a_handled_sigterm_and_not_other_signals() {
     let snap = only_condition(&run);
     assert_eq!(snap.header.trigger, "signal(SIGTERM) || crash");
     let fired = snap.header.fired.as_ref().expect("fired");
-    assert_eq!((fired.probe.as_str(), fired.value), ("signal_deliver", 15));
+    assert_eq!((fired.probe.as_str(), fired.value), ("signal_generate", 15));
     // SIGUSR1, handled the same way, is no SIGTERM and no crash: nothing fires.
     let run = record(&[
         "--trigger",
@@ -178,6 +179,43 @@ fn signal_sees_a_handled_sigterm_and_not_other_signals() {
         run.of_kind(SnapshotKind::Condition).is_empty(),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn signal_sees_an_unhandled_sigterm_sent_by_another_process() {
+    require_root();
+    // The workload sleeps with no SIGTERM handler: the kernel delivers the SIGTERM this test
+    // process sends as SIGKILL, and the sending runs in this process, not in the target.
+    let out = OutDir::new();
+    let mut workload = held_workload(&out, &["naps", "20000"]);
+    let pid = workload.id();
+    let recorder = common::spawn_recorder(
+        &out,
+        &["--pid", &pid.to_string(), "--trigger", "signal(SIGTERM)"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::send_signal(pid, libc::SIGTERM);
+    let status = workload.wait().expect("the workload ends");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
+    let run = collect(&recorder.wait_with_output().expect("recorder"), out);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let snap = only_condition(&run);
+    let fired = snap.header.fired.as_ref().expect("fired");
+    assert_eq!(
+        (fired.probe.as_str(), fired.value, fired.pid),
+        ("signal_generate", 15, std::process::id()),
+        "sent by this process: {fired:?}"
+    );
+    let sent = common::of(&run, "signal_generate");
+    assert_eq!(sent.len(), 1, "{}", run.stderr);
+    assert_eq!(
+        sent[0].args[3],
+        u64::from(pid),
+        "the victim is the workload"
     );
 }
 

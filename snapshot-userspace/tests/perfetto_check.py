@@ -30,6 +30,7 @@ def main(path):
     threads, processes, counters = [], [], {}
     sequence_ids, clock_ids, timestamps = set(), set(), []
     slices = {"begin": 0, "end": 0}
+    track_slices = []  # slices on other tracks than threads': name, track, begin and end
     thread_instants = 0
     triggers = []
     undeclared = 0
@@ -60,6 +61,13 @@ def main(path):
                 slices["begin"] += 1
             elif kind == "TYPE_SLICE_END" and on_thread:
                 slices["end"] += 1
+            elif kind == "TYPE_SLICE_BEGIN":
+                track_slices.append({"name": e.name, "track": track.name, "begin": p.timestamp,
+                                     "end": None})
+            elif kind == "TYPE_SLICE_END":
+                open_ = [s for s in track_slices if s["end"] is None]
+                if open_:
+                    open_[-1]["end"] = p.timestamp
             elif kind == "TYPE_INSTANT" and on_thread:
                 thread_instants += 1
             elif kind == "TYPE_INSTANT":
@@ -78,6 +86,7 @@ def main(path):
         "processes": processes,
         "threads": threads,
         "slices": slices,
+        "track_slices": track_slices,
         "thread_instants": thread_instants,
         "triggers": triggers,
         "counters": {c["name"]: c for c in counters.values()},

@@ -103,6 +103,27 @@ fn a_then_b_on_the_same_thread_fires_and_the_header_names_both_steps() {
         json.contains("\"first_ns\""),
         "the trace's trigger names the sequence"
     );
+    // Perfetto's trace, decoded by Perfetto's own schema: the trigger names the sequence and
+    // its steps' times, and a slice on the snapshot track spans A to B.
+    let trace = run.out.0.join("sequence.perfetto");
+    std::fs::write(&trace, export::perfetto::encode(s)).unwrap();
+    let summary = common::perfetto_summary(&trace);
+    let trigger = &summary["triggers"][0]["annotations"];
+    assert_eq!(trigger["sequence"], q.text.as_str(), "{summary}");
+    assert_eq!(trigger["sequence_index"], 1, "{summary}");
+    assert_eq!(trigger["sequence_a_ns"], q.first_ns, "{summary}");
+    assert_eq!(trigger["sequence_b_ns"], q.then_ns, "{summary}");
+    let window = &summary["track_slices"][0];
+    assert_eq!(
+        (&window["begin"], &window["end"]),
+        (&q.first_ns.into(), &q.then_ns.into()),
+        "{summary}"
+    );
+    assert_eq!(
+        window["name"],
+        format!("sequence 1: {}", q.text),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -121,4 +142,51 @@ fn b_after_the_window_does_not_complete_a() {
     let (a, b) = steps(&run);
     assert_eq!(a, b, "one thread");
     assert_never_fired(&run);
+}
+
+/// `max_entries` of the `SEQ_STATE` map the recorder running `args` holds (read through the
+/// kernel while it records); stops the recorder.
+fn seq_state_entries(trigger: &str) -> u32 {
+    let out = common::OutDir::new();
+    let child = common::spawn_recorder(
+        &out,
+        &[
+            "--probe",
+            OPEN,
+            "--probe",
+            EXIT,
+            "--trigger",
+            trigger,
+            "--",
+            WORKLOAD,
+            "naps",
+            "3000",
+        ],
+    );
+    let entries: Vec<u32> = common::held_bpf_ids(Some(child.id()))
+        .into_iter()
+        .filter(|(kind, _)| *kind == "map")
+        .filter_map(|(_, id)| aya::maps::MapInfo::from_id(id).ok())
+        .filter(|m| m.name_as_str() == Some("SEQ_STATE"))
+        .map(|m| m.max_entries())
+        .collect();
+    common::send_signal(child.id(), libc::SIGTERM);
+    let run = common::collect(&child.wait_with_output().expect("recorder"), out);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(entries.len(), 1, "one SEQ_STATE map held: {entries:?}");
+    entries[0]
+}
+
+#[test]
+fn the_sequence_state_is_allocated_only_for_a_sequence() {
+    require_root();
+    assert_eq!(
+        seq_state_entries("sys_exit_openat.ret == -ENOTDIR"),
+        1,
+        "no sequence: a single entry, not ~1 MiB preallocated"
+    );
+    assert_eq!(
+        seq_state_entries("sys_exit_openat.ret == -ENOTDIR then sys_enter_exit_group within 5s"),
+        snapshot_common::sequence::SEQ_THREADS
+    );
 }

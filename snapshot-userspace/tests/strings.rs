@@ -415,7 +415,17 @@ fn strings_stay_with_their_events_across_flips_on_two_cpus() {
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let flips = run.of_kind(SnapshotKind::Condition).len();
-    assert!(flips >= 10, "only {flips} flips: {}", run.stderr);
+    // Every 400th call triggers: each trigger either flipped or, while userspace had not armed
+    // the spare yet, was counted missed. How many flipped depends on the machine's load; the
+    // strings must stay right across however many there were, and at least a few.
+    let missed: u64 = run.snapshots.iter().map(|s| s.header.missed_triggers).sum();
+    assert_eq!(
+        flips as u64 + missed,
+        total / 400,
+        "every trigger flipped or was counted missed: {}",
+        run.stderr
+    );
+    assert!(flips >= 3, "only {flips} flips: {}", run.stderr);
     let lost = run.total(|a| a.overwritten + a.dropped + a.torn);
     let mut seen = HashSet::new();
     for e in of(&run, "snapshot_workload_str") {

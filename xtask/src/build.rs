@@ -26,27 +26,6 @@ pub fn binaries(release: bool) -> anyhow::Result<PathBuf> {
     Ok(paths::target()?.join(if release { "release" } else { "debug" }))
 }
 
-/// Builds an integration test target without running it (`release`: optimised, with the
-/// binaries it runs); returns the test executable.
-pub fn test_binary(test: &str, release: bool) -> anyhow::Result<PathBuf> {
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--package",
-        "snapshot-userspace",
-        "--test",
-        test,
-        "--no-run",
-        "--message-format=json",
-    ]);
-    if release {
-        c.arg("--release");
-    }
-    let out = cmd::output(&mut c)?;
-    test_executable(out.stdout.as_slice(), test)?
-        .with_context(|| format!("cargo did not report the executable of test `{test}`"))
-}
-
 /// The executable of integration test `test` in cargo's `--message-format=json` stream.
 pub(crate) fn test_executable(stream: &[u8], test: &str) -> anyhow::Result<Option<PathBuf>> {
     for message in Message::parse_stream(stream) {

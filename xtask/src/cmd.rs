@@ -100,3 +100,46 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Calls `f` on every item of `items`, `jobs` at a time (at least one), on scoped threads;
+/// returns the results in `items`' order.
+pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                while let Some((i, item)) = {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    items.get(i).map(|item| (i, item))
+                } {
+                    let r = f(item);
+                    done.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, r));
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod parallel_tests {
+    #[test]
+    fn parallel_keeps_the_order_and_runs_every_item_once() {
+        let items: Vec<u32> = (0..37).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let out = super::parallel(&items, 3, |&x| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            x * 2
+        });
+        assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(calls.into_inner(), 37);
+        assert!(super::parallel(&[] as &[u32], 2, |&x| x).is_empty());
+    }
+}

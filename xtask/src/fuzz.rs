@@ -72,33 +72,28 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
     cmd::run(&mut cargo_fuzz("build")?).context("building the fuzz targets failed")?;
     let per_target = (seconds / targets.len() as u64).max(1);
     let work = paths::target()?.join("fuzz");
+    // libFuzzer runs one process per target, on one CPU: run one target per CPU at once, each
+    // for its own share of the time, with its output in a log (shown when it crashes).
+    let jobs = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(targets.len());
+    cmd::step(&format!(
+        "fuzz: {} target(s), {per_target} s each, {jobs} at a time (logs in {})",
+        targets.len(),
+        work.join("logs").display()
+    ));
+    let results = cmd::parallel(&targets, jobs, |t| fuzz_one(t, per_target, &work));
     let mut crashed = Vec::new();
-    for t in &targets {
-        cmd::step(&format!("fuzz: {t} for {per_target} s"));
-        let corpus = work.join("corpus").join(t);
-        let artifacts = work.join("artifacts").join(t);
-        std::fs::create_dir_all(&corpus)?;
-        std::fs::create_dir_all(&artifacts)?;
-        let mut c = cargo_fuzz("run")?;
-        c.arg(t)
-            .arg(&corpus)
-            .arg(fuzz_dir().join("seeds").join(t))
-            .arg("--")
-            .arg(format!("-max_total_time={per_target}"))
-            .arg("-timeout=10")
-            .arg("-rss_limit_mb=2048")
-            .arg("-max_len=65536")
-            .arg("-print_final_stats=1")
-            .arg(format!("-artifact_prefix={}/", artifacts.display()));
-        if let Err(e) = cmd::run(&mut c) {
-            cmd::red(&format!(
-                "fuzz target {t} crashed ({e:#}): the input is in {}; replay it with `cargo +{} fuzz run --fuzz-dir {} {t} FILE`",
-                artifacts.display(),
-                setup::pins()?.ebpf_toolchain,
-                fuzz_dir().display()
-            ));
-            crashed.push(t.clone());
+    let mut failed = Vec::new();
+    for (t, result) in targets.iter().zip(results) {
+        match result {
+            Ok(true) => {}
+            Ok(false) => crashed.push(t.clone()),
+            Err(e) => failed.push(format!("{t}: {e:#}")),
         }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("fuzz targets did not run: {}", failed.join("; "));
     }
     if crashed.is_empty() {
         cmd::green(&format!(
@@ -110,6 +105,53 @@ pub fn run(seconds: u64, targets: &[String]) -> anyhow::Result<i32> {
         cmd::red(&format!("fuzz: crashes in {}", crashed.join(", ")));
         Ok(1)
     }
+}
+
+/// Fuzzes target `t` for `seconds` from its corpus and seeds, its output in
+/// `work/logs/T.log`; true when it ran without a crash. A crash prints the log's tail, where the
+/// input is and how to replay it.
+fn fuzz_one(t: &str, seconds: u64, work: &std::path::Path) -> anyhow::Result<bool> {
+    let corpus = work.join("corpus").join(t);
+    let artifacts = work.join("artifacts").join(t);
+    let logs = work.join("logs");
+    for dir in [&corpus, &artifacts, &logs] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let log_path = logs.join(format!("{t}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut c = cargo_fuzz("run")?;
+    c.arg(t)
+        .arg(&corpus)
+        .arg(fuzz_dir().join("seeds").join(t))
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-timeout=10")
+        .arg("-rss_limit_mb=2048")
+        .arg("-max_len=65536")
+        .arg("-print_final_stats=1")
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let status = c.status().context("cannot start cargo fuzz")?;
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    if status.success() {
+        let runs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map_or_else(|| "?".to_owned(), |n| n.trim().to_owned());
+        eprintln!("    fuzz: {t}: {runs} runs in {seconds} s, no crash");
+        return Ok(true);
+    }
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    cmd::red(&format!(
+        "fuzz target {t} crashed ({status}): the input is in {}; replay it with `cargo +{} fuzz run --fuzz-dir {} {t} FILE`",
+        artifacts.display(),
+        setup::pins()?.ebpf_toolchain,
+        fuzz_dir().display()
+    ));
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod kernels;
 mod paths;
 mod run;
 mod setup;
+mod soak;
 mod test;
 mod toolchain;
 mod vm;
@@ -84,11 +85,23 @@ enum Task {
     /// Print the benchmark table (per-event cost against the peers, accounting at rate,
     /// trigger-to-file latency, drain speed). Root.
     Bench,
-    /// The exactly-once test with at least 10^7 events (root).
+    /// The long-run proof (root): the release recorder with `--keep 5` on a workload that
+    /// triggers every 2 ms, for 10 minutes unless told; reports RSS, files kept, accounting and
+    /// the BPF objects held, and fails when a bound is broken. With `--events N`, the
+    /// exactly-once engine test with N events instead.
     Soak {
-        /// Events.
-        #[arg(long, default_value_t = 10_000_000)]
-        events: u64,
+        /// Hours to run.
+        #[arg(long, conflicts_with_all = ["minutes", "seconds", "events"])]
+        hours: Option<u64>,
+        /// Minutes to run (default 10).
+        #[arg(long, conflicts_with_all = ["seconds", "events"])]
+        minutes: Option<u64>,
+        /// Seconds to run (at least 30).
+        #[arg(long, conflicts_with = "events")]
+        seconds: Option<u64>,
+        /// Run the exactly-once engine test with this many events instead (e.g. 10000000).
+        #[arg(long)]
+        events: Option<u64>,
     },
     /// Write the man pages and shell completions into target/docs/{man,completions}.
     Docs,
@@ -157,7 +170,21 @@ fn main() {
         }
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
         Task::Bench => run::bench(),
-        Task::Soak { events } => test::soak(events),
+        Task::Soak {
+            hours,
+            minutes,
+            seconds,
+            events,
+        } => match events {
+            Some(events) => test::soak(events),
+            None => soak::run(
+                hours
+                    .map(|h| h * 3600)
+                    .or(minutes.map(|m| m * 60))
+                    .or(seconds)
+                    .unwrap_or(600),
+            ),
+        },
         Task::Docs => docs::run(),
         Task::KernelTable => kernel_table::run(),
         Task::Dist { arch } => dist::run(arch).map(|_| 0),
@@ -178,6 +205,7 @@ fn main() {
                 rw,
                 env: Vec::new(),
                 stdout_copy: None,
+                prefix: None,
                 command,
             };
             match arch {

@@ -122,6 +122,7 @@ pub fn bench() -> anyhow::Result<i32> {
         rw: None,
         env: Vec::new(),
         stdout_copy: None,
+        prefix: None,
         command: vec![bin.join("snapshot-bench").into(), "strings-vm".into()],
     })
 }

@@ -22,6 +22,9 @@ pub enum Layer {
     /// Integration tests inside QEMU on each kernel (kprobe, kretprobe, fentry), `x86_64` and
     /// aarch64.
     Vm,
+    /// The long-run proof, short: 90 s of `cargo xtask soak` (the release recorder with
+    /// `--keep 5`: RSS, files kept, accounting, BPF objects held) (root).
+    Soak,
     /// The static package (`cargo xtask dist`) installed into a fresh Debian 13 root, where it
     /// records (root).
     Dist,
@@ -91,15 +94,26 @@ fn cargo_ok(args: &[&str]) -> anyhow::Result<()> {
     cmd::run(build::cargo().args(args))
 }
 
+/// The recorder the host tests run: the static, optimised `snapshot` that `cargo xtask dist`
+/// packs (the same build serves the VM and dist layers). The tests themselves stay a debug
+/// build, as do the unit tests of the library.
+fn shipped_recorder() -> anyhow::Result<std::path::PathBuf> {
+    Ok(cross::binaries(Arch::host())?.join("snapshot"))
+}
+
 fn host_layer() -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("needs root to load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    let recorder = shipped_recorder()?;
     let mut cargo = build::cargo();
+    cargo.env("SNAPSHOT_TEST_BIN", &recorder);
     // The Perfetto export test decodes its trace with this interpreter's perfetto_trace_pb2.
     cargo.env("SNAPSHOT_PYTHON", crate::paths::python());
-    // Every target runs even when one fails: a failure must not hide the others' results.
-    cargo.args(["test", "--no-fail-fast", "--package", "snapshot-userspace"]);
+    // Every target runs even when one fails: a failure must not hide the others' results. No
+    // `--package`: selecting the default members, as the unit layer does, unifies the
+    // dependencies' features the same way, so its build is reused instead of redone.
+    cargo.args(["test", "--no-fail-fast"]);
     for target in HOST_TARGETS {
         cargo.args(["--test", target]);
     }
@@ -114,11 +128,13 @@ fn host_fallbacks() -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("needs root to load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    let recorder = shipped_recorder()?;
     let mut cargo = build::cargo();
     cargo
+        .env("SNAPSHOT_TEST_BIN", &recorder)
         .env("SNAPSHOT_PYTHON", crate::paths::python())
         .env("SNAPSHOT_HIDE_FEATURES", "atomics,func_ip,func_args")
-        .args(["test", "--package", "snapshot-userspace"])
+        .args(["test"])
         .args([
             "--test",
             "engine",
@@ -167,18 +183,35 @@ fn passed_count(log: &str) -> Option<u64> {
         .find_map(|rest| rest.split(" passed").next()?.parse().ok())
 }
 
-/// The VM layer on `arch`'s kernel `series`: the `vm` test binary, optimised, run in one boot
-/// with two CPUs (for arm64 cross-built static, and its VM given twice the time: under TCG
-/// arm64 runs about 2.4 times slower than `x86_64`).
-fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
+/// The VM test binary for `arch`: optimised and static (musl), as `cargo xtask dist` builds
+/// the shipped binary, so the `x86_64` build is also the one the dist layer packs.
+fn vm_test_binary(arch: Arch) -> anyhow::Result<std::path::PathBuf> {
+    // Optimised: under TCG a debug `snapshot record` takes 22 s where a release one takes
+    // 4 (measured on 6.12), and the VM layer runs about 40 of them per kernel.
+    cross::test_binary(arch, "vm")
+}
+
+/// How many VMs the VM layer runs at once: one per host CPU (a guest runs its tests one at a
+/// time and keeps about one host CPU busy), or `SNAPSHOT_VM_JOBS`.
+fn vm_jobs() -> usize {
+    std::env::var("SNAPSHOT_VM_JOBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// The VM layer on `arch`'s kernel `series` with the test executable `exe`: run in one boot
+/// with two CPUs (arm64's VM given twice the time: under TCG arm64 runs about 2.4 times slower
+/// than `x86_64`), its output lines marked with `label`.
+fn vm_layer(
+    arch: Arch,
+    series: &str,
+    exe: &std::path::Path,
+    label: &str,
+) -> (anyhow::Result<String>, Vec<String>) {
     let out = vm_results(arch, series);
     let run = || -> anyhow::Result<String> {
-        // Optimised: under TCG a debug `snapshot record` takes 22 s where a release one takes
-        // 4 (measured on 6.12), and the VM layer runs about 40 of them per kernel.
-        let exe = match arch {
-            Arch::X86_64 => build::test_binary("vm", true)?,
-            Arch::Aarch64 => cross::test_binary(arch, "vm")?,
-        };
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| anyhow!("{}: {e}", out.display()))?;
         let opts = vm::VmOptions {
@@ -195,7 +228,8 @@ fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
                 ("SNAPSHOT_VM_OUT".into(), out.to_string_lossy().into_owned()),
             ],
             stdout_copy: Some(out.join("test.log")),
-            command: vec![exe.into_os_string(), OsString::from("--test-threads=1")],
+            prefix: Some(format!("[{label}] ")),
+            command: vec![exe.into(), OsString::from("--test-threads=1")],
         };
         let code = match arch {
             Arch::X86_64 => vm::run(&opts)?,
@@ -226,6 +260,54 @@ fn vm_layer(arch: Arch, series: &str) -> (anyhow::Result<String>, Vec<String>) {
     (result, unsupported)
 }
 
+/// The VM layer on every kernel of `kernels`: the test binaries built first (one per
+/// architecture), then [`vm_jobs`] VMs at a time, each kernel's outcome in `kernels`' order.
+fn vm_pool(kernels: &[(Arch, String)]) -> Vec<Outcome> {
+    let mut exes: Vec<(Arch, anyhow::Result<std::path::PathBuf>)> = Vec::new();
+    for &(arch, _) in kernels {
+        if !exes.iter().any(|(a, _)| *a == arch) {
+            cmd::step(&format!("VM tests: static build for {}", arch.name()));
+            exes.push((arch, vm_test_binary(arch)));
+        }
+    }
+    let jobs = vm_jobs().min(kernels.len()).max(1);
+    cmd::step(&format!(
+        "test layer vm: {} kernel(s), {jobs} VM(s) at a time, each line marked with its kernel",
+        kernels.len()
+    ));
+    cmd::parallel(kernels, jobs, |(arch, series)| {
+        let release = match arch {
+            Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
+            Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
+        }
+        .unwrap_or_else(|_| format!("{series} {arch}"));
+        let label = match arch {
+            Arch::X86_64 => series.clone(),
+            Arch::Aarch64 => format!("arm64 {series}"),
+        };
+        let start = Instant::now();
+        let exe = &exes.iter().find(|(a, _)| a == arch).expect("built above").1;
+        let (result, unsupported) = match exe {
+            Ok(exe) => vm_layer(*arch, series, exe, &label),
+            Err(e) => (
+                Err(anyhow!("the VM tests did not build: {e:#}")),
+                Vec::new(),
+            ),
+        };
+        match &result {
+            Ok(note) => cmd::green(&format!("[{label}] VM layer passed: {note}")),
+            Err(e) => cmd::red(&format!("layer vm on {release} FAILED: {e:#}")),
+        }
+        Outcome {
+            layer: "vm",
+            kernel: release,
+            result,
+            seconds: start.elapsed().as_secs_f64(),
+            unsupported,
+        }
+    })
+}
+
 /// Runs the selected layers (all when empty) on the selected architectures' VM kernels (all
 /// when empty) and prints the summary; returns the exit code.
 pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Result<i32> {
@@ -235,6 +317,7 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
         Layer::Fuzz,
         Layer::Host,
         Layer::Vm,
+        Layer::Soak,
         Layer::Dist,
     ];
     let layers = if layers.is_empty() { &all[..] } else { layers };
@@ -246,9 +329,10 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
     let vm_kernels = vm_kernels(kernels, arches)?;
     setup::ensure()?;
     let mut outcomes = Vec::new();
-    let mut record = |layer: &'static str,
-                      kernel: String,
-                      f: &dyn Fn() -> (anyhow::Result<String>, Vec<String>)| {
+    let record = |outcomes: &mut Vec<Outcome>,
+                  layer: &'static str,
+                  kernel: String,
+                  f: &dyn Fn() -> (anyhow::Result<String>, Vec<String>)| {
         cmd::step(&format!("test layer {layer} ({kernel})"));
         let start = Instant::now();
         let (result, unsupported) = f();
@@ -266,9 +350,11 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
     let plain = |r: anyhow::Result<()>| (r.map(|()| String::new()), Vec::new());
     for layer in layers {
         match layer {
-            Layer::Unit => record("unit", host_kernel(), &|| plain(cargo_ok(&["test"]))),
-            Layer::Lint => record("lint", "-".into(), &|| plain(lint())),
-            Layer::Fuzz => record("fuzz", "-".into(), &|| {
+            Layer::Unit => record(&mut outcomes, "unit", host_kernel(), &|| {
+                plain(cargo_ok(&["test"]))
+            }),
+            Layer::Lint => record(&mut outcomes, "lint", "-".into(), &|| plain(lint())),
+            Layer::Fuzz => record(&mut outcomes, "fuzz", "-".into(), &|| {
                 plain(match fuzz::run(fuzz::TEST_SECONDS, &[]) {
                     Ok(0) => Ok(()),
                     Ok(_) => Err(anyhow!("a fuzz target crashed (see above)")),
@@ -276,39 +362,44 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
                 })
             }),
             Layer::Host => {
-                record("host", host_kernel(), &|| plain(host_layer()));
-                record("host", format!("{}, no atomics", host_kernel()), &|| {
-                    plain(host_fallbacks())
-                });
+                record(
+                    &mut outcomes,
+                    "host",
+                    host_kernel(),
+                    &|| plain(host_layer()),
+                );
+                record(
+                    &mut outcomes,
+                    "host",
+                    format!("{}, no atomics", host_kernel()),
+                    &|| plain(host_fallbacks()),
+                );
             }
             Layer::Vm => {
-                for (arch, series) in &vm_kernels {
-                    let label = match arch {
-                        Arch::X86_64 => kernels::Kernel::find(series).map(|k| k.release),
-                        Arch::Aarch64 => arm64::Kernel::find(series).map(|k| k.release),
-                    }
-                    .unwrap_or_else(|_| format!("{series} {arch}"));
-                    record("vm", label, &|| vm_layer(*arch, series));
-                }
+                outcomes.extend(vm_pool(&vm_kernels));
                 if vm_kernels.len() == kernels::SERIES.len() + arm64::SERIES.len() {
                     eprintln!(
                         "    the kernels' `snapshot check` reports are in target/vm/*/check.json: `cargo xtask kernel-table` puts them into the README"
                     );
                 }
             }
-            Layer::Dist => record("dist", host_kernel(), &|| (dist::test(), Vec::new())),
+            Layer::Soak => record(&mut outcomes, "soak", host_kernel(), &|| {
+                (crate::soak::soak(crate::soak::CI), Vec::new())
+            }),
+            Layer::Dist => record(&mut outcomes, "dist", host_kernel(), &|| {
+                (dist::test(), Vec::new())
+            }),
         }
     }
     Ok(summary(&outcomes))
 }
 
-/// rustfmt, then clippy on every target.
+/// rustfmt, then clippy on every target, in one run.
 fn lint() -> anyhow::Result<()> {
     cargo_ok(&["fmt", "--all", "--", "--check"])?;
     // The integration tests are `test = false` (root only), which `--all-targets` leaves out:
     // name each one.
-    cargo_ok(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
-    let mut args = vec!["clippy", "--package", "snapshot-userspace"];
+    let mut args = vec!["clippy", "--all-targets"];
     for target in HOST_TARGETS.iter().chain(&["vm"]) {
         args.extend(["--test", target]);
     }
@@ -384,7 +475,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
             .map(|k| kernels::series(k).map(|s| s.name.to_owned()))
             .collect::<anyhow::Result<_>>()?
     };
-    let exe = build::test_binary("vm", true)?;
+    let exe = vm_test_binary(Arch::X86_64)?;
     let dir = crate::paths::target()?.join("break");
     std::fs::create_dir_all(&dir)?;
     let mut failed = 0;
@@ -408,6 +499,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
                 ("SNAPSHOT_TEST_BREAK".into(), "1".into()),
             ],
             stdout_copy: None,
+            prefix: None,
             command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         };
         let _ = vm::run(&opts)?;
@@ -436,7 +528,7 @@ pub fn break_run(kernels: &[String]) -> anyhow::Result<i32> {
     Ok(i32::from(failed != 0))
 }
 
-/// `cargo xtask soak`: the exactly-once engine test with `events` events (release build).
+/// `cargo xtask soak --events N`: the exactly-once engine test with `events` events (release build).
 pub fn soak(events: u64) -> anyhow::Result<i32> {
     setup::ensure()?;
     if !cmd::is_root() {
@@ -462,19 +554,9 @@ pub fn soak(events: u64) -> anyhow::Result<i32> {
             ])
             .env("SNAPSHOT_EXACTLY_ONCE_EVENTS", events.to_string()),
     );
-    match result {
-        Ok(()) => {
-            cmd::green(&format!(
-                "soak passed: {events} events in {:.0} s",
-                start.elapsed().as_secs_f64()
-            ));
-            Ok(0)
-        }
-        Err(e) => {
-            cmd::red(&format!("soak FAILED: {e:#}"));
-            Ok(1)
-        }
-    }
+    Ok(crate::soak::verdict(result.map(|()| {
+        format!("{events} events in {:.0} s", start.elapsed().as_secs_f64())
+    })))
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub struct VmOptions {
     pub env: Vec<(String, String)>,
     /// Also keep a copy of the command's standard output here.
     pub stdout_copy: Option<PathBuf>,
+    /// Put before each line of the command's output as it is copied to ours, so that the lines
+    /// of VMs running at once can be told apart (`None`: copied as it comes).
+    pub prefix: Option<String>,
     /// The command.
     pub command: Vec<OsString>,
 }
@@ -103,18 +106,48 @@ pub(crate) fn job_script(opts: &VmOptions, release: &str) -> anyhow::Result<Stri
     Ok(s)
 }
 
-/// Copies what was appended to `file` since `pos` to `out` (our stdout or stderr).
-fn forward(file: &Path, pos: &mut u64, out: &mut dyn std::io::Write) {
-    if let Ok(mut f) = std::fs::File::open(file)
-        && f.seek(SeekFrom::Start(*pos)).is_ok()
-    {
-        let mut buf = Vec::new();
-        if f.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
-            *pos += buf.len() as u64;
-            let _ = out.write_all(&buf);
-            let _ = out.flush();
-        }
+/// Copies what was appended to `file` since `pos` to `out` (our stdout or stderr). With a
+/// `prefix`, only whole lines are copied, each after the prefix, until the `last` call, which
+/// also copies an unfinished last line.
+fn forward(
+    file: &Path,
+    pos: &mut u64,
+    out: &mut dyn std::io::Write,
+    prefix: Option<&str>,
+    last: bool,
+) {
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return;
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(*pos)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return;
     }
+    let Some(prefix) = prefix else {
+        *pos += buf.len() as u64;
+        let _ = out.write_all(&buf);
+        let _ = out.flush();
+        return;
+    };
+    let whole = if last {
+        buf.len()
+    } else {
+        buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+    };
+    if whole == 0 {
+        return;
+    }
+    *pos += whole as u64;
+    let mut text = Vec::with_capacity(whole + 16);
+    for line in buf[..whole].split_inclusive(|&b| b == b'\n') {
+        text.extend_from_slice(prefix.as_bytes());
+        text.extend_from_slice(line);
+    }
+    if text.last() != Some(&b'\n') {
+        text.push(b'\n');
+    }
+    let _ = out.write_all(&text);
+    let _ = out.flush();
 }
 
 /// `-accel` and `-cpu` for an `x86_64` guest.
@@ -217,12 +250,25 @@ pub(crate) fn wait(child: &mut Child, job: &Path, opts: &VmOptions) -> anyhow::R
     let start = Instant::now();
     let (stdout_file, stderr_file) = (job.join("stdout"), job.join("stderr"));
     let (mut out_pos, mut err_pos) = (0, 0);
-    let mut pump = || {
-        forward(&stdout_file, &mut out_pos, &mut std::io::stdout());
-        forward(&stderr_file, &mut err_pos, &mut std::io::stderr());
+    let prefix = opts.prefix.as_deref();
+    let mut pump = |last: bool| {
+        forward(
+            &stdout_file,
+            &mut out_pos,
+            &mut std::io::stdout(),
+            prefix,
+            last,
+        );
+        forward(
+            &stderr_file,
+            &mut err_pos,
+            &mut std::io::stderr(),
+            prefix,
+            last,
+        );
     };
     let timed_out = loop {
-        pump();
+        pump(false);
         if child.try_wait()?.is_some() {
             break false;
         }
@@ -233,7 +279,7 @@ pub(crate) fn wait(child: &mut Child, job: &Path, opts: &VmOptions) -> anyhow::R
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    pump();
+    pump(true);
     if let Some(copy) = &opts.stdout_copy {
         std::fs::copy(&stdout_file, copy)
             .with_context(|| format!("cannot copy the VM's output to {}", copy.display()))?;
@@ -322,6 +368,26 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixed_output_is_copied_by_whole_lines() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.0.join("out");
+        std::fs::write(&file, "one\ntw").unwrap();
+        let (mut pos, mut out) = (0, Vec::new());
+        forward(&file, &mut pos, &mut out, Some("[k] "), false);
+        assert_eq!(out, b"[k] one\n");
+        std::fs::write(&file, "one\ntwo\nthr").unwrap();
+        forward(&file, &mut pos, &mut out, Some("[k] "), false);
+        forward(&file, &mut pos, &mut out, Some("[k] "), true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[k] one\n[k] two\n[k] thr\n"
+        );
+        let (mut pos, mut out) = (0, Vec::new());
+        forward(&file, &mut pos, &mut out, None, false);
+        assert_eq!(out, b"one\ntwo\nthr");
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {

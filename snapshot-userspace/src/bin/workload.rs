@@ -43,6 +43,9 @@
 //! itself (`kill`), and exits once the handler ran.
 //! `snapshot-workload oom MB`: allocates and touches MB mebibytes, 1 MiB at a time (in a
 //! memory cgroup smaller than that, the OOM killer takes it).
+//! `snapshot-workload soak SECONDS PERIOD_MS BURST`: for `SECONDS`, every `PERIOD_MS`: `BURST`
+//! getpid syscalls, then one getppid (the soak's trigger); then prints `getpid N getppid M`, the
+//! exact counts (`cargo xtask soak` checks the recorder's accounting against them).
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -366,6 +369,24 @@ fn openat_loop(n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `soak SECONDS PERIOD_MS BURST`: see the file's documentation.
+fn soak(seconds: u64, period_ms: u64, burst: u64) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let (mut getpid, mut getppid) = (0u64, 0u64);
+    while std::time::Instant::now() < end {
+        for _ in 0..burst {
+            // SAFETY: getpid has no arguments and cannot fail.
+            unsafe { libc::syscall(libc::SYS_getpid) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+        getpid += burst;
+        getppid += 1;
+        std::thread::sleep(std::time::Duration::from_millis(period_ms));
+    }
+    println!("getpid {getpid} getppid {getppid}");
+}
+
 /// Two threads pinned to CPUs 0 and 1, `n` getpid syscalls each; prints `events_per_s X`.
 fn getpid_threads(n: u64) -> anyhow::Result<()> {
     let start = now_ns();
@@ -581,9 +602,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Some("signal-self") => signal_self(arg(args, 2, 15)?)?,
         Some("oom") => oom(arg(args, 2, 256)?),
+        Some("soak") => soak(arg(args, 2, 60)?, arg(args, 3, 2)?, arg(args, 4, 50)?),
         _ => {
             anyhow::bail!(
-                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS | stat-notdir"
+                "usage: snapshot-workload segfault [MS] | abort [MS] | signal-self SIG | oom MB | soak SECONDS PERIOD_MS BURST | calls N | call-seq MS A,B,C… | timed-sleeps MS… | eagain N | sleep-calls MS N | calls-sleep N MS | seq-threads TOTAL PERIOD | pairs ROUNDS GAP_MS | fileio N EVERY | getpid N [EVERY] | getpid-threads N | threads-calls MS N | named NAME MS N | fork-tree | calls-gap N MS | call A B C | naps MS… | close N BASE [MS] | write N | strings SIZE | str TEXT | str-threads TOTAL PERIOD | openat N | open-notdir main|thread MS | stat-notdir"
             );
         }
     }

@@ -227,6 +227,8 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         Stdio::inherit()
     };
     let mut target = rec.target.prepare(command_stdout)?;
+    // Compiled in this order, and the sequences numbered in it.
+    let ordered = trigger::builtin::ordered(&rec.triggers);
     let mut session = Session::start(&SessionConfig {
         specs: &specs,
         capacity: rec.capacity,
@@ -236,9 +238,8 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         max_glob: rec.max_glob,
         rules: rec.rules,
         string_size: rec.string_size,
+        sequences: !trigger::sequences(&ordered).is_empty(),
     })?;
-    // Compiled in this order, and the sequences numbered in it.
-    let ordered = trigger::builtin::ordered(&rec.triggers);
     let program = trigger::compile_sized(&ordered, session.probes(), rec.string_size)?;
     session.set_trigger(&program)?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)

@@ -3,8 +3,9 @@
 //! Layout: a process track and a thread track per thread (named by pid, tid and comm) holding
 //! the probe events — entry/return pairs as slices (begin at entry, end at return), other events
 //! as instants, each with its arguments as debug annotations named as the text export names
-//! them; a "snapshot" track holding the trigger as an instant with its context; one counter
-//! track per accounting total under it. Timestamps are the events' boot-time ns
+//! them; a "snapshot" track holding the trigger as an instant with its context (and, for a
+//! sequence `A then B within T`, a slice from A to B named for it); one counter track per
+//! accounting total under it. Timestamps are the events' boot-time ns
 //! (`BUILTIN_CLOCK_BOOTTIME`), the same time base as the Chrome JSON export, and a clock
 //! snapshot ties them to wall-clock time. Every packet is on one sequence; nothing is interned.
 
@@ -244,6 +245,26 @@ pub fn trace(s: &Snapshot) -> Trace {
         ];
         if let Some(post) = &f.post {
             te.debug_annotations.push(string("post", post.as_str()));
+        }
+        if let Some(q) = &f.sequence {
+            te.debug_annotations.extend([
+                string("sequence", q.text.as_str()),
+                uint("sequence_index", u64::from(q.index)),
+                uint("sequence_a_ns", q.first_ns),
+                uint("sequence_b_ns", q.then_ns),
+            ]);
+            // The window from A to B, on the snapshot track, before the trigger's instant.
+            let mut begin = track_event(
+                TrackEventType::SliceBegin,
+                SNAPSHOT_TRACK,
+                Some(format!("sequence {}: {}", q.index, q.text)),
+            );
+            begin.categories = vec!["trigger".into()];
+            timed.push((q.first_ns, begin));
+            timed.push((
+                q.then_ns,
+                track_event(TrackEventType::SliceEnd, SNAPSHOT_TRACK, None),
+            ));
         }
         if let Some(v) = super::trigger_event(s, &views) {
             let probe = h.probes.iter().find(|p| p.name == v.probe);

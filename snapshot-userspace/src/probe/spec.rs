@@ -139,6 +139,11 @@ pub struct ProbeSpec {
     /// Strings and buffers declared with `(FIELD:str, …)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captures: Vec<Decl>,
+    /// A tracepoint's field holding the pid of the task the event is about: the target filter
+    /// tests that task instead of the one the tracepoint runs in (set by the built-in triggers
+    /// for `signal_generate` and `mark_victim`, whose victim is not the current task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_pid: Option<String>,
 }
 
 impl ProbeSpec {
@@ -420,6 +425,7 @@ impl FromStr for ProbeSpec {
             alias,
             text: text.to_owned(),
             captures,
+            subject_pid: None,
         })
     }
 }

@@ -163,6 +163,19 @@ pub fn probe_config(fields: &[Field]) -> (ProbeConfig, Vec<String>) {
     (config, names)
 }
 
+/// Where the 4-byte field `name` (a pid) is in the record, for `ProbeConfig::subject_pid`.
+#[must_use]
+pub fn subject_pid(fields: &[Field], name: &str) -> Option<FieldLoc> {
+    fields
+        .iter()
+        .find(|f| f.name == name && f.size == 4)
+        .map(|f| FieldLoc {
+            offset: f.offset,
+            size: 4,
+            signed: u8::from(f.signed),
+        })
+}
+
 /// How each named argument is shown: `x` hex (pointers, arrays), `d` signed decimal, `i`
 /// signed 32-bit decimal (a C `int`, which syscall tracepoints widen to an 8-byte field marked
 /// unsigned: `int dfd` holds -100 as 0xffffff9c), `u` unsigned decimal. The event keeps the raw

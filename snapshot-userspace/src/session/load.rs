@@ -50,6 +50,12 @@ pub struct LoadConfig {
     pub strings: [StringSpec; MAX_PROBES * MAX_STRINGS],
     /// `--string-size`.
     pub string_size: u32,
+    /// Per probe slot, 1 + the offset of the tracepoint field holding the pid the target filter
+    /// tests instead of the current task's (`ProbeSpec::subject_pid`), 0 for none.
+    pub subject_pid: [u32; MAX_PROBES],
+    /// Whether the trigger has a sequence (`A then B within T`). Without one, `SEQ_STATE` is
+    /// created with a single entry instead of preallocating `SEQ_THREADS` (about 1 MiB).
+    pub sequences: bool,
 }
 
 impl Default for LoadConfig {
@@ -69,6 +75,8 @@ impl Default for LoadConfig {
             features: 0,
             func_words: [0; MAX_PROBES],
             ret_widen: [0; MAX_PROBES],
+            sequences: false,
+            subject_pid: [0; MAX_PROBES],
         }
     }
 }
@@ -92,6 +100,17 @@ impl LoadConfig {
             .map(|c| c.iter().filter(|s| s.kind != 0).count() as u32)
             .max()
             .unwrap_or(0)
+    }
+
+    /// `max_entries` of `SEQ_STATE`: the threads remembered per sequence when the trigger has
+    /// one, else 1 (the map is never touched).
+    #[must_use]
+    pub const fn seq_state_entries(&self) -> u32 {
+        if self.sequences {
+            snapshot_common::sequence::SEQ_THREADS
+        } else {
+            1
+        }
     }
 
     /// Bytes of a payload slot (0: no probe captures strings).
@@ -167,6 +186,7 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .override_global(names::GLOBAL_FEATURES, &config.features, true)
         .override_global(names::GLOBAL_FUNC_WORDS, &config.func_words, true)
         .override_global(names::GLOBAL_RET_WIDEN, &config.ret_widen, true)
+        .override_global(names::GLOBAL_SUBJECT_PID, &config.subject_pid, true)
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)
@@ -174,7 +194,8 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .override_global(names::GLOBAL_STRING_SIZE, &config.string_size, true)
         .map_max_entries(names::EVENTS, events)
         .map_max_entries(names::PAYLOADS, if payload == 0 { 1 } else { events })
-        .map_max_entries(names::CPU_STATE, config.ncpu);
+        .map_max_entries(names::CPU_STATE, config.ncpu)
+        .map_max_entries(names::SEQ_STATE, config.seq_state_entries());
     if config.features & kfeature::ATOMICS == 0 {
         let tickets = u32::try_from(config.post_tickets().max(1))
             .context("--post is too large: keep it below the buffer size")?;

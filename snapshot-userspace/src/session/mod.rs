@@ -71,6 +71,8 @@ pub struct SessionConfig<'a> {
     pub rules: Rules,
     /// `--string-size`: bytes kept per captured string (0: none captured).
     pub string_size: u32,
+    /// Whether the trigger has a sequence (sizes its per-thread state).
+    pub sequences: bool,
 }
 
 /// The plans of every probe (strings, errno returns, parameter names), made before load.
@@ -141,6 +143,30 @@ fn func_words(specs: &[ProbeSpec]) -> [u32; MAX_PROBES] {
     words
 }
 
+/// Per probe slot, where the field named by `ProbeSpec::subject_pid` is (1 + its offset).
+fn subject_pids(specs: &[ProbeSpec], out: &mut [u32; MAX_PROBES]) -> anyhow::Result<()> {
+    for (slot, spec) in out.iter_mut().zip(specs) {
+        let Some(field) = &spec.subject_pid else {
+            continue;
+        };
+        let Location::Tracepoint { category, name } = &spec.location else {
+            anyhow::bail!(
+                "probe `{}` is not a tracepoint: only a tracepoint's events can be filtered by a field",
+                spec.text
+            );
+        };
+        tracefs::ensure_mounted()?;
+        let fields = tracefs::read_fields(std::path::Path::new(tracefs::TRACEFS), category, name)?;
+        let loc = tracefs::subject_pid(&fields, field).with_context(|| {
+            format!(
+                "tracepoint {category}:{name} has no 4-byte field `{field}` holding a pid: this kernel's format differs"
+            )
+        })?;
+        *slot = u32::from(loc.offset) + 1;
+    }
+    Ok(())
+}
+
 /// A loaded, attached recording session.
 pub struct Session {
     ebpf: Ebpf,
@@ -172,6 +198,7 @@ impl Session {
             capacity: config.capacity,
             rules: config.rules,
             features: features.kernel_bits(),
+            sequences: config.sequences,
             ..LoadConfig::default()
         };
         if load_config.features & kfeature::FUNC_ARGS == 0 {
@@ -186,6 +213,7 @@ impl Session {
             load_config.ret_widen[id] = p.ret_widen;
         }
         load_config.string_size = config.string_size;
+        subject_pids(config.specs, &mut load_config.subject_pid)?;
         let pairs = spec::pairs(config.specs);
         load_config.pairs[..pairs.len()].copy_from_slice(&pairs);
         for (id, s) in config.specs.iter().enumerate() {

@@ -4,19 +4,22 @@
 //! | keyword       | probe added (name = tracepoint)     | condition                                 |
 //! |---------------|-------------------------------------|-------------------------------------------|
 //! | `crash`       | `tracepoint:signal:signal_deliver`  | `sig` ∈ {ILL TRAP ABRT BUS FPE SEGV SYS} && `sa_handler == 0` (`SIG_DFL`: the signal kills) |
-//! | `signal(SIG)` | `tracepoint:signal:signal_deliver`  | `sig == SIG` (whatever its disposition)   |
+//! | `signal(SIG)` | `tracepoint:signal:signal_generate` | `sig == SIG && result == 0` (sent to a target and queued, whatever its disposition) |
 //! | `oom`         | `tracepoint:oom:mark_victim`        | `pid > 0` (the OOM killer chose a victim) |
 //!
 //! `signal_deliver` runs in the receiving thread as it takes the signal (for a fault: the
 //! faulting thread, its user stack at the fault), before the process dumps core or exits, so
-//! the in-kernel flip freezes the snapshot while the process still exists. `mark_victim` runs
-//! in the task that ran out of memory (in a memory cgroup: the allocating target), when the
-//! victim is chosen and before it is killed. The recorder's target filter applies as for any
-//! probe: the event counts when the task it runs in is a target.
+//! the in-kernel flip freezes the snapshot while the process still exists.
 //!
-//! The kernel turns a fatal signal that dumps no core (SIGTERM, SIGINT, SIGHUP, …) sent to a
-//! process with no handler for it into SIGKILL before delivery: `signal(SIGTERM)` sees a
-//! target that handles SIGTERM (as services do); `signal(SIGKILL)` sees every such kill.
+//! `signal_generate` and `mark_victim` run in another task than the one they are about: the
+//! sender of the signal (`kill -TERM` from a shell), the task whose allocation ran out of
+//! memory. Their probes are filtered by the victim, the `pid` field of the record
+//! (`ProbeSpec::subject_pid`), not by the task they run in; a signal a target sends one of its
+//! own threads is filtered by the sender as usual. `signal(SIG)` is taken where the signal is
+//! sent, so it sees a SIGTERM the target does not handle, which the kernel delivers as
+//! SIGKILL (`signal_deliver` never sees it); the snapshot is frozen before the target runs
+//! again. A signal sent by another process to one thread (`tgkill`) other than the main one
+//! is not matched: the record names the thread, and the filter knows processes.
 //!
 //! The expansion is an ordinary syntax tree, so a built-in combines with anything
 //! (`crash && comm == "nginx"`, `--trigger crash --trigger 'x.ret < 0'`), and the headers
@@ -28,8 +31,10 @@ use snapshot_common::CmpOp;
 use super::{Ast, ExprError, Operand, Trigger};
 use crate::probe::ProbeSpec;
 
-/// The probe `crash` and `signal()` add: a signal delivered.
+/// The probe `crash` adds: a signal delivered.
 pub const SIGNAL_PROBE: &str = "signal_deliver";
+/// The probe `signal()` adds: a signal sent (filtered by its receiver).
+pub const GENERATE_PROBE: &str = "signal_generate";
 /// The probe `oom` adds: the OOM killer chose a victim.
 pub const OOM_PROBE: &str = "mark_victim";
 
@@ -132,7 +137,12 @@ pub fn expand(expr: &str, pos: usize, name: &str, arg: Option<&str>) -> Result<A
                     "name one as kill -l does (SIGTERM, TERM, SIGRT_3) or give its number (1 to 64)",
                 ));
             };
-            cmp(SIGNAL_PROBE, "sig", CmpOp::Eq, n, pos)
+            // `result` 0: TRACE_SIGNAL_DELIVERED, queued for the target (not ignored, not
+            // already pending).
+            and(
+                cmp(GENERATE_PROBE, "sig", CmpOp::Eq, n, pos),
+                cmp(GENERATE_PROBE, "result", CmpOp::Eq, 0, pos),
+            )
         }
     })
 }
@@ -141,9 +151,16 @@ pub fn expand(expr: &str, pos: usize, name: &str, arg: Option<&str>) -> Result<A
 fn spec_of(name: &str) -> Option<&'static str> {
     match name {
         SIGNAL_PROBE => Some("signal_deliver=tracepoint:signal:signal_deliver"),
+        GENERATE_PROBE => Some("signal_generate=tracepoint:signal:signal_generate"),
         OOM_PROBE => Some("mark_victim=tracepoint:oom:mark_victim"),
         _ => None,
     }
+}
+
+/// The field of built-in probe `name` that holds the task its events are about, when that is
+/// not the task the tracepoint runs in.
+fn subject_of(name: &str) -> Option<&'static str> {
+    matches!(name, GENERATE_PROBE | OOM_PROBE).then_some("pid")
 }
 
 fn probes_of(a: &Ast, out: &mut Vec<&'static str>) {
@@ -202,8 +219,9 @@ pub struct NameTaken {
     pub builtin: String,
 }
 
-/// `specs` and the probes the triggers' built-ins need (a trigger naming `signal_deliver` or
-/// `mark_victim` gets that tracepoint), unless a probe of that name already attaches it.
+/// `specs` and the probes the triggers' built-ins need (a trigger naming `signal_deliver`,
+/// `signal_generate` or `mark_victim` gets that tracepoint, the last two filtered by their
+/// victim), unless a probe of that name already attaches it.
 pub fn with_probes(triggers: &[Trigger], specs: &[ProbeSpec]) -> Result<Vec<ProbeSpec>, NameTaken> {
     let mut needed = Vec::new();
     for t in triggers {
@@ -211,9 +229,10 @@ pub fn with_probes(triggers: &[Trigger], specs: &[ProbeSpec]) -> Result<Vec<Prob
     }
     let mut out = specs.to_vec();
     for text in needed {
-        let Ok(spec) = text.parse::<ProbeSpec>() else {
+        let Ok(mut spec) = text.parse::<ProbeSpec>() else {
             continue;
         };
+        spec.subject_pid = subject_of(spec.name()).map(str::to_owned);
         match specs.iter().find(|s| s.name() == spec.name()) {
             Some(s) if s.kind == spec.kind && s.location == spec.location => {}
             Some(s) => {
@@ -258,7 +277,7 @@ pub fn ordered(triggers: &[Trigger]) -> Vec<Trigger> {
 #[must_use]
 pub fn describe_value(probe: &str, value: i64) -> Option<String> {
     match probe {
-        SIGNAL_PROBE => Some(crate::abi::signal(value)),
+        SIGNAL_PROBE | GENERATE_PROBE => Some(crate::abi::signal(value)),
         OOM_PROBE => Some("(victim pid)".to_owned()),
         _ => None,
     }

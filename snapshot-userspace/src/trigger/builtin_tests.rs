@@ -12,6 +12,7 @@ use crate::{
 
 const SIGNAL_ID: u32 = 2;
 const OOM_ID: u32 = 3;
+const GENERATE_ID: u32 = 4;
 
 fn probes() -> Vec<ProbeInfo> {
     let up: ProbeSpec = "f=uprobe:/bin/x:work".parse().unwrap();
@@ -20,6 +21,9 @@ fn probes() -> Vec<ProbeInfo> {
         .parse()
         .unwrap();
     let oom: ProbeSpec = "mark_victim=tracepoint:oom:mark_victim".parse().unwrap();
+    let generate: ProbeSpec = "signal_generate=tracepoint:signal:signal_generate"
+        .parse()
+        .unwrap();
     let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect();
     vec![
         ProbeInfo::new(0, &up, vec![]),
@@ -30,6 +34,11 @@ fn probes() -> Vec<ProbeInfo> {
             names(&["sig", "errno", "code", "sa_handler", "sa_flags"]),
         ),
         ProbeInfo::new(OOM_ID, &oom, names(&["pid", "total_vm", "anon_rss"])),
+        ProbeInfo::new(
+            GENERATE_ID,
+            &generate,
+            names(&["sig", "errno", "code", "pid", "group", "result"]),
+        ),
     ]
 }
 
@@ -99,12 +108,20 @@ fn signal_takes_names_and_numbers() {
         let text = format!("signal({arg})");
         assert!(fires(
             &text,
-            &event(SIGNAL_ID, [n as u64, 0, 0, 0x1234, 0, 0])
+            &event(GENERATE_ID, [n as u64, 0, 0, 1234, 1, 0])
         ));
         assert!(!fires(
             &text,
-            &event(SIGNAL_ID, [n as u64 - 1, 0, 0, 0, 0, 0])
+            &event(GENERATE_ID, [n as u64 - 1, 0, 0, 1234, 1, 0])
         ));
+        assert!(
+            !fires(&text, &event(GENERATE_ID, [n as u64, 0, 0, 1234, 1, 1])),
+            "ignored (result 1) is not sent"
+        );
+        assert!(
+            !fires(&text, &event(SIGNAL_ID, [n as u64, 0, 0, 0, 0, 0])),
+            "a delivery is no sending"
+        );
     }
     assert!(fires("oom", &event(OOM_ID, [1234, 0, 0, 0, 0, 0])));
     assert!(!fires("oom", &event(SIGNAL_ID, [1234, 0, 0, 0, 0, 0])));
@@ -145,9 +162,13 @@ fn builtins_add_their_probes_once_and_refuse_a_name_taken() {
         texts,
         [
             "signal_deliver=tracepoint:signal:signal_deliver",
+            "signal_generate=tracepoint:signal:signal_generate",
             "mark_victim=tracepoint:oom:mark_victim"
         ]
     );
+    // Sending and OOM-killing are filtered by their victim, delivery by the current task.
+    let subjects: Vec<Option<&str>> = specs.iter().map(|s| s.subject_pid.as_deref()).collect();
+    assert_eq!(subjects, [None, Some("pid"), Some("pid")]);
     // The user's own probe of the same tracepoint is used as it is.
     let own: ProbeSpec = "tracepoint:signal:signal_deliver".parse().unwrap();
     let specs = builtin::with_probes(&[t("crash")], std::slice::from_ref(&own)).unwrap();
@@ -210,12 +231,14 @@ fn property_builtins_compile_as_the_tree_evaluates() {
         let (mut tree_state, mut prog_state) = ([(0, false); MAX_SLOTS], [(0, false); MAX_SLOTS]);
         for _ in 0..8 {
             let probe =
-                [0, 1, SIGNAL_ID, SIGNAL_ID, SIGNAL_ID, OOM_ID][(rng.next_u64() % 6) as usize];
+                [0, 1, SIGNAL_ID, SIGNAL_ID, GENERATE_ID, OOM_ID][(rng.next_u64() % 6) as usize];
             let sig = [4, 6, 8, 9, 11, 15, 31, 3, 0, 12][(rng.next_u64() % 10) as usize];
             let handler = [0, 0, 1, 0x7f00_1234][(rng.next_u64() % 4) as usize];
             let arg = |rng: &mut Rng| crate::testing::BOUNDARY_ARGS[(rng.next_u64() % 12) as usize];
             let args = if probe == SIGNAL_ID {
                 [sig, 0, arg(&mut rng), handler, 0, 0]
+            } else if probe == GENERATE_ID {
+                [sig, 0, 0, 1234, 1, rng.next_u64() % 2]
             } else {
                 [arg(&mut rng), arg(&mut rng), 0, 0, 0, 0]
             };

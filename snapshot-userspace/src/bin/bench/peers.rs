@@ -34,7 +34,8 @@ use snapshot_userspace::{
         load::{self, Extra, LoadConfig},
         target::Held,
     },
-    trigger, units,
+    trigger::{self, Trigger},
+    units,
 };
 
 /// One measured configuration.
@@ -121,6 +122,7 @@ fn recorder_on(
     string_size: u32,
 ) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let specs: Vec<ProbeSpec> = vec![spec.parse()?];
+    let trigger: Trigger = trigger.parse()?;
     let mut session = Session::start(&SessionConfig {
         specs: &specs,
         capacity: units::parse_events("1M")?,
@@ -130,8 +132,9 @@ fn recorder_on(
         max_glob: DEFAULT_MAX_GLOB,
         rules: Rules::default(),
         string_size,
+        sequences: matches!(trigger, Trigger::Sequence { .. }),
     })?;
-    let program = trigger::compile(&[trigger.parse()?], session.probes())?;
+    let program = trigger::compile(&[trigger], session.probes())?;
     session.set_trigger(&program)?;
     Ok(Box::new(move || {
         session.close();
