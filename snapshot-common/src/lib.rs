@@ -11,6 +11,7 @@ extern crate alloc;
 use core::mem::size_of;
 
 pub mod sequence;
+pub mod shape;
 pub mod strings;
 pub mod widen;
 
@@ -135,6 +136,12 @@ pub mod names {
     /// Per probe slot, 1 + the offset of a tracepoint's 4-byte field holding the pid the
     /// target filter tests instead of the current task's (0: none).
     pub const GLOBAL_SUBJECT_PID: &str = "SNAPSHOT_SUBJECT_PID";
+    /// The loaded trigger's shape: most instructions (`shape::TriggerShape::len`).
+    pub const GLOBAL_TRIGGER_LEN: &str = "SNAPSHOT_TRIGGER_LEN";
+    /// The loaded trigger's shape: the operations it may use (`shape::TriggerShape::ops`).
+    pub const GLOBAL_TRIGGER_OPS: &str = "SNAPSHOT_TRIGGER_OPS";
+    /// The loaded trigger's shape: the fields it may read (`shape::TriggerShape::fields`).
+    pub const GLOBAL_TRIGGER_FIELDS: &str = "SNAPSHOT_TRIGGER_FIELDS";
     /// Queue of one token: present while the spare is armed (kernels without BPF atomic
     /// exchange; see `snapshot-ebpf/src/atomic.rs`).
     pub const ARM_TOKEN: &str = "ARM_TOKEN";

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf, StackTrace},
 };
 use snapshot_common::{
-    COMM_LEN, Control, CpuState, Event, MAX_PROBES, Notice, ProbeConfig, STACK_DEPTH,
-    TriggerProgram, TriggerState,
+    COMM_LEN, Control, CpuState, Event, MAX_INSNS, MAX_PROBES, Notice, ProbeConfig, STACK_DEPTH,
+    TriggerProgram, TriggerState, shape,
 };
 
 /// The two halves of the flight recorder: `2 × ncpu × capacity` records; userspace mmaps it.
@@ -162,6 +162,37 @@ pub fn subject_pid(id: u32) -> u32 {
     }
     // SAFETY: in bounds; volatile only stops constant folding of the placeholder.
     unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_SUBJECT_PID).cast::<u32>().add(i)) }
+}
+
+/// The loaded trigger's shape (`snapshot_common::shape`): most instructions, the operations
+/// and the fields it may use. Load-time constants: the verifier walks only what they allow.
+#[unsafe(no_mangle)]
+static SNAPSHOT_TRIGGER_LEN: u32 = MAX_INSNS as u32;
+#[unsafe(no_mangle)]
+static SNAPSHOT_TRIGGER_OPS: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static SNAPSHOT_TRIGGER_FIELDS: u32 = u32::MAX;
+
+/// Most instructions of the loaded trigger (a load-time constant).
+#[inline(always)]
+pub fn trigger_len() -> usize {
+    // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_LEN) as usize }
+}
+
+/// True when the loaded trigger may use operation `op` (a load-time constant for a constant
+/// `op`: the verifier prunes the operations the trigger does not use).
+#[inline(always)]
+pub fn trigger_uses(op: u8) -> bool {
+    // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_OPS) & shape::bit(op) != 0 }
+}
+
+/// True when the loaded trigger may read field `code` (as [`trigger_uses`]).
+#[inline(always)]
+pub fn trigger_reads(code: u8) -> bool {
+    // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
+    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_FIELDS) & shape::bit(code) != 0 }
 }
 
 /// True when the kernel has `feature` (a `kfeature` bit). A load-time constant: the verifier

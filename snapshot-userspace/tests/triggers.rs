@@ -457,3 +457,59 @@ fn count_and_holdoff_limit_the_trigger() {
     let calls: usize = held.snapshots.iter().map(|s| s.events.len()).sum();
     assert_eq!(calls, 6, "recording goes on while the trigger is held off");
 }
+
+/// The probes are loaded for the trigger's shape (`snapshot_common::shape`): the verifier
+/// walks only the instructions, operations and fields it has. A larger trigger installed
+/// later would be evaluated only in part, so it is refused; one that fits is taken.
+#[test]
+fn a_trigger_larger_than_the_one_loaded_is_refused() {
+    use snapshot_userspace::session::{
+        Rules, Session, SessionConfig, SessionError, Targets, attach::DEFAULT_MAX_GLOB,
+    };
+    require_root();
+    let specs: Vec<ProbeSpec> = vec!["rawtp:sys_enter".parse().expect("parses")];
+    let loaded: Trigger = "sys_enter.arg1 == 39".parse().expect("parses");
+    let session = Session::start(&SessionConfig {
+        specs: &specs,
+        capacity: 64,
+        targets: &Targets::Processes(vec![std::process::id()]),
+        follow_forks: false,
+        strict: false,
+        max_glob: DEFAULT_MAX_GLOB,
+        rules: Rules::default(),
+        string_size: 0,
+        sequences: false,
+        trigger: &|probes| Ok(trigger::compile(std::slice::from_ref(&loaded), probes)?),
+    });
+    let mut session = session.expect("the session starts");
+    let probes = session.probes().to_vec();
+    let compile = |text: &str| {
+        let t: Trigger = text.parse().expect("parses");
+        trigger::compile(&[t], &probes).expect("compiles")
+    };
+    // Fits: the same operations and field (any comparison), or fewer.
+    for text in ["sys_enter.arg1 > 40", "manual"] {
+        let p = compile(text);
+        session
+            .set_trigger(&p)
+            .unwrap_or_else(|e| panic!("`{text}`: {e:#}"));
+    }
+    // Does not: another field, another operation, more instructions.
+    for text in [
+        "sys_enter.arg0 == 39",
+        "sys_enter.arg1 & 39",
+        "sys_enter.arg1 == 39 && sys_enter.arg1 == 40",
+    ] {
+        let p = compile(text);
+        let e = session.set_trigger(&p).expect_err(text);
+        assert!(
+            matches!(
+                e.downcast_ref::<SessionError>(),
+                Some(SessionError::TriggerDoesNotFit { .. })
+            ),
+            "`{text}`: {e:#}"
+        );
+        assert!(format!("{e}").contains("start a new recording"), "{e}");
+    }
+    session.close();
+}

@@ -229,7 +229,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
     let mut target = rec.target.prepare(command_stdout)?;
     // Compiled in this order, and the sequences numbered in it.
     let ordered = trigger::builtin::ordered(&rec.triggers);
-    let mut session = Session::start(&SessionConfig {
+    let session = Session::start(&SessionConfig {
         specs: &specs,
         capacity: rec.capacity,
         targets: &target.targets,
@@ -239,9 +239,8 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         rules: rec.rules,
         string_size: rec.string_size,
         sequences: !trigger::sequences(&ordered).is_empty(),
+        trigger: &|probes| Ok(trigger::compile_sized(&ordered, probes, rec.string_size)?),
     })?;
-    let program = trigger::compile_sized(&ordered, session.probes(), rec.string_size)?;
-    session.set_trigger(&program)?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)
         .ok()
         .and_then(|v| v.parse().ok())

@@ -7,7 +7,7 @@ use aya::{
 };
 use snapshot_common::{
     FilterMode, MAX_PROBES, MAX_STRINGS, PayloadHeader, ProbeConfig, StringSpec, TriggerProgram,
-    kfeature, names, strings::payload_size,
+    kfeature, names, shape::TriggerShape, strings::payload_size,
 };
 
 use super::{Post, Rules, patch, poison};
@@ -56,6 +56,9 @@ pub struct LoadConfig {
     /// Whether the trigger has a sequence (`A then B within T`). Without one, `SEQ_STATE` is
     /// created with a single entry instead of preallocating `SEQ_THREADS` (about 1 MiB).
     pub sequences: bool,
+    /// What the trigger programs of this load may contain (`snapshot_common::shape`): the
+    /// verifier walks only that much of the interpreter. [`TriggerShape::FULL`] admits all.
+    pub trigger_shape: TriggerShape,
 }
 
 impl Default for LoadConfig {
@@ -77,6 +80,7 @@ impl Default for LoadConfig {
             ret_widen: [0; MAX_PROBES],
             sequences: false,
             subject_pid: [0; MAX_PROBES],
+            trigger_shape: TriggerShape::FULL,
         }
     }
 }
@@ -187,6 +191,13 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .override_global(names::GLOBAL_FUNC_WORDS, &config.func_words, true)
         .override_global(names::GLOBAL_RET_WIDEN, &config.ret_widen, true)
         .override_global(names::GLOBAL_SUBJECT_PID, &config.subject_pid, true)
+        .override_global(names::GLOBAL_TRIGGER_LEN, &config.trigger_shape.len, true)
+        .override_global(names::GLOBAL_TRIGGER_OPS, &config.trigger_shape.ops, true)
+        .override_global(
+            names::GLOBAL_TRIGGER_FIELDS,
+            &config.trigger_shape.fields,
+            true,
+        )
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)

@@ -1,7 +1,9 @@
 //! A recording session: one loaded eBPF object, its attached probes, the target filter, and
 //! the buffers shared with the kernel ([`buffer`], with the protocol of their control words in
-//! [`control`]). The trigger program is compiled above this layer and installed with
-//! [`Session::set_trigger`].
+//! [`control`]). The trigger program is compiled above this layer, by the compiler
+//! [`SessionConfig::trigger`] gives: once against the probes as planned, before load (its
+//! shape, `snapshot_common::shape`, bounds what the verifier walks), and once against the
+//! probes as attached, which is the program installed.
 
 pub mod attach;
 pub mod buffer;
@@ -22,6 +24,7 @@ use aya::{
 };
 use snapshot_common::{
     FilterMode, MAX_PROBES, MAX_STRINGS, Notice, TriggerProgram, kfeature, names,
+    shape::TriggerShape,
 };
 
 pub use rules::{Post, PostError, Rules};
@@ -51,7 +54,20 @@ pub enum SessionError {
     /// Too many probes.
     #[error("{0} probes given, at most {MAX_PROBES} are supported: drop some --probe arguments")]
     TooManyProbes(usize),
+    /// A trigger program larger than the one the programs were loaded for.
+    #[error(
+        "this trigger does not fit the one the probes were loaded for ({loaded:?}, it needs {needed:?}): start a new recording with it"
+    )]
+    TriggerDoesNotFit {
+        /// The shape loaded.
+        loaded: TriggerShape,
+        /// The trigger's.
+        needed: TriggerShape,
+    },
 }
+
+/// Compiles the trigger program against the probes (from the layer above).
+pub type CompileTrigger<'a> = &'a dyn Fn(&[ProbeInfo]) -> anyhow::Result<TriggerProgram>;
 
 /// What a recording session needs.
 pub struct SessionConfig<'a> {
@@ -73,6 +89,42 @@ pub struct SessionConfig<'a> {
     pub string_size: u32,
     /// Whether the trigger has a sequence (sizes its per-thread state).
     pub sequences: bool,
+    /// The trigger's compiler. Called before load with the probes as planned (a failure there
+    /// only loads the full interpreter: the attach reports the probe's own error first), and
+    /// after attach with the probes as attached, whose program is installed.
+    pub trigger: CompileTrigger<'a>,
+}
+
+/// What a probe is known as before it is attached: the same as after, but for the functions a
+/// glob matched and the argument formats, which the trigger does not read.
+fn planned_info(id: usize, spec: &ProbeSpec, plan: &ProbePlan) -> ProbeInfo {
+    let arg_names = match &spec.location {
+        Location::Tracepoint { category, name } => {
+            tracefs::read_fields(std::path::Path::new(tracefs::TRACEFS), category, name)
+                .map(|fields| tracefs::probe_config(&fields).1)
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    probe_info(id, spec, plan, arg_names)
+}
+
+/// The description of probe `id` (names, captures, parameters) from its plan.
+fn probe_info(id: usize, spec: &ProbeSpec, plan: &ProbePlan, arg_names: Vec<String>) -> ProbeInfo {
+    let mut info = ProbeInfo::new(id as u32, spec, arg_names);
+    info.captures.clone_from(&plan.captures);
+    info.ret_errno = plan.ret_errno;
+    if let Some((names, formats)) = &plan.params
+        && matches!(
+            spec.kind,
+            ProbeKind::Kprobe | ProbeKind::Fentry | ProbeKind::Fexit
+        )
+    {
+        info.arg_names.clone_from(names);
+        info.arg_formats.clone_from(formats);
+        info.named_params = true;
+    }
+    info
 }
 
 /// The plans of every probe (strings, errno returns, parameter names), made before load.
@@ -175,12 +227,14 @@ pub struct Session {
     rules: Rules,
     /// The kernel side's debug records (`RUST_LOG=debug`), when they are printed.
     log: Option<KernelLog>,
+    /// What the loaded programs' trigger may contain.
+    trigger_shape: TriggerShape,
 }
 
 impl Session {
-    /// Loads the object, sets the target filter, attaches every probe and maps the buffers.
-    /// Recording starts as soon as the first probe is attached; no trigger fires until one is
-    /// installed with [`Self::set_trigger`].
+    /// Loads the object, sets the target filter, attaches every probe, maps the buffers and
+    /// installs the trigger. Recording starts as soon as the first probe is attached; the
+    /// trigger fires once the last one is.
     pub fn start(config: &SessionConfig<'_>) -> anyhow::Result<Self> {
         if !crate::sys::is_root() {
             return Err(SessionError::NotRoot.into());
@@ -231,6 +285,11 @@ impl Session {
             let child = fields.iter().find(|f| f.name == "child_pid").context("sched:sched_process_fork has no child_pid field: --follow-forks cannot work on this kernel")?;
             load_config.fork_child_offset = u32::from(child.offset);
         }
+        let planned: Vec<ProbeInfo> = (config.specs.iter().enumerate())
+            .map(|(id, spec)| planned_info(id, spec, &plans[id]))
+            .collect();
+        load_config.trigger_shape =
+            (config.trigger)(&planned).map_or(TriggerShape::FULL, |p| TriggerShape::of(&p));
         let mut ebpf = load::load(&load_config)?;
         if let Targets::Processes(pids) = config.targets {
             for &tgid in pids {
@@ -263,37 +322,38 @@ impl Session {
         let mut probes = Vec::with_capacity(config.specs.len());
         for (id, spec) in config.specs.iter().enumerate() {
             let attached = attach::attach(&mut ebpf, id, spec, &mut cx)?;
-            let mut info = ProbeInfo::new(id as u32, spec, attached.arg_names);
+            let mut info = probe_info(id, spec, &plans[id], attached.arg_names);
             info.functions = attached.functions;
-            info.arg_formats = attached.arg_formats;
-            let plan = &plans[id];
-            info.captures.clone_from(&plan.captures);
-            info.ret_errno = plan.ret_errno;
-            if let Some((names, formats)) = &plan.params
-                && matches!(
-                    spec.kind,
-                    ProbeKind::Kprobe | ProbeKind::Fentry | ProbeKind::Fexit
-                )
-            {
-                info.arg_names.clone_from(names);
-                info.arg_formats.clone_from(formats);
-                info.named_params = true;
+            if !info.named_params {
+                info.arg_formats = attached.arg_formats;
             }
             probes.push(info);
         }
+        let program = (config.trigger)(&probes)?;
         // Once every program is loaded (see `KernelLog::start`).
         let log = KernelLog::start(&mut ebpf);
-        Ok(Self {
+        let mut session = Self {
             ebpf,
             buffers,
             probes,
             rules: config.rules,
             log,
-        })
+            trigger_shape: load_config.trigger_shape,
+        };
+        session.set_trigger(&program)?;
+        Ok(session)
     }
 
-    /// Installs the trigger program (the empty program: manual snapshots only).
+    /// Installs the trigger program (the empty program: manual snapshots only). It must fit
+    /// the shape the programs were loaded for ([`SessionError::TriggerDoesNotFit`]).
     pub fn set_trigger(&mut self, trigger: &TriggerProgram) -> anyhow::Result<()> {
+        if !self.trigger_shape.admits(trigger) {
+            return Err(SessionError::TriggerDoesNotFit {
+                loaded: self.trigger_shape,
+                needed: TriggerShape::of(trigger),
+            }
+            .into());
+        }
         load::set_trigger(&mut self.ebpf, trigger)
     }
 

@@ -123,7 +123,7 @@ fn recorder_on(
 ) -> anyhow::Result<Box<dyn FnOnce() -> anyhow::Result<()>>> {
     let specs: Vec<ProbeSpec> = vec![spec.parse()?];
     let trigger: Trigger = trigger.parse()?;
-    let mut session = Session::start(&SessionConfig {
+    let session = Session::start(&SessionConfig {
         specs: &specs,
         capacity: units::parse_events("1M")?,
         targets: &Targets::Processes(vec![pid]),
@@ -133,9 +133,8 @@ fn recorder_on(
         rules: Rules::default(),
         string_size,
         sequences: matches!(trigger, Trigger::Sequence { .. }),
+        trigger: &|probes| Ok(trigger::compile(std::slice::from_ref(&trigger), probes)?),
     })?;
-    let program = trigger::compile(&[trigger], session.probes())?;
-    session.set_trigger(&program)?;
     Ok(Box::new(move || {
         session.close();
         Ok(())
