@@ -9,6 +9,8 @@
 //! warning, which cargo replays on every later build, so only its diagnostics (the eBPF crate's
 //! warnings, or the errors of a build that fails) reach the terminal, not its progress.
 
+#[path = "../xtask/src/object_cache.rs"]
+mod object_cache;
 #[path = "../xtask/src/toolchain.rs"]
 mod toolchain;
 
@@ -43,9 +45,23 @@ fn build() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("snapshot-ebpf manifest has no parent directory"))?;
-    if !skipped() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR is not set")?);
+    let cached = if skipped() {
+        None
+    } else {
+        let cached = cached_object(&metadata, root_dir.as_std_path())?;
+        if cached.is_file() {
+            // As `aya_build` says when it builds: its sources change the object.
+            println!("cargo::rerun-if-changed={root_dir}");
+            println!("cargo::rerun-if-env-changed=AYA_BUILD_SKIP");
+            std::fs::copy(&cached, out.join("snapshot")).with_context(|| {
+                format!("cannot copy the cached eBPF object {}", cached.display())
+            })?;
+            return Ok(());
+        }
         prepare(&pins)?;
-    }
+        Some(cached)
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),
@@ -60,16 +76,43 @@ fn build() -> anyhow::Result<()> {
             pins.ebpf_toolchain
         )
     })?;
-    // Skipped (the fuzz targets, which load no program): an empty object, which
-    // `session::load` refuses with a clear error.
-    if skipped() {
-        let object =
-            PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR is not set")?).join("snapshot");
-        if !object.exists() {
-            std::fs::write(object, [])?;
+    let object = out.join("snapshot");
+    match cached {
+        // A cache that cannot be written only costs the next build its time.
+        Some(cached) => {
+            let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+            let _ = object_cache::store(&object, &cached, &arch);
+        }
+        // Skipped (the fuzz targets, which load no program): an empty object, which
+        // `session::load` refuses with a clear error.
+        None => {
+            if !object.exists() {
+                std::fs::write(object, [])?;
+            }
         }
     }
     Ok(())
+}
+
+/// Where the object this build would make is kept (see `object_cache`): keyed by the eBPF and
+/// common crates, the lock file, the root manifest and the target's architecture and order.
+fn cached_object(
+    metadata: &cargo_metadata::Metadata,
+    ebpf_dir: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    let root = metadata.workspace_root.as_std_path();
+    let common = root.join("snapshot-common");
+    let (manifest, lock) = (root.join("Cargo.toml"), root.join("Cargo.lock"));
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH is not set")?;
+    let endian =
+        env::var("CARGO_CFG_TARGET_ENDIAN").context("CARGO_CFG_TARGET_ENDIAN is not set")?;
+    let key = object_cache::key(&[ebpf_dir, &common], &[&manifest, &lock], &arch, &endian)
+        .context("cannot read the eBPF sources to key the object cache")?;
+    Ok(object_cache::entry(
+        &metadata.target_directory.as_std_path().join("ebpf-object"),
+        &arch,
+        key,
+    ))
 }
 
 /// `AYA_BUILD_SKIP=1` (or `true`): `aya_build` builds nothing, so nothing is needed.

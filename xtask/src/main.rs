@@ -13,6 +13,9 @@ mod fuzz;
 mod initramfs;
 mod kernel_table;
 mod kernels;
+// Used by snapshot-userspace/build.rs; compiled here for its unit tests.
+#[cfg(test)]
+mod object_cache;
 mod paths;
 mod run;
 mod setup;
