@@ -129,8 +129,24 @@ pub fn binaries(arch: Arch) -> anyhow::Result<PathBuf> {
 /// Builds integration test `test` for `arch` (static, optimised, with the binaries it runs);
 /// returns the test executable.
 pub fn test_binary(arch: Arch, test: &str) -> anyhow::Result<PathBuf> {
+    test_binary_to(arch, test, std::process::Stdio::inherit(), None)
+}
+
+/// As [`test_binary`], the build's progress and messages written to `progress` (a log file,
+/// for a build that runs beside another layer), in `target_dir` when given (a build beside
+/// another cargo must not share its target directory, whose lock would make one wait).
+pub fn test_binary_to(
+    arch: Arch,
+    test: &str,
+    progress: impl Into<std::process::Stdio>,
+    target_dir: Option<&std::path::Path>,
+) -> anyhow::Result<PathBuf> {
+    let mut cargo = cargo(arch);
+    if let Some(dir) = target_dir {
+        cargo.env("CARGO_TARGET_DIR", dir);
+    }
     let out = cmd::output(
-        cargo(arch)
+        cargo
             .args([
                 "test",
                 "--release",
@@ -144,7 +160,7 @@ pub fn test_binary(arch: Arch, test: &str) -> anyhow::Result<PathBuf> {
                 "--message-format=json",
             ])
             // The build takes minutes: its progress shows; the JSON on stdout names the executable.
-            .stderr(std::process::Stdio::inherit()),
+            .stderr(progress),
     )?;
     build::test_executable(out.stdout.as_slice(), test)?
         .with_context(|| format!("cargo did not report the executable of test `{test}`"))

@@ -260,10 +260,63 @@ fn vm_layer(
     (result, unsupported)
 }
 
+/// A VM test binary being built in the background.
+type Prebuilt = (
+    Arch,
+    std::thread::JoinHandle<anyhow::Result<std::path::PathBuf>>,
+);
+
+/// Starts building `arch`'s VM test binary in the background, in its own target directory
+/// (`target/ARCH-vm`: the soak and dist layers run cargo meanwhile, which would otherwise wait
+/// for this build's lock), its output into `target/vm/ARCH-build.log`. Those layers leave a
+/// CPU mostly idle, and the aarch64 build is a few minutes of the VM layer otherwise.
+fn prebuild(arch: Arch) -> Prebuilt {
+    let target = crate::paths::workspace().join(format!("target/{}-vm", arch.name()));
+    let log = crate::paths::workspace()
+        .join("target/vm")
+        .join(format!("{}-build.log", arch.name()));
+    cmd::step(&format!(
+        "VM tests: static build for {} started in the background (progress in {})",
+        arch.name(),
+        log.display()
+    ));
+    let handle = std::thread::spawn(move || {
+        let build = || -> anyhow::Result<std::path::PathBuf> {
+            if let Some(dir) = log.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+            }
+            let file =
+                std::fs::File::create(&log).map_err(|e| anyhow!("{}: {e}", log.display()))?;
+            cross::test_binary_to(arch, "vm", file, Some(&target))
+        };
+        build().map_err(|e| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow!("{e:#}; the end of {}:\n{}", log.display(), tail.join("\n"))
+        })
+    });
+    (arch, handle)
+}
+
 /// The VM layer on every kernel of `kernels`: the test binaries built first (one per
-/// architecture), then [`vm_jobs`] VMs at a time, each kernel's outcome in `kernels`' order.
-fn vm_pool(kernels: &[(Arch, String)]) -> Vec<Outcome> {
+/// architecture; `prebuilt` ones waited for), then [`vm_jobs`] VMs at a time, each kernel's
+/// outcome in `kernels`' order.
+fn vm_pool(kernels: &[(Arch, String)], prebuilt: Vec<Prebuilt>) -> Vec<Outcome> {
     let mut exes: Vec<(Arch, anyhow::Result<std::path::PathBuf>)> = Vec::new();
+    for (arch, handle) in prebuilt {
+        cmd::step(&format!(
+            "VM tests: waiting for the static build for {}",
+            arch.name()
+        ));
+        let exe = handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the background build panicked")));
+        if let Ok(exe) = &exe {
+            eprintln!("    {}", exe.display());
+        }
+        exes.push((arch, exe));
+    }
     for &(arch, _) in kernels {
         if !exes.iter().any(|(a, _)| *a == arch) {
             cmd::step(&format!("VM tests: static build for {}", arch.name()));
@@ -311,14 +364,16 @@ fn vm_pool(kernels: &[(Arch, String)]) -> Vec<Outcome> {
 /// Runs the selected layers (all when empty) on the selected architectures' VM kernels (all
 /// when empty) and prints the summary; returns the exit code.
 pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Result<i32> {
+    // The soak and dist layers before the VMs: they leave a CPU mostly idle, which builds the
+    // aarch64 VM tests meanwhile (see `prebuild`).
     let all = [
         Layer::Unit,
         Layer::Lint,
         Layer::Fuzz,
         Layer::Host,
-        Layer::Vm,
         Layer::Soak,
         Layer::Dist,
+        Layer::Vm,
     ];
     let layers = if layers.is_empty() { &all[..] } else { layers };
     let arches = if arches.is_empty() {
@@ -348,7 +403,16 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
         });
     };
     let plain = |r: anyhow::Result<()>| (r.map(|()| String::new()), Vec::new());
-    for layer in layers {
+    let mut prebuilt = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        // The aarch64 VM build goes beside the first soak or dist layer before the VM layer.
+        if matches!(layer, Layer::Soak | Layer::Dist)
+            && prebuilt.is_empty()
+            && layers[i..].contains(&Layer::Vm)
+            && vm_kernels.iter().any(|(a, _)| *a == Arch::Aarch64)
+        {
+            prebuilt.push(prebuild(Arch::Aarch64));
+        }
         match layer {
             Layer::Unit => record(&mut outcomes, "unit", host_kernel(), &|| {
                 plain(cargo_ok(&["test"]))
@@ -376,7 +440,7 @@ pub fn run(layers: &[Layer], kernels: &[String], arches: &[Arch]) -> anyhow::Res
                 );
             }
             Layer::Vm => {
-                outcomes.extend(vm_pool(&vm_kernels));
+                outcomes.extend(vm_pool(&vm_kernels, std::mem::take(&mut prebuilt)));
                 if vm_kernels.len() == kernels::SERIES.len() + arm64::SERIES.len() {
                     eprintln!(
                         "    the kernels' `snapshot check` reports are in target/vm/*/check.json: `cargo xtask kernel-table` puts them into the README"
