@@ -365,60 +365,23 @@ impl Stacks {
 /// Kernel and user symbols, loaded once.
 #[derive(Debug, Default)]
 pub struct Symbolizer {
-    kernel: Kallsyms,
+    kernel: KernelSymbols,
     user: UserSymbols,
 }
 
-/// The kernel's symbols: read in the background from the start, since reading kallsyms takes
-/// the kernel about 70 ms (half a second under emulation) and the recorder need not wait for
-/// it to start; the first stack to symbolize waits for it.
-#[derive(Debug)]
-enum Kallsyms {
-    Loading(std::thread::JoinHandle<KernelSymbols>),
-    Ready(KernelSymbols),
-}
-
-impl Default for Kallsyms {
-    fn default() -> Self {
-        Self::Ready(KernelSymbols::default())
-    }
-}
-
-impl Kallsyms {
-    fn get(&mut self) -> &KernelSymbols {
-        if let Self::Loading(_) = self {
-            let Self::Loading(handle) = std::mem::take(self) else {
-                unreachable!("checked above")
-            };
-            // A reader that panicked leaves the kernel stacks unnamed, not the recording.
-            *self = Self::Ready(handle.join().unwrap_or_default());
-        }
-        match self {
-            Self::Ready(k) => k,
-            Self::Loading(_) => unreachable!("replaced above"),
-        }
-    }
-}
-
 impl Symbolizer {
-    /// Starts reading kallsyms under `root` in the background (the ELF files of user stacks
-    /// are read when first needed).
+    /// Reads kallsyms under `root` (the ELF files of user stacks are read when first needed).
     #[must_use]
     pub fn load(root: &Path) -> Self {
-        let root = root.to_owned();
-        let kernel = std::thread::Builder::new()
-            .name("kallsyms".into())
-            .spawn(move || KernelSymbols::load(&root))
-            .map_or_else(|_| Kallsyms::default(), Kallsyms::Loading);
         Self {
-            kernel,
+            kernel: KernelSymbols::load(root),
             user: UserSymbols::default(),
         }
     }
 
     /// Fills the stacks of `fired` from `stacks`, symbolized.
     pub fn apply(&mut self, fired: &mut super::Fired, stacks: &Stacks) {
-        fired.kernel_stack = self.kernel.get().frames(&stacks.kernel);
+        fired.kernel_stack = self.kernel.frames(&stacks.kernel);
         fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
         fired.user_maps = stacks.maps_note();
     }
