@@ -29,7 +29,14 @@ impl Controller {
             self.session.take_stack(n.ustack),
             Some(&self.maps_cache),
             n.ts_ns,
+        )
+        .with_build_ids(
+            n.ustack_build_id,
+            self.session.take_build_id_stack(n.ustack_build_id),
         );
+        for m in stacks.mappings() {
+            self.symbolizer.files().note(&m.path);
+        }
         let (number, first_ns) = snapshot_common::sequence::fired_parts(n.sequence);
         let fired = Fired {
             ts_ns: n.ts_ns,
@@ -61,6 +68,26 @@ impl Controller {
     pub fn refresh_maps(&mut self, pids: impl IntoIterator<Item = u32>) {
         let root = Path::new("/");
         self.maps_cache.retain_alive(root);
-        self.maps_cache.refresh(root, pids, crate::sys::boot_ns());
+        self.maps_cache
+            .refresh(root, pids, crate::sys::boot_ns(), self.symbolizer.files());
+    }
+
+    /// Notes the files a crash's build-id frames may name before any memory map is read: the
+    /// targets' executables (each told apart when it has no build id, and logged), and the
+    /// files this process maps (the C library and loader its targets likely share).
+    pub fn note_files(&mut self, executables: &[std::path::PathBuf]) {
+        let files = self.symbolizer.files();
+        for exe in executables {
+            if !files.note_target(exe) {
+                log::warn!(
+                    "{} has no build id (it was linked without --build-id): the user stacks of a crash of it resolve only through a memory map read while it ran",
+                    exe.display()
+                );
+            }
+        }
+        let own = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for m in crate::snapshot::symbols::parse_maps(&own) {
+            files.note(&m.path);
+        }
     }
 }
