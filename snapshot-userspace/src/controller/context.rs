@@ -8,7 +8,10 @@ use snapshot_common::Notice;
 
 use super::Controller;
 use crate::{
-    snapshot::{Fired, SequenceFired, symbols::Stacks},
+    snapshot::{
+        Fired, SequenceFired,
+        symbols::{NO_MAPS_ENV, Stacks},
+    },
     sys::comm_str,
 };
 
@@ -22,12 +25,13 @@ impl Controller {
             .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
         let pid = (n.pid_tgid >> 32) as u32;
         let comm = comm_str(&n.comm);
+        let no_maps = std::env::var_os(NO_MAPS_ENV).is_some();
         let stacks = Stacks::read_cached(
-            Path::new("/"),
+            Path::new(if no_maps { "/nonexistent" } else { "/" }),
             (pid, &comm),
             self.session.take_stack(n.kstack),
             self.session.take_stack(n.ustack),
-            Some(&self.maps_cache),
+            Some(&self.maps_cache).filter(|_| !no_maps),
             n.ts_ns,
         )
         .with_build_ids(

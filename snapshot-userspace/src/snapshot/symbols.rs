@@ -16,6 +16,11 @@ use snapshot_common::{BUILD_ID_IP, BUILD_ID_VALID, BuildIdFrame};
 
 use super::buildid::{self, BuildIdIndex};
 
+/// Test switch: with this variable set, a trigger's user stack is resolved as if no memory
+/// map of its process had been read (none at the trigger, none cached), so that tests see the
+/// build-id path whatever the timing of the crash.
+pub const NO_MAPS_ENV: &str = "SNAPSHOT_NO_MAPS";
+
 /// Offsets beyond this from the nearest symbol are not trusted (the address lies past the last
 /// symbol of a region, or in a gap).
 const MAX_OFFSET: u64 = 1 << 20;
