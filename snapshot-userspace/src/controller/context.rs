@@ -31,7 +31,7 @@ impl Controller {
             (pid, &comm),
             self.session.take_stack(n.kstack),
             self.session.take_stack(n.ustack),
-            Some(&self.maps_cache).filter(|_| !no_maps),
+            (!no_maps).then_some(&self.maps_cache),
             n.ts_ns,
         )
         .with_build_ids(
