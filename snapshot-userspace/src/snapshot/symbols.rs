@@ -510,8 +510,9 @@ impl Symbolizer {
         fired.user_maps = stacks.maps_note(&resolved, self.files.lacking());
     }
 
-    /// Resolves the frames of `user` no mapping covered through their build-id frames, and
-    /// records every frame's build id and file offset.
+    /// Resolves the frames of `user` no mapping covered (or one at another file offset than
+    /// the kernel saw) through their build-id frames, and records every frame's build id and
+    /// file offset.
     fn by_build_id(&mut self, user: &mut Vec<Frame>, stacks: &Stacks) -> Resolved {
         // Without an address stack (its map full, say), the build-id frames stand alone.
         for b in stacks.build_ids.iter().skip(user.len()) {
@@ -535,8 +536,20 @@ impl Symbolizer {
                 f.build_id = Some(buildid::hex(&b.build_id));
                 f.file_offset = Some(b.offset_or_ip);
             }
+            // A map read mid-`exec` (the cache races with the loader) can cover an address
+            // with the wrong file offset: the kernel's offset overrides it.
+            let agrees = || {
+                let m = stacks
+                    .maps
+                    .iter()
+                    .find(|m| (m.start..m.end).contains(&f.addr));
+                match (m, b) {
+                    (Some(m), Some(b)) => f.addr - m.start + m.offset == b.offset_or_ip,
+                    _ => true,
+                }
+            };
             match b {
-                _ if f.object.is_some() => r.by_maps += 1,
+                _ if f.object.is_some() && agrees() => r.by_maps += 1,
                 None => r.unresolved += 1,
                 Some(b) => {
                     let path = found
@@ -781,6 +794,26 @@ mod tests {
             Some(
                 "by build id: the process had exited and no map of it was cached; 1 frame by raw build id (no file with it was found: see /usr/lib/debug/.build-id or the binary's `readelf -n`); 1 frame unresolved (no build id: anonymous or JIT code, or a file without one)"
             )
+        );
+        // A map cached mid-exec puts the address at another file offset than the kernel saw:
+        // the build-id frame wins.
+        let stale = Stacks {
+            user: vec![0x5000],
+            maps: vec![Mapping {
+                start: 0x5000,
+                end: 0x6000,
+                offset: 0,
+                path: exe.clone(),
+            }],
+            source: MapsSource::Cached(0),
+            ..Stacks::default()
+        }
+        .with_build_ids(3, frames[..1].to_vec());
+        sym.apply(&mut fired, &stale);
+        assert_eq!(fired.user_stack[0].symbol.as_deref(), Some(want.as_str()));
+        assert_eq!(
+            fired.user_maps.as_deref(),
+            Some("cached 0 ms before the trigger, the process having exited; 1 frame by build id")
         );
         // Without build-id stacks (an old kernel), the note says why nothing resolved.
         sym.apply(&mut fired, &gone(&[], -95));
