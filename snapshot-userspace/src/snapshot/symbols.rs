@@ -604,12 +604,10 @@ mod tests {
         assert_eq!(m[1].path, Path::new("/usr/bin/x"));
     }
 
-    #[test]
-    fn user_frames_resolve_through_the_mapping_and_the_elf_segments() {
-        // This test binary itself: find a function's address in the ELF, map the file at an
-        // arbitrary base as the loader would, and resolve an address inside the function.
-        let exe = std::env::current_exe().unwrap();
-        let elf = Elf::read(&exe).expect("the test binary is an ELF file");
+    /// The address, symbol name and segment (file offset, size, address) of a test function
+    /// in the test binary `exe`.
+    fn test_function(exe: &Path) -> (u64, String, (u64, u64, u64)) {
+        let elf = Elf::read(exe).expect("the test binary is an ELF file");
         let (vaddr, _, name) = elf
             .table
             .syms
@@ -617,11 +615,20 @@ mod tests {
             .find(|s| s.1 > 8 && s.2.contains("kernel_frames_name_the_enclosing_function"))
             .cloned()
             .expect("the test function has a symbol");
-        let &(seg_off, seg_size, seg_vaddr) = elf
+        let &segment = elf
             .segments
             .iter()
             .find(|(_, sz, va)| (*va..va + sz).contains(&vaddr))
             .expect("a segment holds the function");
+        (vaddr, name, segment)
+    }
+
+    #[test]
+    fn user_frames_resolve_through_the_mapping_and_the_elf_segments() {
+        // This test binary itself: find a function's address in the ELF, map the file at an
+        // arbitrary base as the loader would, and resolve an address inside the function.
+        let exe = std::env::current_exe().unwrap();
+        let (vaddr, name, (seg_off, seg_size, seg_vaddr)) = test_function(&exe);
         let base = 0x5500_0000_0000;
         let maps = [Mapping {
             start: base,
@@ -722,19 +729,7 @@ mod tests {
     fn frames_without_a_map_resolve_by_build_id() {
         let exe = std::env::current_exe().unwrap();
         let id = buildid::read_build_id(&exe).expect("the test binary has a build id");
-        let elf = Elf::read(&exe).unwrap();
-        let (vaddr, _, name) = elf
-            .table
-            .syms
-            .iter()
-            .find(|s| s.1 > 8 && s.2.contains("kernel_frames_name_the_enclosing_function"))
-            .cloned()
-            .unwrap();
-        let &(seg_off, _, seg_vaddr) = elf
-            .segments
-            .iter()
-            .find(|(_, sz, va)| (*va..va + sz).contains(&vaddr))
-            .unwrap();
+        let (vaddr, name, (seg_off, _, seg_vaddr)) = test_function(&exe);
         let offset = vaddr - seg_vaddr + seg_off + 4;
         let mut other = id;
         other[0] ^= 0xff;
