@@ -502,17 +502,21 @@ pub struct Notice {
     /// Probe whose event fired it.
     pub probe_id: u32,
     /// Id of the kernel stack at the trigger in the `STACKS` map; negative: none (an errno).
-    pub kstack: i64,
+    /// Stack ids are below the map's size and errnos small: 32 bits hold both (the probes'
+    /// stack is tight: the notice lives on it).
+    pub kstack: i32,
     /// Id of the user stack at the trigger in the `STACKS` map; negative: none (a kernel
     /// thread, or the stack could not be walked).
-    pub ustack: i64,
-    /// The sequence trigger that fired and when its A held, packed into one word (the
-    /// probes' stack is tight): [`sequence::fired`] and [`sequence::fired_parts`]; 0: none.
-    pub sequence: u64,
+    pub ustack: i32,
     /// Id of the same user stack in the `USTACKS_BUILD_ID` map (build id + file offset per
     /// frame, [`BuildIdFrame`]); negative: none (an errno; -95 when the kernel has no
     /// build-id stack maps).
-    pub ustack_build_id: i64,
+    pub ustack_build_id: i32,
+    /// Explicit padding.
+    pub pad: u32,
+    /// The sequence trigger that fired and when its A held, packed into one word (the
+    /// probes' stack is tight): [`sequence::fired`] and [`sequence::fired_parts`]; 0: none.
+    pub sequence: u64,
 }
 
 /// `BPF_F_STACK_BUILD_ID`: the flag of a stack trace map whose values are [`BuildIdFrame`]s.
@@ -602,12 +606,14 @@ const _: () = assert!(
             + (size_of::<StrOp>() + size_of::<Pattern>()) * MAX_STR_OPS
 );
 const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
-const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 8 + 8);
+const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 8);
 const _: () = {
     use core::mem::offset_of;
-    assert!(offset_of!(Notice, ustack) == 80);
+    assert!(offset_of!(Notice, kstack) == 72);
+    assert!(offset_of!(Notice, ustack) == 76);
+    assert!(offset_of!(Notice, ustack_build_id) == 80);
+    assert!(offset_of!(Notice, pad) == 84);
     assert!(offset_of!(Notice, sequence) == 88);
-    assert!(offset_of!(Notice, ustack_build_id) == 96);
     assert!(size_of::<BuildIdFrame>() == 32);
     assert!(BUILD_ID_STACK_VALUE == 4064);
     assert!(offset_of!(BuildIdFrame, build_id) == 4);

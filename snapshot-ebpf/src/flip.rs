@@ -103,10 +103,11 @@ fn notice<C: StackIdContext>(
         // SAFETY: helper without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
         probe_id,
-        kstack: stack_id(ctx, REUSE_STACKID),
-        ustack: stack_id(ctx, REUSE_STACKID | USER_STACK),
+        kstack: stack_id(ctx, REUSE_STACKID) as i32,
+        ustack: stack_id(ctx, REUSE_STACKID | USER_STACK) as i32,
+        ustack_build_id: build_id_stack_id(ctx) as i32,
+        pad: 0,
         sequence: 0,
-        ustack_build_id: build_id_stack_id(ctx),
     }
 }
 

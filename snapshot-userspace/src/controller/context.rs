@@ -29,14 +29,14 @@ impl Controller {
         let stacks = Stacks::read_cached(
             Path::new(if no_maps { "/nonexistent" } else { "/" }),
             (pid, &comm),
-            self.session.take_stack(n.kstack),
-            self.session.take_stack(n.ustack),
+            self.session.take_stack(n.kstack.into()),
+            self.session.take_stack(n.ustack.into()),
             (!no_maps).then_some(&self.maps_cache),
             n.ts_ns,
         )
         .with_build_ids(
-            n.ustack_build_id,
-            self.session.take_build_id_stack(n.ustack_build_id),
+            n.ustack_build_id.into(),
+            self.session.take_build_id_stack(n.ustack_build_id.into()),
         );
         for m in stacks.mappings() {
             self.symbolizer.files().note(&m.path);
