@@ -88,6 +88,9 @@ pub mod names {
     pub const GLOBAL_POST_NS: &str = "SNAPSHOT_POST_NS";
     /// Stack trace map: kernel and user stacks taken when a trigger fires.
     pub const STACKS: &str = "STACKS";
+    /// Stack trace map of [`super::BuildIdFrame`]s (`BPF_F_STACK_BUILD_ID`): the user stack
+    /// taken when a trigger fires, as build id + file offset per frame.
+    pub const USTACKS_BUILD_ID: &str = "USTACKS_BUILD_ID";
     /// The [`super::Notice`] of a trigger whose `--post` window is still open, one element.
     pub const PENDING: &str = "PENDING";
 
@@ -182,6 +185,9 @@ pub mod kfeature {
     pub const FUNC_ARGS: u32 = 1 << 2;
     /// `bpf_get_stackid` (stacks at the trigger). Without: snapshots carry no stacks.
     pub const STACK_IDS: u32 = 1 << 3;
+    /// Stack trace maps of build ids (`BPF_F_STACK_BUILD_ID`, Linux 4.17): the user stack at
+    /// the trigger also as build id + file offset. Without: only the maps symbolize it.
+    pub const STACK_BUILD_ID: u32 = 1 << 4;
 }
 
 /// The call instruction that replaces every atomic instruction of the eBPF object on a kernel
@@ -503,13 +509,51 @@ pub struct Notice {
     /// Probe whose event fired it.
     pub probe_id: u32,
     /// Id of the kernel stack at the trigger in the `STACKS` map; negative: none (an errno).
-    pub kstack: i64,
+    /// Stack ids are below the map's size and errnos small: 32 bits hold both (the probes'
+    /// stack is tight: the notice lives on it).
+    pub kstack: i32,
     /// Id of the user stack at the trigger in the `STACKS` map; negative: none (a kernel
     /// thread, or the stack could not be walked).
-    pub ustack: i64,
+    pub ustack: i32,
+    /// Id of the same user stack in the `USTACKS_BUILD_ID` map (build id + file offset per
+    /// frame, [`BuildIdFrame`]); negative: none (an errno; -95 when the kernel has no
+    /// build-id stack maps).
+    pub ustack_build_id: i32,
+    /// Explicit padding.
+    pub pad: u32,
     /// The sequence trigger that fired and when its A held, packed into one word (the
     /// probes' stack is tight): [`sequence::fired`] and [`sequence::fired_parts`]; 0: none.
     pub sequence: u64,
+}
+
+/// `BPF_F_STACK_BUILD_ID`: the flag of a stack trace map whose values are [`BuildIdFrame`]s.
+pub const F_STACK_BUILD_ID: u32 = 1 << 5;
+
+/// Value size of a build-id stack map: [`MAX_STACK_DEPTH`] [`BuildIdFrame`]s.
+pub const BUILD_ID_STACK_VALUE: u32 = (MAX_STACK_DEPTH * size_of::<BuildIdFrame>()) as u32;
+
+/// Bytes of a build id in a [`BuildIdFrame`] (`BPF_BUILD_ID_SIZE`).
+pub const BUILD_ID_SIZE: usize = 20;
+
+/// [`BuildIdFrame::status`]: no frame (past the end of the stack).
+pub const BUILD_ID_EMPTY: i32 = 0;
+/// [`BuildIdFrame::status`]: `build_id` and the file offset are valid.
+pub const BUILD_ID_VALID: i32 = 1;
+/// [`BuildIdFrame::status`]: no build id could be read (anonymous memory, a file without
+/// one, a page not in memory): `offset_or_ip` is the instruction address.
+pub const BUILD_ID_IP: i32 = 2;
+
+/// One frame of a build-id stack, as the kernel's `struct bpf_stack_build_id` (the value of a
+/// `BPF_F_STACK_BUILD_ID` stack map is [`MAX_STACK_DEPTH`] of them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildIdFrame {
+    /// `BUILD_ID_*`.
+    pub status: i32,
+    /// The build id of the file mapped at the frame (status [`BUILD_ID_VALID`]).
+    pub build_id: [u8; BUILD_ID_SIZE],
+    /// The frame's offset in that file ([`BUILD_ID_VALID`]) or its address ([`BUILD_ID_IP`]).
+    pub offset_or_ip: u64,
 }
 
 /// Where a tracepoint field lives in the raw tracepoint record.
@@ -572,8 +616,15 @@ const _: () = assert!(size_of::<TriggerState>() == 16 * MAX_SLOTS);
 const _: () = assert!(size_of::<Notice>() == 8 * 6 + COMM_LEN + 8 + 16 + 8);
 const _: () = {
     use core::mem::offset_of;
-    assert!(offset_of!(Notice, ustack) == 80);
+    assert!(offset_of!(Notice, kstack) == 72);
+    assert!(offset_of!(Notice, ustack) == 76);
+    assert!(offset_of!(Notice, ustack_build_id) == 80);
+    assert!(offset_of!(Notice, pad) == 84);
     assert!(offset_of!(Notice, sequence) == 88);
+    assert!(size_of::<BuildIdFrame>() == 32);
+    assert!(BUILD_ID_STACK_VALUE == 4064);
+    assert!(offset_of!(BuildIdFrame, build_id) == 4);
+    assert!(offset_of!(BuildIdFrame, offset_or_ip) == 24);
     assert!(op::SEQ_MATCH > op::STR && op::SEQ_ARM > op::SEQ_MATCH);
 };
 const _: () = assert!(size_of::<FieldLoc>() == 4);
@@ -596,6 +647,8 @@ mod pod {
     unsafe impl aya::Pod for super::TriggerState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Notice {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::BuildIdFrame {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StringSpec {}
     // SAFETY: as above.

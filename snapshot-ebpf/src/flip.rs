@@ -27,8 +27,10 @@
 //! while a window is open belong to that snapshot: they are neither flips nor missed.
 //!
 //! Stacks: the winner takes the kernel and user stacks into `STACKS` (a few µs, once per
-//! snapshot) and sends their ids with the notice; on a kernel without `bpf_get_stackid` for
-//! the program's type, the ids say "no stack".
+//! snapshot), and the user stack once more as build id + file offset per frame into
+//! `USTACKS_BUILD_ID` (for a process gone before userspace reads its memory map), and sends
+//! the three ids with the notice; on a kernel without `bpf_get_stackid` for the program's type
+//! (or without build-id stack maps, for the third), the ids say "no stack".
 //!
 //! Diagnostics: these rare branches (a trigger won, a trigger missed, the stop policy engaged,
 //! a `--post` window closed) write a debug record (`diag.rs`, aya-log) before their notice,
@@ -47,7 +49,7 @@ use snapshot_common::{
 
 use crate::{
     atomic, diag,
-    maps::{CONTROL, NOTIFY, PENDING, STACKS, has, limits, policy, post},
+    maps::{CONTROL, NOTIFY, PENDING, STACKS, USTACKS_BUILD_ID, has, limits, policy, post},
     record::{self, Payload, Role},
 };
 
@@ -65,6 +67,17 @@ fn stack_id<C: StackIdContext>(ctx: &C, flags: u64) -> i64 {
         return NO_STACK_IDS;
     }
     ctx.get_stackid(&STACKS, flags).unwrap_or_else(i64::from)
+}
+
+/// The id of the current user stack in `USTACKS_BUILD_ID` (build id + file offset per
+/// frame), or a negative errno (`NO_STACK_IDS` on a kernel without build-id stack maps).
+#[inline(always)]
+fn build_id_stack_id<C: StackIdContext>(ctx: &C) -> i64 {
+    if !has(kfeature::STACK_IDS) || !has(kfeature::STACK_BUILD_ID) {
+        return NO_STACK_IDS;
+    }
+    ctx.get_stackid(&USTACKS_BUILD_ID, REUSE_STACKID | USER_STACK)
+        .unwrap_or_else(i64::from)
 }
 
 /// The trigger context: who fired, what value, and where (stacks).
@@ -90,8 +103,10 @@ fn notice<C: StackIdContext>(
         // SAFETY: helper without preconditions.
         cpu: unsafe { bpf_get_smp_processor_id() },
         probe_id,
-        kstack: stack_id(ctx, REUSE_STACKID),
-        ustack: stack_id(ctx, REUSE_STACKID | USER_STACK),
+        kstack: stack_id(ctx, REUSE_STACKID) as i32,
+        ustack: stack_id(ctx, REUSE_STACKID | USER_STACK) as i32,
+        ustack_build_id: build_id_stack_id(ctx) as i32,
+        pad: 0,
         sequence: 0,
     }
 }

@@ -69,6 +69,14 @@ pub static NOTIFY: RingBuf = RingBuf::with_byte_size(16 * 1024, 0);
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
 
+/// The user stack taken when a trigger fires, as build id + file offset per frame
+/// (`snapshot_common::BuildIdFrame`), for the frames no memory map symbolizes later (a
+/// process gone before userspace reads its maps). Declared here as a plain stack map;
+/// userspace patches its value size and `BPF_F_STACK_BUILD_ID` in at load when the kernel
+/// has build-id stack maps (`kfeature::STACK_BUILD_ID`), else leaves it unused.
+#[map]
+pub static USTACKS_BUILD_ID: StackTrace = StackTrace::with_max_entries(64, 0);
+
 /// The notice of a trigger whose `--post` window is open, sent when the window closes.
 #[map]
 pub static PENDING: Array<Notice> = Array::with_max_entries(1, 0);

@@ -10,7 +10,10 @@ mod common;
 use std::{path::PathBuf, process::Child};
 
 use common::{OutDir, WORKLOAD, collect, held_workload, record, require_root, workload_probe};
-use snapshot_userspace::snapshot::{Snapshot, SnapshotKind, symbols::Frame};
+use snapshot_userspace::snapshot::{
+    Snapshot, SnapshotKind,
+    symbols::{self, Frame},
+};
 
 /// Records `--pid` of a workload started first (held until the recorder records, so its
 /// memory map is read before it runs), with `args`; returns the run and the workload's pid
@@ -142,6 +145,87 @@ fn a_started_command_that_crashes_is_caught_too() {
             .is_some_and(|f| f.starts_with("snapshot_workload_segfault")),
         "{user:?} ({:?})",
         fired.user_maps
+    );
+}
+
+/// Asserts the top user frame of `run`'s one crash snapshot is the workload's faulting
+/// function, resolved by build id (its memory map never read): returns the header's note.
+fn assert_named_by_build_id(run: &common::Run) -> String {
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let fired = only_condition(run).header.fired.clone().expect("fired");
+    assert_eq!((fired.probe.as_str(), fired.value), ("signal_deliver", 11));
+    let user = describe(&fired.user_stack);
+    let note = fired.user_maps.clone().unwrap_or_default();
+    assert!(
+        user.first()
+            .is_some_and(|f| f.starts_with("snapshot_workload_segfault")
+                && f.ends_with("(snapshot-workload)")),
+        "{user:?} ({note})"
+    );
+    assert!(
+        fired.user_stack[0].build_id.is_some(),
+        "the frame keeps its build id"
+    );
+    note
+}
+
+#[test]
+fn a_command_that_segfaults_right_after_exec_is_named_by_build_id() {
+    require_root();
+    // No sleep: the process is gone, its map never read (the cache reads every 100 ms, from
+    // after the exec), by the time its trigger is handled; the build-id frames name the
+    // started command's file.
+    let args = ["--trigger", "crash", "--", WORKLOAD, "segfault"];
+    let note = assert_named_by_build_id(&record(&args));
+    // Whether the map was read in time depends on the timing: with it never read (the test
+    // switch), the frames resolve by build id alone.
+    let run = common::record_with_env(&args, &[(symbols::NO_MAPS_ENV, "1")]);
+    let alone = assert_named_by_build_id(&run);
+    assert_eq!(
+        alone, "by build id: the process had exited and no map of it was cached",
+        "(without the switch: {note})"
+    );
+}
+
+#[test]
+fn a_comm_target_that_segfaults_is_named_by_build_id() {
+    require_root();
+    // `--comm`: no memory map is cached (and, with the test switch, none is read at the
+    // trigger either). The crashed process's command name (cut to 15 characters) names an
+    // executable on the recorder's PATH, whose build id matches.
+    let out = OutDir::new();
+    let dir = std::path::Path::new(WORKLOAD)
+        .parent()
+        .expect("a directory");
+    let path = std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("a PATH");
+    let recorder = common::spawn_recorder_with_env(
+        &out,
+        &["--comm", "snapshot-worklo", "--trigger", "crash"],
+        &[("PATH", &path), (symbols::NO_MAPS_ENV, "1".as_ref())],
+    );
+    let status = std::process::Command::new(WORKLOAD)
+        .arg("segfault")
+        .status()
+        .expect("the workload runs");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(11)
+    );
+    for _ in 0..2000 {
+        if !common::snapshot_files(&out.0).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    common::send_signal(recorder.id(), libc::SIGINT);
+    let run = collect(&recorder.wait_with_output().expect("recorder"), out);
+    let note = assert_named_by_build_id(&run);
+    assert_eq!(
+        note,
+        "by build id: the process had exited and no map of it was cached"
     );
 }
 

@@ -8,7 +8,10 @@ use snapshot_common::Notice;
 
 use super::Controller;
 use crate::{
-    snapshot::{Fired, SequenceFired, symbols::Stacks},
+    snapshot::{
+        Fired, SequenceFired,
+        symbols::{NO_MAPS_ENV, Stacks},
+    },
     sys::comm_str,
 };
 
@@ -22,14 +25,22 @@ impl Controller {
             .map_or_else(|| format!("probe{}", n.probe_id), |p| p.name.clone());
         let pid = (n.pid_tgid >> 32) as u32;
         let comm = comm_str(&n.comm);
+        let no_maps = std::env::var_os(NO_MAPS_ENV).is_some();
         let stacks = Stacks::read_cached(
-            Path::new("/"),
+            Path::new(if no_maps { "/nonexistent" } else { "/" }),
             (pid, &comm),
-            self.session.take_stack(n.kstack),
-            self.session.take_stack(n.ustack),
-            Some(&self.maps_cache),
+            self.session.take_stack(n.kstack.into()),
+            self.session.take_stack(n.ustack.into()),
+            (!no_maps).then_some(&self.maps_cache),
             n.ts_ns,
+        )
+        .with_build_ids(
+            n.ustack_build_id.into(),
+            self.session.take_build_id_stack(n.ustack_build_id.into()),
         );
+        for m in stacks.mappings() {
+            self.symbolizer.files().note(&m.path);
+        }
         let (number, first_ns) = snapshot_common::sequence::fired_parts(n.sequence);
         let fired = Fired {
             ts_ns: n.ts_ns,
@@ -61,6 +72,26 @@ impl Controller {
     pub fn refresh_maps(&mut self, pids: impl IntoIterator<Item = u32>) {
         let root = Path::new("/");
         self.maps_cache.retain_alive(root);
-        self.maps_cache.refresh(root, pids, crate::sys::boot_ns());
+        self.maps_cache
+            .refresh(root, pids, crate::sys::boot_ns(), self.symbolizer.files());
+    }
+
+    /// Notes the files a crash's build-id frames may name before any memory map is read: the
+    /// targets' executables (each told apart when it has no build id, and logged), and the
+    /// files this process maps (the C library and loader its targets likely share).
+    pub fn note_files(&mut self, executables: &[std::path::PathBuf]) {
+        let files = self.symbolizer.files();
+        for exe in executables {
+            if !files.note_target(exe) {
+                log::warn!(
+                    "{} has no build id (it was linked without --build-id): the user stacks of a crash of it resolve only through a memory map read while it ran",
+                    exe.display()
+                );
+            }
+        }
+        let own = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for m in crate::snapshot::symbols::parse_maps(&own) {
+            files.note(&m.path);
+        }
     }
 }

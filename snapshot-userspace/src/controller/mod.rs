@@ -247,7 +247,10 @@ impl Controller {
             stopped: false,
             window_until: None,
             window_fired: None,
-            symbolizer: Symbolizer::load(std::path::Path::new("/")),
+            symbolizer: Symbolizer::load(
+                std::path::Path::new("/"),
+                crate::snapshot::buildid::BuildIdIndex::from_env(),
+            ),
             maps_cache: MapsCache::default(),
             out,
             session,

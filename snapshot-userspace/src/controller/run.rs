@@ -280,6 +280,9 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         Vec::new()
     };
     controller.refresh_maps(maps_pids.iter().copied());
+    if trigger::builtin::watches_deaths(&rec.triggers) {
+        controller.note_files(&target_executables(&rec.target, &target.targets));
+    }
     if let Err(e) = controller.out().write_pid_file() {
         log::warn!(
             "cannot write the pid file into {}: {e} (`snapshot trigger` still works)",
@@ -416,4 +419,27 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         totals,
         unwritten,
     })
+}
+
+/// The executables of the targets known at start: the started command as `execvp` finds it
+/// (its pid still runs this binary, held), and `/proc/PID/exe` of `--pid` and `--tid` targets.
+fn target_executables(spec: &TargetSpec, targets: &Targets) -> Vec<std::path::PathBuf> {
+    if let TargetSpec::Command(argv) = spec {
+        return argv
+            .first()
+            .and_then(|cmd| {
+                crate::session::target::find_executable(cmd, std::env::var_os("PATH").as_deref())
+            })
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .into_iter()
+            .collect();
+    }
+    let pids = match targets {
+        Targets::Processes(pids) => pids.clone(),
+        Targets::Thread(tid) => vec![*tid],
+        Targets::All | Targets::Comm(_) => Vec::new(),
+    };
+    pids.iter()
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+        .collect()
 }

@@ -374,11 +374,13 @@ mod tests {
             addr: 0xffff_ffff_8100_0010,
             symbol: Some("vfs_read+0x10".into()),
             object: None,
+            ..Default::default()
         }];
         f.user_stack = vec![Frame {
             addr: 0x1234,
             symbol: None,
             object: Some("work".into()),
+            ..Default::default()
         }];
         let t = text(&s);
         let lines: Vec<&str> = t.lines().collect();

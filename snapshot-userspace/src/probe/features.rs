@@ -42,6 +42,8 @@ pub enum Feature {
     QueueMaps,
     /// `bpf_get_stackid`.
     StackIds,
+    /// Stack trace maps of build ids (`BPF_F_STACK_BUILD_ID`).
+    StackBuildId,
     /// `bpf_get_current_task_btf`.
     TaskBtf,
     /// Kernel BTF (`/sys/kernel/btf/vmlinux`).
@@ -84,7 +86,7 @@ pub struct Info {
 
 impl Feature {
     /// Every feature, in report order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::AtomicXchg,
         Self::AtomicCmpxchg,
         Self::AtomicFetchAdd,
@@ -95,6 +97,7 @@ impl Feature {
         Self::MmapArrays,
         Self::QueueMaps,
         Self::StackIds,
+        Self::StackBuildId,
         Self::TaskBtf,
         Self::Btf,
         Self::Trampolines,
@@ -178,6 +181,15 @@ impl Feature {
                 "4.6",
                 "kernel and user stacks at the trigger",
                 Need::Fallback("snapshots carry no stacks"),
+            ),
+            Self::StackBuildId => (
+                "stack_build_id",
+                "stack trace maps of build ids (BPF_F_STACK_BUILD_ID)",
+                "4.17",
+                "user stacks at the trigger as build id + file offset, resolved without the process's memory map (a crash right after exec, --comm and system-wide targets)",
+                Need::Fallback(
+                    "user stacks resolve only through a memory map read at the trigger or cached while the process ran",
+                ),
             ),
             Self::TaskBtf => (
                 "task_btf",
@@ -385,6 +397,21 @@ fn stack_ids() -> Result<(), String> {
     )
 }
 
+/// A build-id stack map can be created (the size and flag `session::patch` gives
+/// `USTACKS_BUILD_ID`).
+fn build_id_stacks() -> Result<(), String> {
+    use snapshot_common::{BUILD_ID_STACK_VALUE, F_STACK_BUILD_ID};
+    bpf::map_create(
+        ids::MAP_STACK_TRACE,
+        4,
+        BUILD_ID_STACK_VALUE,
+        1,
+        F_STACK_BUILD_ID,
+    )
+    .map(drop)
+    .map_err(|e| format!("cannot create a build-id stack trace map: {e}"))
+}
+
 /// A function to load the tracing probes against: one of the kernel's BPF self-test
 /// functions (called by nothing else), else `vfs_read`.
 fn tracing_target(btf: &Btf) -> Option<u32> {
@@ -509,6 +536,7 @@ impl Features {
                         .map(drop)
                         .map_err(|e| e.to_string()),
                     Feature::StackIds => stack_ids(),
+                    Feature::StackBuildId => build_id_stacks(),
                     Feature::TaskBtf => kprobe_calls(ids::HELPER_TASK_BTF),
                     Feature::Btf => fs(btf.is_some(), "no readable /sys/kernel/btf/vmlinux"),
                     Feature::Trampolines => fentry_loads.clone(),
@@ -575,6 +603,7 @@ impl Features {
             (Feature::FuncIp, kfeature::FUNC_IP),
             (Feature::FuncArgs, kfeature::FUNC_ARGS),
             (Feature::StackIds, kfeature::STACK_IDS),
+            (Feature::StackBuildId, kfeature::STACK_BUILD_ID),
         ] {
             if self.has(feature) {
                 bits |= bit;
@@ -648,9 +677,13 @@ mod tests {
         let f = all_present();
         assert_eq!(
             f.kernel_bits(),
-            kfeature::ATOMICS | kfeature::FUNC_IP | kfeature::FUNC_ARGS | kfeature::STACK_IDS
+            kfeature::ATOMICS
+                | kfeature::FUNC_IP
+                | kfeature::FUNC_ARGS
+                | kfeature::STACK_IDS
+                | kfeature::STACK_BUILD_ID
         );
-        let old = f.hiding("atomics, func_ip");
+        let old = f.hiding("atomics, func_ip, stack_build_id");
         assert_eq!(old.kernel_bits(), kfeature::FUNC_ARGS | kfeature::STACK_IDS);
         assert!(!old.has(Feature::AtomicCmpxchg));
         assert!(

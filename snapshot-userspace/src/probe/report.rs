@@ -234,6 +234,14 @@ impl Report {
                     "none (no bpf_get_stackid)",
                 ),
             },
+            UseLine {
+                what: "crash stacks without the memory map",
+                uses: pick(
+                    bits & kfeature::STACK_BUILD_ID != 0,
+                    "build-id stack map",
+                    "none (no build-id stack maps): the memory map only",
+                ),
+            },
         ];
         let features = f
             .probed

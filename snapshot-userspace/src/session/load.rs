@@ -167,6 +167,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
     let header = size_of::<PayloadHeader>() as u32;
     let mut object = EBPF_OBJECT.to_vec();
     patch::set_value_size(&mut object, names::PAYLOADS, header, payload.max(header))?;
+    let build_ids = config.features & kfeature::STACK_BUILD_ID != 0;
+    if build_ids {
+        patch::set_build_id_stack(&mut object, names::USTACKS_BUILD_ID)?;
+    }
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NCPU, &config.ncpu, true)
@@ -207,6 +211,10 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .map_max_entries(names::PAYLOADS, if payload == 0 { 1 } else { events })
         .map_max_entries(names::CPU_STATE, config.ncpu)
         .map_max_entries(names::SEQ_STATE, config.seq_state_entries());
+    if !build_ids {
+        // A plain stack map the programs never touch (the branch is pruned).
+        loader.map_max_entries(names::USTACKS_BUILD_ID, 1);
+    }
     if config.features & kfeature::ATOMICS == 0 {
         let tickets = u32::try_from(config.post_tickets().max(1))
             .context("--post is too large: keep it below the buffer size")?;
@@ -323,6 +331,7 @@ mod tests {
             names::TARGETS,
             names::PROBES,
             names::STACKS,
+            names::USTACKS_BUILD_ID,
             names::PENDING,
             names::GLOBAL_NCPU,
             names::GLOBAL_CAPACITY,

@@ -23,7 +23,7 @@ use aya::{
     maps::{Array, MapData, RingBuf, StackTraceMap},
 };
 use snapshot_common::{
-    FilterMode, MAX_PROBES, MAX_STRINGS, Notice, TriggerProgram, kfeature, names,
+    BuildIdFrame, FilterMode, MAX_PROBES, MAX_STRINGS, Notice, TriggerProgram, kfeature, names,
     shape::TriggerShape,
 };
 
@@ -402,6 +402,40 @@ impl Session {
             .unwrap_or_default();
         let _ = stacks.remove(&id);
         ips
+    }
+
+    /// The frames of build-id stack `id` from the `USTACKS_BUILD_ID` map (build id + file
+    /// offset, or the address), which then forgets it. A negative id (no stack) gives none.
+    pub fn take_build_id_stack(&mut self, id: i64) -> Vec<BuildIdFrame> {
+        let Ok(id) = u32::try_from(id) else {
+            return Vec::new();
+        };
+        let Some(aya::maps::Map::StackTraceMap(map)) = self.ebpf.map(names::USTACKS_BUILD_ID)
+        else {
+            return Vec::new();
+        };
+        let fd = std::os::fd::AsFd::as_fd(map.fd());
+        let mut frames = vec![BuildIdFrame::default(); snapshot_common::MAX_STACK_DEPTH];
+        // SAFETY: `BuildIdFrame` is `#[repr(C)]` integers without padding (asserted in
+        // snapshot-common): any bytes the kernel writes are a valid value; the slice covers
+        // exactly the vector's initialised elements.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                frames.as_mut_ptr().cast::<u8>(),
+                frames.len() * size_of::<BuildIdFrame>(),
+            )
+        };
+        let found = crate::sys::bpf::map_lookup(fd, id, bytes).unwrap_or(false);
+        let _ = crate::sys::bpf::map_delete(fd, id);
+        if !found {
+            return Vec::new();
+        }
+        let depth = frames
+            .iter()
+            .position(|f| f.status == snapshot_common::BUILD_ID_EMPTY)
+            .unwrap_or(frames.len());
+        frames.truncate(depth);
+        frames
     }
 
     /// The notice kept for the open `--post` window.

@@ -40,6 +40,7 @@ use snapshot_common::{Event, MAX_ARGS};
 
 use crate::{probe::ProbeInfo, session::buffer::CpuAccount, sys::clock_ns};
 
+pub mod buildid;
 pub mod dir;
 pub mod strings;
 pub mod symbols;

@@ -1,5 +1,7 @@
 //! Symbolizing addresses: kernel addresses with kallsyms, user addresses through the process's
-//! memory map (`/proc/PID/maps`) and the ELF symbols of the mapped file.
+//! memory map (`/proc/PID/maps`) and the ELF symbols of the mapped file, and user frames no
+//! memory map covers (a process gone before its map was read) through the build id and file
+//! offset the kernel took with them (see [`super::buildid`]).
 //!
 //! Stacks are symbolized when the snapshot is taken (the process may be gone by the time
 //! someone reads the file, and kallsyms shows addresses only to root); the file keeps both the
@@ -9,6 +11,15 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
 };
+
+use snapshot_common::{BUILD_ID_IP, BUILD_ID_VALID, BuildIdFrame};
+
+use super::buildid::{self, BuildIdIndex};
+
+/// Test switch: with this variable set, a trigger's user stack is resolved as if no memory
+/// map of its process had been read (none at the trigger, none cached), so that tests see the
+/// build-id path whatever the timing of the crash.
+pub const NO_MAPS_ENV: &str = "SNAPSHOT_NO_MAPS";
 
 /// Offsets beyond this from the nearest symbol are not trusted (the address lies past the last
 /// symbol of a region, or in a gap).
@@ -25,16 +36,27 @@ pub struct Frame {
     /// The file the address belongs to (user frames), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// The build id (hex) of the file the kernel found at the address (user frames), when it
+    /// could read one: with `file_offset`, enough to symbolize the frame later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// The address's offset in that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_offset: Option<u64>,
 }
 
 impl Frame {
-    /// `symbol` or the address in hex, with the object for user frames.
+    /// `symbol`, else `build-id HEX+0xOFFSET`, else the address in hex; with the object for
+    /// user frames.
     #[must_use]
     pub fn describe(&self) -> String {
-        let what = self
-            .symbol
-            .clone()
-            .unwrap_or_else(|| format!("{:#x}", self.addr));
+        let what =
+            self.symbol
+                .clone()
+                .unwrap_or_else(|| match (&self.build_id, self.file_offset) {
+                    (Some(id), Some(off)) => format!("build-id {id}+{off:#x}"),
+                    _ => format!("{:#x}", self.addr),
+                });
         match &self.object {
             Some(o) => format!("{what} ({o})"),
             None => what,
@@ -106,7 +128,7 @@ impl KernelSymbols {
             .map(|&addr| Frame {
                 addr,
                 symbol: self.table.lookup(addr),
-                object: None,
+                ..Frame::default()
             })
             .collect()
     }
@@ -172,8 +194,9 @@ impl Elf {
         let segments = file
             .segments()
             .map(|s| {
+                // A separate debug file keeps the program headers but not the contents.
                 let (off, size) = s.file_range();
-                (off, size, s.address())
+                (off, if size == 0 { s.size() } else { size }, s.address())
             })
             .collect();
         Some(Self {
@@ -192,6 +215,9 @@ impl Elf {
     }
 }
 
+/// Most ELF files [`UserSymbols`] keeps read (all are dropped when one more is needed).
+const ELF_CACHED: usize = 64;
+
 /// User-space symbolizer, caching the ELF files it has read.
 #[derive(Debug, Default)]
 pub struct UserSymbols {
@@ -199,6 +225,18 @@ pub struct UserSymbols {
 }
 
 impl UserSymbols {
+    /// The symbol at file offset `off` of the ELF file at `path`.
+    fn lookup(&mut self, path: &Path, off: u64) -> Option<String> {
+        if self.files.len() >= ELF_CACHED && !self.files.contains_key(path) {
+            self.files.clear();
+        }
+        self.files
+            .entry(path.to_path_buf())
+            .or_insert_with(|| Elf::read(path))
+            .as_ref()?
+            .lookup(off)
+    }
+
     /// Symbolizes `ips` against `maps`.
     pub fn frames_in(&mut self, maps: &[Mapping], ips: &[u64]) -> Vec<Frame> {
         ips.iter()
@@ -209,16 +247,11 @@ impl UserSymbols {
                         ..Frame::default()
                     };
                 };
-                let elf = self
-                    .files
-                    .entry(m.path.clone())
-                    .or_insert_with(|| Elf::read(&m.path));
                 Frame {
                     addr,
-                    symbol: elf
-                        .as_ref()
-                        .and_then(|e| e.lookup(addr - m.start + m.offset)),
+                    symbol: self.lookup(&m.path, addr - m.start + m.offset),
                     object: m.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    ..Frame::default()
                 }
             })
             .collect()
@@ -249,7 +282,14 @@ impl MapsCache {
     /// Reads the maps of `pids` under `root` now, at boot time `now_ns`, with their command
     /// names; a process whose maps read empty (gone, a zombie) keeps its last entry, and one
     /// still running this binary (a started command not yet past its `exec`) is skipped.
-    pub fn refresh(&mut self, root: &Path, pids: impl IntoIterator<Item = u32>, now_ns: u64) {
+    /// Every file mapped is noted in `seen` (its build id may name it later).
+    pub fn refresh(
+        &mut self,
+        root: &Path,
+        pids: impl IntoIterator<Item = u32>,
+        now_ns: u64,
+        seen: &mut BuildIdIndex,
+    ) {
         let exe = |p: &str| std::fs::read_link(root.join(p)).ok();
         let own = exe("proc/self/exe");
         for pid in pids {
@@ -264,6 +304,9 @@ impl MapsCache {
             };
             if self.entries.len() >= MAPS_CACHED && !self.entries.contains_key(&pid) {
                 continue;
+            }
+            for m in &maps {
+                seen.note(&m.path);
             }
             self.entries.insert(pid, (maps, now_ns, comm));
         }
@@ -291,7 +334,8 @@ pub enum MapsSource {
 }
 
 /// A trigger's stacks as taken: instruction addresses, and the memory map of the process the
-/// user stack belongs to (read while it still runs, or cached before it exited).
+/// user stack belongs to (read while it still runs, or cached before it exited); the user
+/// stack as build id + file offset per frame too.
 #[derive(Debug, Default)]
 pub struct Stacks {
     kernel: Vec<u64>,
@@ -300,6 +344,25 @@ pub struct Stacks {
     source: MapsSource,
     /// When the trigger fired (boot-time ns).
     fired_ns: u64,
+    /// The process's command name at the trigger.
+    comm: String,
+    /// The user stack's frames as build id + file offset (or address).
+    build_ids: Vec<BuildIdFrame>,
+    /// The build-id stack's id as the notice carried it (negative: an errno, none taken).
+    build_id_stack: i64,
+}
+
+/// How the frames of a user stack were resolved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Through the memory map.
+    pub by_maps: usize,
+    /// Through the build id of a file found.
+    pub by_build_id: usize,
+    /// With a build id no file found has: shown as `build-id HEX+0xOFFSET`.
+    pub raw_build_id: usize,
+    /// Not at all: no mapping and no build id.
+    pub unresolved: usize,
 }
 
 impl Stacks {
@@ -341,49 +404,168 @@ impl Stacks {
             maps,
             source,
             fired_ns,
+            comm: comm.to_owned(),
+            build_ids: Vec::new(),
+            build_id_stack: -1,
         }
     }
 
-    /// How the header describes the map used: `read at the trigger`, `cached 120 ms before
-    /// the trigger, the process having exited`.
+    /// With the user stack as build id + file offset per frame: `id` as the notice carried it
+    /// (negative: none was taken, an errno), `frames` as read from the kernel.
     #[must_use]
-    pub fn maps_note(&self) -> Option<String> {
-        match self.source {
-            MapsSource::None => None,
-            MapsSource::AtTrigger => Some("read at the trigger".to_owned()),
-            MapsSource::Cached(at) => Some(format!(
+    pub fn with_build_ids(mut self, id: i64, frames: Vec<BuildIdFrame>) -> Self {
+        self.build_id_stack = id;
+        self.build_ids = frames;
+        self
+    }
+
+    /// The file-backed mappings read or cached for the user stack.
+    #[must_use]
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.maps
+    }
+
+    /// How the header describes the map used and how the frames resolved: `read at the
+    /// trigger`, `cached 120 ms before the trigger, the process having exited`, `by build
+    /// id: the process had exited and no map of it was cached`, with what did not resolve.
+    #[must_use]
+    pub fn maps_note(&self, r: &Resolved, lacking: &[String]) -> Option<String> {
+        let mut note = match self.source {
+            MapsSource::None if self.build_ids.is_empty() => return None,
+            MapsSource::None => "none".to_owned(),
+            MapsSource::AtTrigger => "read at the trigger".to_owned(),
+            MapsSource::Cached(at) => format!(
                 "cached {} ms before the trigger, the process having exited",
                 self.fired_ns.saturating_sub(at) / 1_000_000
-            )),
+            ),
+            MapsSource::Missing if r.by_build_id > 0 && r.by_maps == 0 => {
+                "by build id: the process had exited and no map of it was cached".to_owned()
+            }
             MapsSource::Missing => {
-                Some("none: the process had exited and no map of it was cached".to_owned())
+                "none: the process had exited and no map of it was cached".to_owned()
+            }
+        };
+        let frames = |n: usize| {
+            if n == 1 {
+                "1 frame".to_owned()
+            } else {
+                format!("{n} frames")
+            }
+        };
+        if r.by_build_id > 0 && (r.by_maps > 0 || self.source != MapsSource::Missing) {
+            note += &format!("; {} by build id", frames(r.by_build_id));
+        }
+        if r.raw_build_id > 0 {
+            note += &format!(
+                "; {} by raw build id (no file with it was found: see /usr/lib/debug/.build-id or the binary's `readelf -n`)",
+                frames(r.raw_build_id)
+            );
+        }
+        if r.unresolved > 0 {
+            note += &format!("; {} unresolved", frames(r.unresolved));
+            match self.build_id_stack {
+                -95 => note += " (no build-id stack: this kernel has no build-id stack maps)",
+                e if e < 0 => note += &format!(" (no build-id stack: the kernel's error {e})"),
+                _ if !lacking.is_empty() => {
+                    note += &format!(" (no build id: {} linked without one)", lacking.join(", "));
+                }
+                _ => note += " (no build id: anonymous or JIT code, or a file without one)",
             }
         }
+        Some(note)
     }
 }
 
-/// Kernel and user symbols, loaded once.
+/// Kernel and user symbols, loaded once, and the files that build ids may name.
 #[derive(Debug, Default)]
 pub struct Symbolizer {
     kernel: KernelSymbols,
     user: UserSymbols,
+    files: BuildIdIndex,
 }
 
 impl Symbolizer {
-    /// Reads kallsyms under `root` (the ELF files of user stacks are read when first needed).
+    /// Reads kallsyms under `root` (the ELF files of user stacks are read when first needed);
+    /// build ids are looked up in `files`.
     #[must_use]
-    pub fn load(root: &Path) -> Self {
+    pub fn load(root: &Path, files: BuildIdIndex) -> Self {
         Self {
             kernel: KernelSymbols::load(root),
             user: UserSymbols::default(),
+            files,
         }
+    }
+
+    /// The files build ids are looked up in (to note more).
+    pub fn files(&mut self) -> &mut BuildIdIndex {
+        &mut self.files
     }
 
     /// Fills the stacks of `fired` from `stacks`, symbolized.
     pub fn apply(&mut self, fired: &mut super::Fired, stacks: &Stacks) {
         fired.kernel_stack = self.kernel.frames(&stacks.kernel);
-        fired.user_stack = self.user.frames_in(&stacks.maps, &stacks.user);
-        fired.user_maps = stacks.maps_note();
+        let mut user = self.user.frames_in(&stacks.maps, &stacks.user);
+        let resolved = self.by_build_id(&mut user, stacks);
+        fired.user_stack = user;
+        fired.user_maps = stacks.maps_note(&resolved, self.files.lacking());
+    }
+
+    /// Resolves the frames of `user` no mapping covered (or one at another file offset than
+    /// the kernel saw) through their build-id frames, and records every frame's build id and
+    /// file offset.
+    fn by_build_id(&mut self, user: &mut Vec<Frame>, stacks: &Stacks) -> Resolved {
+        // Without an address stack (its map full, say), the build-id frames stand alone.
+        for b in stacks.build_ids.iter().skip(user.len()) {
+            user.push(Frame {
+                addr: if b.status == BUILD_ID_IP {
+                    b.offset_or_ip
+                } else {
+                    0
+                },
+                ..Frame::default()
+            });
+        }
+        let mut found: HashMap<buildid::BuildId, Option<PathBuf>> = HashMap::new();
+        let mut r = Resolved::default();
+        for (i, f) in user.iter_mut().enumerate() {
+            let b = stacks
+                .build_ids
+                .get(i)
+                .filter(|b| b.status == BUILD_ID_VALID);
+            if let Some(b) = b {
+                f.build_id = Some(buildid::hex(&b.build_id));
+                f.file_offset = Some(b.offset_or_ip);
+            }
+            // A map read mid-`exec` (the cache races with the loader) can cover an address
+            // with the wrong file offset: the kernel's offset overrides it.
+            let agrees = || {
+                let m = stacks
+                    .maps
+                    .iter()
+                    .find(|m| (m.start..m.end).contains(&f.addr));
+                match (m, b) {
+                    (Some(m), Some(b)) => f.addr - m.start + m.offset == b.offset_or_ip,
+                    _ => true,
+                }
+            };
+            match b {
+                _ if f.object.is_some() && agrees() => r.by_maps += 1,
+                None => r.unresolved += 1,
+                Some(b) => {
+                    let path = found
+                        .entry(b.build_id)
+                        .or_insert_with(|| self.files.find(&b.build_id, &stacks.comm));
+                    if let Some(path) = path {
+                        f.symbol = self.user.lookup(path, b.offset_or_ip);
+                        f.object = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                        r.by_build_id += 1;
+                    } else {
+                        r.raw_build_id += 1;
+                    }
+                }
+            }
+        }
+        r
     }
 }
 
@@ -422,12 +604,10 @@ mod tests {
         assert_eq!(m[1].path, Path::new("/usr/bin/x"));
     }
 
-    #[test]
-    fn user_frames_resolve_through_the_mapping_and_the_elf_segments() {
-        // This test binary itself: find a function's address in the ELF, map the file at an
-        // arbitrary base as the loader would, and resolve an address inside the function.
-        let exe = std::env::current_exe().unwrap();
-        let elf = Elf::read(&exe).expect("the test binary is an ELF file");
+    /// The address, symbol name and segment (file offset, size, address) of a test function
+    /// in the test binary `exe`.
+    fn test_function(exe: &Path) -> (u64, String, (u64, u64, u64)) {
+        let elf = Elf::read(exe).expect("the test binary is an ELF file");
         let (vaddr, _, name) = elf
             .table
             .syms
@@ -435,11 +615,20 @@ mod tests {
             .find(|s| s.1 > 8 && s.2.contains("kernel_frames_name_the_enclosing_function"))
             .cloned()
             .expect("the test function has a symbol");
-        let &(seg_off, seg_size, seg_vaddr) = elf
+        let &segment = elf
             .segments
             .iter()
             .find(|(_, sz, va)| (*va..va + sz).contains(&vaddr))
             .expect("a segment holds the function");
+        (vaddr, name, segment)
+    }
+
+    #[test]
+    fn user_frames_resolve_through_the_mapping_and_the_elf_segments() {
+        // This test binary itself: find a function's address in the ELF, map the file at an
+        // arbitrary base as the loader would, and resolve an address inside the function.
+        let exe = std::env::current_exe().unwrap();
+        let (vaddr, name, (seg_off, seg_size, seg_vaddr)) = test_function(&exe);
         let base = 0x5500_0000_0000;
         let maps = [Mapping {
             start: base,
@@ -481,7 +670,9 @@ mod tests {
         std::fs::copy(proc7.join("maps"), root.join("proc/8/maps")).unwrap();
         std::fs::write(root.join("proc/8/comm"), "snapshot\n").unwrap();
         let mut cache = MapsCache::default();
-        cache.refresh(&root, [7, 8, 9], 1_000_000);
+        let mut seen = BuildIdIndex::default();
+        cache.refresh(&root, [7, 8, 9], 1_000_000, &mut seen);
+        assert_eq!(seen.len(), 1, "the one file mapped by 7 is noted");
         assert_eq!(
             cache.entries.len(),
             1,
@@ -505,7 +696,14 @@ mod tests {
         assert_eq!(gone.source, MapsSource::Cached(1_000_000));
         assert_eq!(gone.maps.len(), 1);
         assert_eq!(
-            gone.maps_note().as_deref(),
+            gone.maps_note(
+                &Resolved {
+                    by_maps: 1,
+                    ..Resolved::default()
+                },
+                &[]
+            )
+            .as_deref(),
             Some("cached 120 ms before the trigger, the process having exited")
         );
         assert_eq!(
@@ -516,11 +714,110 @@ mod tests {
         std::fs::remove_file(root.join("proc/8/maps")).unwrap();
         assert_eq!(at(&cache, 8, "snapshot").source, MapsSource::Missing);
         // Refreshing keeps the entry of a process gone; the dead are forgotten on request.
-        cache.refresh(&root, [7], 2_000_000);
+        cache.refresh(&root, [7], 2_000_000, &mut seen);
         assert_eq!(at(&cache, 7, "work").source, MapsSource::Cached(1_000_000));
         std::fs::remove_dir_all(&proc7).unwrap();
         cache.retain_alive(&root);
         assert!(cache.entries.is_empty());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A crashed process whose map was never read: its frames resolve through their build id
+    /// and file offset when a file with that build id is known, show the raw build id when
+    /// none is, and the note says which way each went.
+    #[test]
+    fn frames_without_a_map_resolve_by_build_id() {
+        let exe = std::env::current_exe().unwrap();
+        let id = buildid::read_build_id(&exe).expect("the test binary has a build id");
+        let (vaddr, name, (seg_off, _, seg_vaddr)) = test_function(&exe);
+        let offset = vaddr - seg_vaddr + seg_off + 4;
+        let mut other = id;
+        other[0] ^= 0xff;
+        let frames = [
+            BuildIdFrame {
+                status: BUILD_ID_VALID,
+                build_id: id,
+                offset_or_ip: offset,
+            },
+            BuildIdFrame {
+                status: BUILD_ID_VALID,
+                build_id: other,
+                offset_or_ip: 0x1234,
+            },
+            BuildIdFrame {
+                status: BUILD_ID_IP,
+                build_id: [0; 20],
+                offset_or_ip: 0x7000,
+            },
+        ];
+        let root = Path::new("/nonexistent-root");
+        let gone = |frames: &[BuildIdFrame], id| {
+            Stacks::read_cached(
+                root,
+                (7, "work"),
+                vec![],
+                vec![0x5000, 0x6000, 0x7000],
+                None,
+                0,
+            )
+            .with_build_ids(id, frames.to_vec())
+        };
+        let mut files = BuildIdIndex::default();
+        files.note(&exe);
+        let mut sym = Symbolizer {
+            files,
+            ..Symbolizer::default()
+        };
+        let mut fired = crate::snapshot::Fired::default();
+        sym.apply(&mut fired, &gone(&frames, 3));
+        let f = &fired.user_stack;
+        let want = format!("{:#}+0x4", rustc_demangle::demangle(&name));
+        assert_eq!(f[0].symbol.as_deref(), Some(want.as_str()));
+        assert_eq!(
+            f[0].object,
+            exe.file_name().map(|n| n.to_string_lossy().into_owned())
+        );
+        assert_eq!(f[0].build_id.as_deref(), Some(buildid::hex(&id).as_str()));
+        assert_eq!(
+            f[1].describe(),
+            format!("build-id {}+0x1234", buildid::hex(&other)),
+            "no file has it: the raw build id, for later"
+        );
+        assert_eq!(f[2].describe(), "0x7000");
+        assert_eq!(
+            fired.user_maps.as_deref(),
+            Some(
+                "by build id: the process had exited and no map of it was cached; 1 frame by raw build id (no file with it was found: see /usr/lib/debug/.build-id or the binary's `readelf -n`); 1 frame unresolved (no build id: anonymous or JIT code, or a file without one)"
+            )
+        );
+        // A map cached mid-exec puts the address at another file offset than the kernel saw:
+        // the build-id frame wins.
+        let stale = Stacks {
+            user: vec![0x5000],
+            maps: vec![Mapping {
+                start: 0x5000,
+                end: 0x6000,
+                offset: 0,
+                path: exe.clone(),
+            }],
+            source: MapsSource::Cached(0),
+            ..Stacks::default()
+        }
+        .with_build_ids(3, frames[..1].to_vec());
+        sym.apply(&mut fired, &stale);
+        assert_eq!(fired.user_stack[0].symbol.as_deref(), Some(want.as_str()));
+        assert_eq!(
+            fired.user_maps.as_deref(),
+            Some("cached 0 ms before the trigger, the process having exited; 1 frame by build id")
+        );
+        // Without build-id stacks (an old kernel), the note says why nothing resolved.
+        sym.apply(&mut fired, &gone(&[], -95));
+        assert!(fired.user_stack.iter().all(|f| f.symbol.is_none()));
+        assert_eq!(
+            fired.user_maps.as_deref(),
+            Some(
+                "none: the process had exited and no map of it was cached; 3 frames unresolved (no build-id stack: this kernel has no build-id stack maps)"
+            )
+        );
     }
 }

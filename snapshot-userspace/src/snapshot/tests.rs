@@ -43,11 +43,14 @@ pub(crate) fn sample() -> Snapshot {
                     addr: 0xffff_ffff_8120_001a,
                     symbol: Some("vfs_read+0x1a".into()),
                     object: None,
+                    ..Default::default()
                 }],
                 user_stack: vec![Frame {
                     addr: 0x5500_0000_1234,
                     symbol: None,
                     object: Some("workload".into()),
+                    build_id: Some("0102".into()),
+                    file_offset: Some(0x1234),
                 }],
                 user_maps: Some("read at the trigger".into()),
                 sequence: None,

@@ -1,7 +1,8 @@
 //! The few `bpf(2)` commands used outside aya: loading tiny programs to probe what the kernel
-//! offers (`probe::features`), creating maps for the same, and pushing or popping the tokens
+//! offers (`probe::features`), creating maps for the same, pushing or popping the tokens
 //! of queue maps (`session::control` on kernels without BPF atomics), which aya's `Queue` can
-//! only do through a `&mut` borrow of the loaded object.
+//! only do through a `&mut` borrow of the loaded object, and reading the build-id stack map,
+//! whose values aya's `StackTraceMap` cannot decode.
 
 use std::{
     io,
@@ -14,6 +15,8 @@ const MAP_CREATE: libc::c_long = 0;
 const MAP_LOOKUP_ELEM: libc::c_long = 1;
 /// `BPF_MAP_UPDATE_ELEM` (push, for a queue).
 const MAP_UPDATE_ELEM: libc::c_long = 2;
+/// `BPF_MAP_DELETE_ELEM`.
+const MAP_DELETE_ELEM: libc::c_long = 3;
 /// `BPF_PROG_LOAD`.
 const PROG_LOAD: libc::c_long = 5;
 /// `BPF_RAW_TRACEPOINT_OPEN` (also attaches fentry/fexit programs).
@@ -225,6 +228,39 @@ pub fn queue_pop(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
 pub fn queue_peek(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
     let mut v = 0;
     Ok(queue_op(fd, MAP_LOOKUP_ELEM, &mut v)?.then_some(v))
+}
+
+/// Reads the value of `key` in map `fd` into `value`, which must be the map's value size
+/// (`false`: no such key).
+pub fn map_lookup(fd: BorrowedFd<'_>, key: u32, value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        pad: 0,
+        key: core::ptr::from_ref(&key) as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    match bpf(MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes `key` from map `fd` (`false`: no such key).
+pub fn map_delete(fd: BorrowedFd<'_>, key: u32) -> io::Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        pad: 0,
+        key: core::ptr::from_ref(&key) as u64,
+        value: 0,
+        flags: 0,
+    };
+    match bpf(MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -245,9 +245,19 @@ pub fn wait_until_recording(out: &OutDir) {
 /// Starts `snapshot record --out DIR ARGS…` in the background (output captured) and waits
 /// until it records; finish it with a signal and [`collect`].
 pub fn spawn_recorder(out: &OutDir, args: &[&str]) -> std::process::Child {
+    spawn_recorder_with_env(out, args, &[])
+}
+
+/// [`spawn_recorder`] with extra environment variables.
+pub fn spawn_recorder_with_env(
+    out: &OutDir,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Child {
     let child = Command::new(&*SNAPSHOT)
         .args(["record", "--out", &out.arg()])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

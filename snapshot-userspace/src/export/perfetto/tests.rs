@@ -219,6 +219,7 @@ fn trigger_carries_the_post_window_and_the_stacks() {
             addr: 1,
             symbol: Some(sym.into()),
             object: None,
+            ..Default::default()
         })
         .to_vec();
     let t = decoded(&s);
