@@ -63,10 +63,27 @@ fn uprobe_and_uretprobe_see_arguments_and_return_values() {
 fn pid_filter_is_applied_in_the_kernel() {
     require_root();
     // Target: 7 calls. Bystander: same binary, 11 calls, not targeted. Both start calling
-    // once the recorder records.
+    // once the recorder records; the target only once the bystander is done, so that all the
+    // bystander's calls are made while the recorder records (and the bystander cannot miss
+    // the pid file of a recorder that is already gone).
     let out = common::OutDir::new();
-    let mut target = common::held_workload(&out, &["sleep-calls", "0", "7"]);
-    let mut bystander = common::held_workload(&out, &["sleep-calls", "0", "11"]);
+    let marks = common::OutDir::new();
+    std::fs::create_dir_all(&marks.0).expect("a directory for the bystander's mark");
+    let done = marks.0.join("bystander-done");
+    let mut bystander = std::process::Command::new(WORKLOAD)
+        .args(["sleep-calls", "0", "11"])
+        .env("SNAPSHOT_WORKLOAD_WAIT_FOR", out.0.join(".recorder.pid"))
+        .env("SNAPSHOT_WORKLOAD_DONE", &done)
+        .spawn()
+        .expect("bystander");
+    let mut target = std::process::Command::new(WORKLOAD)
+        .args(["sleep-calls", "0", "7"])
+        .env(
+            "SNAPSHOT_WORKLOAD_WAIT_FOR",
+            std::env::join_paths([out.0.join(".recorder.pid"), done]).expect("no `:` in them"),
+        )
+        .spawn()
+        .expect("target");
     let pid = target.id().to_string();
     let probe = workload_probe("uprobe");
     let run = common::record_into(
@@ -81,8 +98,14 @@ fn pid_filter_is_applied_in_the_kernel() {
             &pid,
         ],
     );
-    target.wait().expect("target");
-    bystander.wait().expect("bystander");
+    assert!(
+        target.wait().expect("target").success(),
+        "the target failed"
+    );
+    assert!(
+        bystander.wait().expect("bystander").success(),
+        "the bystander failed"
+    );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         run.events.len(),

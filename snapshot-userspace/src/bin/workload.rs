@@ -612,28 +612,39 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// With this variable set to a path, the workload first waits (up to 120 s) for the path to
-/// exist: tests point it at a recorder's pid file, so that the calls start once the probes
-/// are attached, however long that takes on a loaded machine.
+/// With this variable set to paths (`:`-separated), the workload first waits (up to 120 s) for
+/// each to exist: tests point it at a recorder's pid file, so that the calls start once the
+/// probes are attached, however long that takes on a loaded machine.
 const WAIT_FOR: &str = "SNAPSHOT_WORKLOAD_WAIT_FOR";
+/// With this variable set to a path, the workload creates that file once its calls are done:
+/// another workload can wait for it (`WAIT_FOR`), so that both run while one recorder does.
+const DONE: &str = "SNAPSHOT_WORKLOAD_DONE";
 
-fn wait_for(path: &std::path::Path) -> anyhow::Result<()> {
+fn wait_for(paths: &std::ffi::OsStr) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    while !path.exists() {
-        anyhow::ensure!(
-            start.elapsed() < std::time::Duration::from_secs(120),
-            "{} did not appear within 120 s",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    for path in std::env::split_paths(paths) {
+        while !path.exists() {
+            anyhow::ensure!(
+                start.elapsed() < std::time::Duration::from_secs(120),
+                "{} did not appear within 120 s",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let waited = std::env::var_os(WAIT_FOR).map_or(Ok(()), |p| wait_for(p.as_ref()));
-    match waited.and_then(|()| run(&args)) {
+    let waited = std::env::var_os(WAIT_FOR).map_or(Ok(()), |p| wait_for(&p));
+    let done = |()| {
+        std::env::var_os(DONE).map_or(Ok(()), |p| {
+            std::fs::write(&p, b"")
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))
+        })
+    };
+    match waited.and_then(|()| run(&args)).and_then(done) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("snapshot-workload: {e:#}");
