@@ -143,8 +143,6 @@ pub mod names {
     pub const GLOBAL_TRIGGER_LEN: &str = "SNAPSHOT_TRIGGER_LEN";
     /// The loaded trigger's shape: the operations it may use (`shape::TriggerShape::ops`).
     pub const GLOBAL_TRIGGER_OPS: &str = "SNAPSHOT_TRIGGER_OPS";
-    /// The loaded trigger's shape: the fields it may read (`shape::TriggerShape::fields`).
-    pub const GLOBAL_TRIGGER_FIELDS: &str = "SNAPSHOT_TRIGGER_FIELDS";
     /// Queue of one token: present while the spare is armed (kernels without BPF atomic
     /// exchange; see `snapshot-ebpf/src/atomic.rs`).
     pub const ARM_TOKEN: &str = "ARM_TOKEN";

@@ -172,14 +172,12 @@ pub fn subject_pid(id: u32) -> u32 {
     unsafe { core::ptr::read_volatile((&raw const SNAPSHOT_SUBJECT_PID).cast::<u32>().add(i)) }
 }
 
-/// The loaded trigger's shape (`snapshot_common::shape`): most instructions, the operations
-/// and the fields it may use. Load-time constants: the verifier walks only what they allow.
+/// The loaded trigger's shape (`snapshot_common::shape`): most instructions and the
+/// operations it may use. Load-time constants: the verifier walks only what they allow.
 #[unsafe(no_mangle)]
 static SNAPSHOT_TRIGGER_LEN: u32 = MAX_INSNS as u32;
 #[unsafe(no_mangle)]
 static SNAPSHOT_TRIGGER_OPS: u32 = u32::MAX;
-#[unsafe(no_mangle)]
-static SNAPSHOT_TRIGGER_FIELDS: u32 = u32::MAX;
 
 /// Most instructions of the loaded trigger (a load-time constant).
 #[inline(always)]
@@ -189,18 +187,11 @@ pub fn trigger_len() -> usize {
 }
 
 /// True when the loaded trigger may use operation `op` (a load-time constant for a constant
-/// `op`: the verifier prunes the operations the trigger does not use).
+/// `op`: the verifier prunes what a branch on it guards).
 #[inline(always)]
 pub fn trigger_uses(op: u8) -> bool {
     // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
     unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_OPS) & shape::bit(op) != 0 }
-}
-
-/// True when the loaded trigger may read field `code` (as [`trigger_uses`]).
-#[inline(always)]
-pub fn trigger_reads(code: u8) -> bool {
-    // SAFETY: a plain u32 static; volatile only stops constant folding of the placeholder.
-    unsafe { core::ptr::read_volatile(&raw const SNAPSHOT_TRIGGER_FIELDS) & shape::bit(code) != 0 }
 }
 
 /// True when the kernel has `feature` (a `kfeature` bit). A load-time constant: the verifier

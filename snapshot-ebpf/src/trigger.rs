@@ -4,13 +4,15 @@
 //! and pushed as booleans by `op::STR`.
 //!
 //! Verifier-friendliness: the loop is bounded by `MAX_INSNS` and by the loaded trigger's length,
-//! each operation and field is guarded by the loaded trigger's shape (`snapshot_common::shape`:
-//! load-time constants, so the verifier skips what this trigger cannot reach, about half of a
-//! probe program's verification), every index is masked, and the
-//! machine's state lives in this CPU's `SCRATCH` value, read and written through volatile
-//! accesses. Registers then carry nothing that differs between the branches of one
-//! instruction, so the verifier's states converge after each instruction instead of
-//! multiplying with every path.
+//! and the string comparisons are there only when the loaded trigger has some (its shape,
+//! `snapshot_common::shape`: load-time constants, so the verifier walks only the iterations
+//! and the string code this trigger reaches: most of a probe program's verification). Every
+//! index is masked, and the machine's state lives in this CPU's `SCRATCH` value, read and
+//! written through volatile accesses. Registers then carry nothing that differs between the
+//! branches of one instruction, so the verifier's states converge after each instruction
+//! instead of multiplying with every path. (Guarding each operation by the shape as well was
+//! measured to undo that: constants left in registers kept states apart, and a uretprobe with
+//! a broad trigger went past the verifier's million instructions.)
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_smp_processor_id},
@@ -24,7 +26,7 @@ use snapshot_common::{
 
 use crate::{
     flip,
-    maps::{SCRATCH, Scratch, TRIGGER_STATE, TRIGGERS, trigger_len, trigger_reads, trigger_uses},
+    maps::{SCRATCH, Scratch, TRIGGER_STATE, TRIGGERS, trigger_len, trigger_uses},
     record::Payload,
     sequence, strmatch,
 };
@@ -61,24 +63,19 @@ fn field(
     if probe != ANY_PROBE && probe != probe_id {
         return (0, false);
     }
-    // Each arm is guarded by the loaded shape: the verifier drops the fields no trigger reads.
     match code {
-        0 if trigger_reads(0) => (p.args[0], true),
-        1 if trigger_reads(1) => (p.args[1], true),
-        2 if trigger_reads(2) => (p.args[2], true),
-        3 if trigger_reads(3) => (p.args[3], true),
-        4 if trigger_reads(4) => (p.args[4], true),
-        5 if trigger_reads(5) => (p.args[5], true),
-        FIELD_RET if trigger_reads(FIELD_RET) => (p.ret, p.flags & EVENT_HAS_RET != 0),
-        FIELD_LATENCY if trigger_reads(FIELD_LATENCY) => {
-            (duration.unwrap_or(0), duration.is_some())
-        }
-        FIELD_PID if trigger_reads(FIELD_PID) => (pid_tgid >> 32, true),
-        FIELD_TID if trigger_reads(FIELD_TID) => (pid_tgid & 0xffff_ffff, true),
+        0 => (p.args[0], true),
+        1 => (p.args[1], true),
+        2 => (p.args[2], true),
+        3 => (p.args[3], true),
+        4 => (p.args[4], true),
+        5 => (p.args[5], true),
+        FIELD_RET => (p.ret, p.flags & EVENT_HAS_RET != 0),
+        FIELD_LATENCY => (duration.unwrap_or(0), duration.is_some()),
+        FIELD_PID => (pid_tgid >> 32, true),
+        FIELD_TID => (pid_tgid & 0xffff_ffff, true),
         // SAFETY: helper without preconditions.
-        FIELD_CPU if trigger_reads(FIELD_CPU) => {
-            (u64::from(unsafe { bpf_get_smp_processor_id() }), true)
-        }
+        FIELD_CPU => (u64::from(unsafe { bpf_get_smp_processor_id() }), true),
         _ => (0, false),
     }
 }
@@ -154,7 +151,7 @@ pub fn check<C: StackIdContext>(
             }
             let insn = rd(&raw const (*prog).insns[pc]);
             match insn.op {
-                op::FIELD if trigger_uses(op::FIELD) => {
+                op::FIELD => {
                     let (v, ok) = field(insn.a, insn.b, probe_id, payload, pid_tgid, duration);
                     if ok && rd(&raw const (*s).have) == 0 {
                         wr(&raw mut (*s).value, v);
@@ -162,20 +159,20 @@ pub fn check<C: StackIdContext>(
                     }
                     push(s, v, ok);
                 }
-                op::CONST if trigger_uses(op::CONST) => push(
+                op::CONST => push(
                     s,
                     rd(&raw const (*prog).consts[(insn.b as usize) & (MAX_CONSTS - 1)]),
                     true,
                 ),
-                op::STR if trigger_uses(op::STR) => {
+                op::STR => {
                     let r = strmatch::result(insn.b);
                     push(s, r & 1, r & 2 != 0);
                 }
-                op::COMM_EQ if trigger_uses(op::COMM_EQ) => {
+                op::COMM_EQ => {
                     let comm = bpf_get_current_comm().unwrap_or_default();
                     push(s, u64::from(comm == rd(&raw const (*prog).comm)), true);
                 }
-                op::CMP | op::BITAND if trigger_uses(op::CMP) || trigger_uses(op::BITAND) => {
+                op::CMP | op::BITAND => {
                     let (r, rok) = pop(s);
                     let (l, lok) = pop(s);
                     let v = if insn.op == op::CMP {
@@ -185,11 +182,11 @@ pub fn check<C: StackIdContext>(
                     };
                     push(s, u64::from(v), lok && rok);
                 }
-                op::NOT if trigger_uses(op::NOT) => {
+                op::NOT => {
                     let (v, ok) = pop(s);
                     push(s, u64::from(v == 0), ok);
                 }
-                op::AND | op::OR if trigger_uses(op::AND) || trigger_uses(op::OR) => {
+                op::AND | op::OR => {
                     let (r, rok) = pop(s);
                     let (l, lok) = pop(s);
                     let (l, r) = (lok && l != 0, rok && r != 0);
@@ -199,7 +196,7 @@ pub fn check<C: StackIdContext>(
                         true,
                     );
                 }
-                op::MAX | op::CHANGED if trigger_uses(op::MAX) || trigger_uses(op::CHANGED) => {
+                op::MAX | op::CHANGED => {
                     let (v, ok) = pop(s);
                     let mut result = false;
                     if ok && let Some(state) = TRIGGER_STATE.get_ptr_mut(0) {
@@ -218,7 +215,7 @@ pub fn check<C: StackIdContext>(
                     }
                     push(s, u64::from(result), true);
                 }
-                op::SEQ_MATCH if trigger_uses(op::SEQ_MATCH) => {
+                op::SEQ_MATCH => {
                     let (v, ok) = pop(s);
                     let mut hit = false;
                     if ok && v != 0 {
@@ -234,7 +231,7 @@ pub fn check<C: StackIdContext>(
                     }
                     push(s, u64::from(hit), true);
                 }
-                op::SEQ_ARM if trigger_uses(op::SEQ_ARM) => {
+                op::SEQ_ARM => {
                     let (v, ok) = pop(s);
                     if ok && v != 0 {
                         sequence::arm(insn.a, pid_tgid, ts);

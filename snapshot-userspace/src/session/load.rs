@@ -197,11 +197,6 @@ pub fn load_with(config: &LoadConfig, extra: &Extra<'_>) -> anyhow::Result<Ebpf>
         .override_global(names::GLOBAL_SUBJECT_PID, &config.subject_pid, true)
         .override_global(names::GLOBAL_TRIGGER_LEN, &config.trigger_shape.len, true)
         .override_global(names::GLOBAL_TRIGGER_OPS, &config.trigger_shape.ops, true)
-        .override_global(
-            names::GLOBAL_TRIGGER_FIELDS,
-            &config.trigger_shape.fields,
-            true,
-        )
         // The kernel side logs only what this process prints (see `log`); not required to
         // exist: an object without aya-log records the same.
         .override_global(aya_log::LEVEL, &log_level, false)

@@ -90,8 +90,8 @@ pub struct SessionConfig<'a> {
     /// Whether the trigger has a sequence (sizes its per-thread state).
     pub sequences: bool,
     /// The trigger's compiler. Called before load with the probes as planned (a failure there
-    /// only loads the full interpreter: the attach reports the probe's own error first), and
-    /// after attach with the probes as attached, whose program is installed.
+    /// loads no evaluator: the attach reports the probe's own error first), and after attach
+    /// with the probes as attached, whose program is installed.
     pub trigger: CompileTrigger<'a>,
 }
 
@@ -288,8 +288,12 @@ impl Session {
         let planned: Vec<ProbeInfo> = (config.specs.iter().enumerate())
             .map(|(id, spec)| planned_info(id, spec, &plans[id]))
             .collect();
+        // A trigger that does not compile against the probes as planned does not against them
+        // as attached either: the probes load without an evaluator (the full one can exceed
+        // the verifier's million instructions), their own errors come first, and then the
+        // trigger's, as from the compile after attach.
         load_config.trigger_shape =
-            (config.trigger)(&planned).map_or(TriggerShape::FULL, |p| TriggerShape::of(&p));
+            (config.trigger)(&planned).map_or(TriggerShape::EMPTY, |p| TriggerShape::of(&p));
         let mut ebpf = load::load(&load_config)?;
         if let Targets::Processes(pids) = config.targets {
             for &tgid in pids {
