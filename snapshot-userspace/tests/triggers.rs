@@ -119,6 +119,40 @@ fn latency_trigger_fires_on_the_slow_call_only() {
     common::assert_duration_close(f.value as u64, measured[1], "the latency that fired");
 }
 
+/// A broad trigger on an entry/return pair (state, `comm`, bit and logic operations, every
+/// kind of field, the pair's `ret` and `latency`) loads: the shape it is loaded for
+/// (`snapshot_common::shape`) must keep each program within the verifier's million
+/// instructions (guarding each operation by the shape once went past it on the uretprobe),
+/// and the latency fires on the slow call.
+#[test]
+fn a_broad_trigger_on_a_pair_loads_and_fires() {
+    require_root();
+    let entry = common::sleep_probe("uprobe");
+    let ret = common::sleep_probe("uretprobe");
+    let f = "snapshot_workload_sleep";
+    let trigger = format!(
+        "max({f}.arg0) && comm == \"nobody\" || changed({f}.arg0) && !({f}.arg0 & 4) && pid == 1 \
+         || tid == 1 && cpu == 4096 || {f}.ret < -4095 || {f}.latency > 100ms"
+    );
+    let run = record(&[
+        "--probe",
+        &entry,
+        "--probe",
+        &ret,
+        "--trigger",
+        &trigger,
+        "--dump-on-exit",
+        "--",
+        WORKLOAD,
+        "timed-sleeps",
+        "20",
+        "200",
+        "20",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(fires(&run), 1, "only the 200 ms call: {}", run.stderr);
+}
+
 #[test]
 fn bad_expressions_show_a_caret_and_a_hint() {
     require_root();
