@@ -513,6 +513,7 @@ fn a_trigger_larger_than_the_one_loaded_is_refused() {
         rules: Rules::default(),
         string_size: 0,
         sequences: false,
+        build_id_stacks: false,
         trigger: &|probes| Ok(trigger::compile(std::slice::from_ref(&loaded), probes)?),
     });
     let mut session = session.expect("the session starts");

@@ -10,7 +10,7 @@ use super::Controller;
 use crate::{
     snapshot::{
         Fired, SequenceFired,
-        symbols::{NO_MAPS_ENV, Stacks},
+        symbols::{BUILD_ID_STACK_NOT_TAKEN, NO_MAPS_ENV, Stacks},
     },
     sys::comm_str,
 };
@@ -35,7 +35,11 @@ impl Controller {
             n.ts_ns,
         )
         .with_build_ids(
-            n.ustack_build_id.into(),
+            if self.session.build_id_stacks() {
+                n.ustack_build_id.into()
+            } else {
+                BUILD_ID_STACK_NOT_TAKEN
+            },
             self.session.take_build_id_stack(n.ustack_build_id.into()),
         );
         for m in stacks.mappings() {

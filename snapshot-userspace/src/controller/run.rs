@@ -239,6 +239,7 @@ pub async fn run(rec: &Recording, reporter: &mut dyn Reporter) -> anyhow::Result
         rules: rec.rules,
         string_size: rec.string_size,
         sequences: !trigger::sequences(&ordered).is_empty(),
+        build_id_stacks: trigger::builtin::watches_deaths(&rec.triggers),
         trigger: &|probes| Ok(trigger::compile_sized(&ordered, probes, rec.string_size)?),
     })?;
     if let Some(ms) = std::env::var(ATTACH_DELAY_ENV)

@@ -95,6 +95,10 @@ impl Table {
     }
 }
 
+/// The build-id stack id of a snapshot whose trigger does not take one (only the crash, oom
+/// and signal triggers do: see `session::SessionConfig::build_id_stacks`).
+pub const BUILD_ID_STACK_NOT_TAKEN: i64 = i64::MIN;
+
 /// Kernel symbols from a kallsyms listing.
 #[derive(Debug, Default)]
 pub struct KernelSymbols {
@@ -464,6 +468,10 @@ impl Stacks {
         if r.unresolved > 0 {
             note += &format!("; {} unresolved", frames(r.unresolved));
             match self.build_id_stack {
+                BUILD_ID_STACK_NOT_TAKEN => {
+                    note +=
+                        " (no build-id stack: taken for the crash, oom and signal triggers only)";
+                }
                 -95 => note += " (no build-id stack: this kernel has no build-id stack maps)",
                 e if e < 0 => note += &format!(" (no build-id stack: the kernel's error {e})"),
                 _ if !lacking.is_empty() => {

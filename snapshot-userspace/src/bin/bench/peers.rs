@@ -133,6 +133,7 @@ fn recorder_on(
         rules: Rules::default(),
         string_size,
         sequences: matches!(trigger, Trigger::Sequence { .. }),
+        build_id_stacks: false,
         trigger: &|probes| Ok(trigger::compile(std::slice::from_ref(&trigger), probes)?),
     })?;
     Ok(Box::new(move || {

@@ -248,4 +248,12 @@ fn frames_without_a_map_resolve_by_build_id() {
             "none: the process had exited and no map of it was cached; 3 frames unresolved (no build-id stack: this kernel has no build-id stack maps)"
         )
     );
+    // A trigger that does not watch deaths takes none, and the note says so.
+    sym.apply(&mut fired, &gone(&[], BUILD_ID_STACK_NOT_TAKEN));
+    assert_eq!(
+        fired.user_maps.as_deref(),
+        Some(
+            "none: the process had exited and no map of it was cached; 3 frames unresolved (no build-id stack: taken for the crash, oom and signal triggers only)"
+        )
+    );
 }
