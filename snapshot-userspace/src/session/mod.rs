@@ -70,6 +70,10 @@ pub enum SessionError {
 pub type CompileTrigger<'a> = &'a dyn Fn(&[ProbeInfo]) -> anyhow::Result<TriggerProgram>;
 
 /// What a recording session needs.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one recording, each named where it is set"
+)]
 pub struct SessionConfig<'a> {
     /// Probe specs, in probe-id order.
     pub specs: &'a [ProbeSpec],
